@@ -1,0 +1,16 @@
+// The subcommands of wsi-heatmap. Each lives in its own file with an options struct, a
+// setup_<name>(CLI::App&) that registers it, and a run_<name>(const Options&) that does the work.
+// main.cpp only wires them and turns exceptions into exit codes (2 usage, 1 bad input/failure).
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace wsi::cli {
+
+void setup_info(CLI::App& app);
+void setup_synth(CLI::App& app);
+
+// Prints to stderr with the program prefix; the CLI is the only place that prints.
+void print_error(const std::string& message);
+
+}  // namespace wsi::cli

@@ -1,0 +1,41 @@
+#include <cstdio>
+#include <iostream>
+
+#include "commands.hpp"
+#include "wsi/error.hpp"
+
+namespace wsi::cli {
+void print_error(const std::string& message) { std::cerr << "wsi-heatmap: error: " << message << "\n"; }
+}  // namespace wsi::cli
+
+int main(int argc, char** argv) {
+  CLI::App app{"wsi-heatmap: tumour-probability and Grad-CAM heatmaps for whole-slide images", "wsi-heatmap"};
+  app.set_version_flag("--version", std::string("wsi-heatmap ") + WSI_VERSION);
+  app.require_subcommand(1);
+  wsi::cli::setup_info(app);
+  wsi::cli::setup_synth(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::RuntimeError& e) {
+    return e.get_exit_code();
+  } catch (const CLI::ParseError& e) {
+    wsi::cli::print_error(std::string(e.what()) + " (run with --help for usage)");
+    return 2;
+  } catch (const wsi::UsageError& e) {
+    wsi::cli::print_error(e.what());
+    return 2;
+  } catch (const wsi::Error& e) {
+    wsi::cli::print_error(e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    wsi::cli::print_error(std::string("unexpected failure: ") + e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# One entry point for a fresh Debian 12 machine (run as root, or as a user with sudo):
+#   tools/setup.sh demo   install what is missing, build, run the main job on the embedded default
+#   tools/setup.sh test   install what is missing, build with warnings as errors, run the test suite
+#   tools/setup.sh deps   only install the Debian packages (idempotent)
+#   tools/setup.sh build  deps + release build
+# Everything comes from Debian's own packages (apt); nothing is downloaded from anywhere else.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Build tools, the libraries we link, the command-line tools tests call, and OpenBLAS so LibTorch
+# does not fall back to the reference BLAS (25x slower, see ../shared/MACHINE-NOTES.md).
+PACKAGES=(
+  g++ cmake ninja-build pkg-config
+  libopenslide-dev libvips-dev libtorch-dev libtbb-dev libtiff-dev libjpeg-dev
+  libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev libhdf5-dev
+  libopenblas0-pthread
+  openslide-tools libvips-tools
+)
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+install_deps() {
+  local missing=()
+  for p in "${PACKAGES[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+      missing+=("$p")
+    fi
+  done
+  if [ ${#missing[@]} -eq 0 ]; then
+    log "all ${#PACKAGES[@]} Debian packages already installed"
+    return
+  fi
+  local sudo=()
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { log "need root (or sudo) to install: ${missing[*]}"; exit 1; }
+    sudo=(sudo)
+  fi
+  log "installing ${#missing[@]} missing packages: ${missing[*]}"
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+jobs() { nproc 2>/dev/null || echo 2; }
+
+build() {
+  local preset=$1
+  log "configuring and building (preset $preset)"
+  cmake --preset "$preset" >/dev/null
+  cmake --build --preset "$preset" -j "$(jobs)"
+}
+
+demo() {
+  local slide=build/demo/demo-slide.tif
+  if [ ! -f "$slide" ]; then
+    log "generating the demo slide $slide (synthetic H&E lymph node, seed 1)"
+    mkdir -p build/demo
+    build/wsi-heatmap synth --out "$slide" --size 8192x8192 --seed 1 --mpp 0.25 --tumours 2 \
+      --mask build/demo/demo-mask.tif --annotations build/demo/demo-annotations.xml
+  fi
+  build/wsi-heatmap info "$slide"
+}
+
+case "${1:-}" in
+  deps) install_deps ;;
+  build) install_deps; build release ;;
+  demo) install_deps; build release; demo ;;
+  test)
+    install_deps
+    build ci
+    log "running the test suite"
+    ctest --preset ci -j "$(jobs)"
+    ;;
+  *) echo "usage: tools/setup.sh demo|test|deps|build" >&2; exit 2 ;;
+esac
