@@ -1,4 +1,5 @@
 // `wsi-heatmap info SLIDE [--json] [--properties] [--mpp M]`: what a slide contains.
+#include <algorithm>
 #include <iomanip>
 #include <iostream>
 #include <memory>
@@ -23,6 +24,7 @@ nlohmann::json to_json(const Slide& s) {
   nlohmann::json j;
   j["path"] = s.path().string();
   j["vendor"] = s.vendor();
+  j["pixel_backend"] = std::string(s.pixel_backend());
   j["width"] = s.width();
   j["height"] = s.height();
   const Mpp& m = s.mpp();
@@ -53,7 +55,7 @@ void print_text(const Slide& s, bool with_properties) {
   std::ostringstream o;
   const Mpp& m = s.mpp();
   o << "slide       " << s.path().string() << "\n"
-    << "vendor      " << s.vendor() << "\n"
+    << "vendor      " << s.vendor() << "  (pixels decoded by " << s.pixel_backend() << ")\n"
     << "size        " << s.width() << " x " << s.height() << " px (level 0)\n";
   o << "mpp         ";
   if (m.known()) {
@@ -98,10 +100,24 @@ void print_text(const Slide& s, bool with_properties) {
   std::cout << o.str();
 }
 
+// Decodes one tile-sized region in the middle of the coarsest level, so a slide whose header is
+// fine but whose pixels are corrupt fails here rather than hours into a run.
+Region decode_check(const Slide& slide) {
+  const int last = slide.level_count() - 1;
+  const LevelInfo& l = slide.level(last);
+  const int64_t w = std::min<int64_t>(l.width, 256), h = std::min<int64_t>(l.height, 256);
+  const auto x = static_cast<int64_t>(static_cast<double>((l.width - w) / 2) * l.downsample);
+  const auto y = static_cast<int64_t>(static_cast<double>((l.height - h) / 2) * l.downsample);
+  const Region r{last, x, y, w, h};
+  slide.read_region(r);
+  return r;
+}
+
 void run_info(const InfoOptions& opt) {
   SlideOptions so;
   so.mpp_override = opt.mpp;
   const Slide slide(opt.slide, so);
+  decode_check(slide);
   if (opt.json)
     std::cout << to_json(slide).dump(2) << "\n";
   else

@@ -7,7 +7,8 @@
 //     "level mpp" (= level-0 mpp x level downsample).
 //
 // Thread-safety: a const Slide may be read from many threads at once (OpenSlide serialises what it
-// must internally; measured: one handle per thread is no faster). Opening and moving are not
+// must internally; the libvips backend keeps one region per thread; measured: one handle per
+// thread is no faster). Opening and moving are not
 // thread-safe. OpenSlide's error state is sticky: after one failed read every later read of the
 // same Slide fails too (each with a RegionReadError); open the file again to retry.
 //
@@ -118,6 +119,10 @@ class Slide {
   void read_region(const Region& region, uint8_t* rgb_out) const;
 
   RgbImage read_associated_image(const std::string& name) const;
+
+  // Which decoder serves read_region: "openslide", or "libvips" for plain tiled TIFFs (faster,
+  // and correct where OpenSlide 3.4.1 + libtiff 4.5 misdecode levels smaller than a tile).
+  std::string_view pixel_backend() const;
 
  private:
   struct Impl;

@@ -11,6 +11,7 @@
 #include <mutex>
 #include <stdexcept>
 
+#include "slide/pixel_reader.hpp"
 #include "wsi/error.hpp"
 
 namespace wsi {
@@ -208,8 +209,10 @@ struct Slide::Impl {
   Bounds bounds;
   Mpp mpp;
   std::vector<AssociatedImageInfo> associated;
+  std::unique_ptr<detail::PixelReader> reader;  // declared after osr: destroyed before it is closed
 
   ~Impl() {
+    reader.reset();
     if (osr) openslide_close(osr);
   }
 
@@ -279,6 +282,9 @@ Slide::Slide(const fs::path& path, const SlideOptions& options) : impl_(std::mak
   }
   impl_->check("listing the associated images");
 
+  if (impl_->vendor == "generic-tiff") impl_->reader = detail::try_make_vips_tiff_reader(path, impl_->levels);
+  if (!impl_->reader) impl_->reader = detail::make_openslide_reader(impl_->osr, path);
+
   impl_->bounds = resolve_bounds(impl_->properties, impl_->levels[0].width, impl_->levels[0].height);
   impl_->mpp = resolve_mpp(impl_->properties, options.mpp_override);
 }
@@ -331,17 +337,10 @@ void Slide::read_region(const Region& region, uint8_t* rgb_out) const {
   if (region.w <= 0 || region.h <= 0 || region.w * region.h > kMaxRegionPixels)
     throw RegionReadError(impl_->path, region,
                           "region size must be between 1 and 2^28 pixels (is w/h in level-0 units by mistake?)");
-  // Per-thread scratch: reads are concurrent and must not allocate per call.
-  thread_local std::vector<uint32_t> argb;
-  argb.resize(static_cast<size_t>(region.w * region.h));
-  openslide_read_region(impl_->osr, argb.data(), region.x, region.y, region.level, region.w, region.h);
-  if (const char* err = openslide_get_error(impl_->osr))
-    throw RegionReadError(impl_->path, region,
-                          std::string(err) +
-                              ". The slide is damaged at or before this place; OpenSlide refuses further "
-                              "reads of this handle (re-export the slide, or exclude the region)");
-  argb_over_white_to_rgb(argb.data(), argb.size(), rgb_out);
+  impl_->reader->read(region, rgb_out);
 }
+
+std::string_view Slide::pixel_backend() const { return impl_->reader->name(); }
 
 RgbImage Slide::read_associated_image(const std::string& name) const {
   auto it = std::find_if(impl_->associated.begin(), impl_->associated.end(),
