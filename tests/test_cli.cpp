@@ -35,8 +35,8 @@ std::string quote(const std::string& s) {
 CliRun run_cli(const std::vector<std::string>& args) {
   test::ScratchDir dir;
   std::string cmd = quote(WSI_CLI_PATH);
-  for (const auto& a : args) cmd += " " + quote(a);
-  // Appended piecewise: GCC 12's -Wrestrict misfires on `" >" + std::string&&` (GCC PR105329).
+  // Appended piecewise: GCC 12's -Wrestrict misfires on `" " + std::string&&` (GCC PR105329).
+  for (const auto& a : args) cmd.append(" ").append(quote(a));
   cmd.append(" >").append(quote((dir / "out").string())).append(" 2>").append(quote((dir / "err").string()));
   cmd.append(" </dev/null");
   const int status = std::system(cmd.c_str());
