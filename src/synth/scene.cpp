@@ -109,6 +109,11 @@ double dist2_to_segment(double px, double py, const PointD& a, const PointD& b) 
 // Nucleus populations: a jittered grid whose cells each hold at most one nucleus.
 enum class Zone { glass, hole, stroma, capsule, lymphoid, tumour_nest, tumour_stroma };
 
+// Field thresholds shared by zone_at() (nucleus centres) and background_row() (pixels).
+constexpr double kHoleAbove = 0.80;      // hole_field above this: sinus / fat hole
+constexpr double kNestAbove = 0.38;      // nest_field above this inside a tumour: tumour cell nest
+constexpr double kLymphoidAbove = 0.36;  // lymphoid_field above this: lymphoid tissue, else stroma
+
 constexpr int kLutH = 256;  // haematoxylin density 0..4 in steps of 1/64
 constexpr int kLutE = 128;  // eosin density 0..2 in steps of 1/64
 
@@ -277,9 +282,9 @@ struct SynthScene::Impl {
     const Blob* s = section_at(x, y);
     if (!s) return Zone::glass;
     if (s->rho(x, y) > 1 - capsule / s->rmin) return Zone::capsule;
-    if (hole_field(x, y) > 0.80) return Zone::hole;
-    if (tumour_at(x, y)) return nest_field(x, y) > 0.38 ? Zone::tumour_nest : Zone::tumour_stroma;
-    return lymphoid_field(x, y) > 0.36 ? Zone::lymphoid : Zone::stroma;
+    if (hole_field(x, y) > kHoleAbove) return Zone::hole;
+    if (tumour_at(x, y)) return nest_field(x, y) > kNestAbove ? Zone::tumour_nest : Zone::tumour_stroma;
+    return lymphoid_field(x, y) > kLymphoidAbove ? Zone::lymphoid : Zone::stroma;
   }
 
   // Background densities (no nuclei) of one row segment [x0, x0+w) at row y, into H and E.
@@ -340,15 +345,15 @@ struct SynthScene::Impl {
       Zone z;
       if (in_capsule) {
         z = Zone::capsule;
-      } else if (lerp(hole) > 0.80f) {
+      } else if (lerp(hole) > kHoleAbove) {
         z = Zone::hole;
       } else {
         bool tum = false;
         for (int i = 0; i < nt && !tum; ++i) tum = row_tumours[i]->contains(px, py);
         if (tum)
-          z = lerp(nest) > 0.38f ? Zone::tumour_nest : Zone::tumour_stroma;
+          z = lerp(nest) > kNestAbove ? Zone::tumour_nest : Zone::tumour_stroma;
         else
-          z = lerp(lymph) > 0.36f ? Zone::lymphoid : Zone::stroma;
+          z = lerp(lymph) > kLymphoidAbove ? Zone::lymphoid : Zone::stroma;
       }
       float& h = H[x];
       float& e = E[x];
