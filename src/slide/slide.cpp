@@ -216,6 +216,8 @@ struct Slide::Impl {
     if (osr) openslide_close(osr);
   }
 
+  void validate(const Region& region) const;
+
   // Throws if OpenSlide's sticky error is set. `doing` says what was attempted.
   void check(const std::string& doing) const {
     if (const char* err = openslide_get_error(osr))
@@ -322,21 +324,24 @@ LevelChoice Slide::choose_level(double target_mpp) const {
   return wsi::choose_level(impl_->levels, level_mpp(0), target_mpp);
 }
 
-RgbImage Slide::read_region(const Region& region) const {
+// Both read_region overloads validate here, before any allocation or decoding.
+void Slide::Impl::validate(const Region& region) const {
+  if (region.level < 0 || region.level >= static_cast<int>(levels.size()))
+    throw RegionReadError(path, region, "no such level (the slide has " + std::to_string(levels.size()) + ")");
   if (region.w <= 0 || region.h <= 0 || region.w * region.h > kMaxRegionPixels)
-    throw RegionReadError(impl_->path, region, "region size must be between 1 and 2^28 pixels");
+    throw RegionReadError(path, region,
+                          "region size must be between 1 and 2^28 pixels (is w/h in level-0 units by mistake?)");
+}
+
+RgbImage Slide::read_region(const Region& region) const {
+  impl_->validate(region);
   RgbImage img(region.w, region.h);
-  read_region(region, img.pixels.data());
+  impl_->reader->read(region, img.pixels.data());
   return img;
 }
 
 void Slide::read_region(const Region& region, uint8_t* rgb_out) const {
-  if (region.level < 0 || region.level >= level_count())
-    throw RegionReadError(impl_->path, region,
-                          "no such level (the slide has " + std::to_string(level_count()) + ")");
-  if (region.w <= 0 || region.h <= 0 || region.w * region.h > kMaxRegionPixels)
-    throw RegionReadError(impl_->path, region,
-                          "region size must be between 1 and 2^28 pixels (is w/h in level-0 units by mistake?)");
+  impl_->validate(region);
   impl_->reader->read(region, rgb_out);
 }
 
