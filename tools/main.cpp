@@ -14,6 +14,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   wsi::cli::setup_info(app);
   wsi::cli::setup_synth(app);
+  wsi::cli::setup_mask(app);
+  wsi::cli::setup_extract(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

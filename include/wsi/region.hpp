@@ -40,4 +40,18 @@ struct RgbImage {
   uint8_t* at(int64_t x, int64_t y) { return &pixels[static_cast<size_t>((y * width + x) * 3)]; }
 };
 
+// 8-bit single-channel raster, row-major, no padding. Masks use 0 = no, 255 = yes; class maps
+// use small codes documented where they are produced.
+struct GrayImage {
+  int64_t width = 0;
+  int64_t height = 0;
+  std::vector<uint8_t> pixels;
+
+  GrayImage() = default;
+  GrayImage(int64_t w, int64_t h, uint8_t fill = 0)
+      : width(w), height(h), pixels(static_cast<size_t>(w * h), fill) {}
+  uint8_t at(int64_t x, int64_t y) const { return pixels[static_cast<size_t>(y * width + x)]; }
+  uint8_t& at(int64_t x, int64_t y) { return pixels[static_cast<size_t>(y * width + x)]; }
+};
+
 }  // namespace wsi

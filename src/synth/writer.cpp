@@ -2,7 +2,6 @@
 // image, so libvips' threadpool asks for small tiles on demand and its pyramid writer keeps only
 // a strip of each level in flight. Memory does not grow with the slide's height.
 #include <vips/vips.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -11,12 +10,15 @@
 #include <random>
 #include <sstream>
 
+#include "core/pending_file.hpp"
 #include "core/vips.hpp"
 #include "wsi/error.hpp"
 #include "wsi/synth.hpp"
 
 namespace wsi {
 namespace fs = std::filesystem;
+using detail::PendingFile;
+using detail::write_text_file;
 
 namespace {
 
@@ -46,43 +48,6 @@ int generate_region(VipsRegion* out, void* /*seq*/, void* a, void* /*b*/, gboole
   }
   return 0;
 }
-
-// A unique temporary name beside `final_path`, so the final rename stays on one filesystem.
-fs::path temporary_name(const fs::path& final_path) {
-  static std::atomic<unsigned> counter{0};
-  std::ostringstream s;
-  s << "." << final_path.filename().string() << ".partial-" << ::getpid() << "-" << counter++;
-  return final_path.parent_path() / s.str();
-}
-
-// Removes the temporary file unless committed.
-class PendingFile {
- public:
-  explicit PendingFile(fs::path final_path) : final_(std::move(final_path)), tmp_(temporary_name(final_)) {
-    if (!final_.parent_path().empty() && !fs::is_directory(final_.parent_path()))
-      throw WriteError(final_, "the output directory " + final_.parent_path().string() +
-                                   " does not exist; create it first");
-  }
-  ~PendingFile() {
-    if (!committed_) {
-      std::error_code ec;
-      fs::remove(tmp_, ec);
-    }
-  }
-  PendingFile(const PendingFile&) = delete;
-  PendingFile& operator=(const PendingFile&) = delete;
-  const fs::path& tmp() const { return tmp_; }
-  void commit() {
-    std::error_code ec;
-    fs::rename(tmp_, final_, ec);
-    if (ec) throw WriteError(final_, "cannot rename the finished file into place: " + ec.message());
-    committed_ = true;
-  }
-
- private:
-  fs::path final_, tmp_;
-  bool committed_ = false;
-};
 
 struct VipsImageRef {
   VipsImage* img = nullptr;
@@ -124,17 +89,6 @@ void save_pyramid(const SynthScene& scene, bool mask, const fs::path& path, cons
                        VIPS_FOREIGN_TIFF_RESUNIT_CM, "xres", px_per_mm, "yres", px_per_mm, nullptr);
   }
   if (rc != 0) throw WriteError(path, "writing failed: " + detail::take_vips_error() + " (is the disk full?)");
-  out.commit();
-}
-
-void write_text_file(const fs::path& path, const std::string& text) {
-  PendingFile out(path);
-  {
-    std::ofstream f(out.tmp(), std::ios::binary);
-    f << text;
-    f.flush();
-    if (!f) throw WriteError(path, "writing failed (is the disk full?)");
-  }
   out.commit();
 }
 

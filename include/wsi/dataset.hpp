@@ -1,0 +1,79 @@
+// wsi/dataset.hpp — writers for labelled patch datasets in formats PyTorch, Keras and Kaggle code
+// already read.
+//
+//   pcam:   <dir>/<prefix>_<split>_x.h5    dataset "x", N x P x P x 3 uint8 (P = patch size)
+//           <dir>/<prefix>_<split>_y.h5    dataset "y", N x 1 x 1 x 1 uint8 (0/1)
+//           <dir>/<prefix>_<split>_meta.csv  PCam's columns coord_y,coord_x,tumor_patch,
+//             center_tumor_patch,wsi (True/False like pandas), then ours: label,tumour_fraction,
+//             copy,augment,level,patch_size_level0. coord_x/coord_y are the LEVEL-0 pixel
+//             position of the patch's TOP-LEFT corner; patch_size_level0 is its level-0 extent.
+//           Chunked (64 patches), gzip-compressed, extended as patches stream in.
+//   kaggle: <dir>/train/<id>.tif + <dir>/train_labels.csv (id,label) for split "train"; other
+//           splits use <dir>/<split>/ and <dir>/<split>_labels.csv. <id> is the lower-case hex
+//           SHA-1 of the raw P x P x 3 RGB bytes (row-major, interleaved), like Kaggle's set, so a
+//           duplicate patch cannot get two ids: the second copy is skipped and counted.
+//           <dir>/<split>_meta.csv carries id,coord_y,coord_x,... as for pcam.
+//
+// Crash safety: every file is written under a temporary name (see core/pending_file.hpp) and
+// renamed into place by commit(); a writer destroyed without commit() (exception, full disk)
+// removes its temporaries, so no partial HDF5 or CSV is ever left under a final name. Kaggle
+// patch TIFFs are renamed one by one (each is complete), the labels CSV only at commit().
+//
+// Thread-safety: a writer is used from one thread at a time (the pipeline's serial output stage).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace wsi {
+
+enum class DatasetFormat { pcam, kaggle };
+DatasetFormat parse_dataset_format(const std::string& s);  // throws UsageError
+
+// One patch as it goes into a dataset.
+struct PatchRecord {
+  const uint8_t* rgb = nullptr;     // patch_size x patch_size x 3, row-major RGB
+  int64_t x = 0, y = 0;             // level-0 top-left of the patch
+  int64_t size_level0 = 0;          // level-0 extent of the patch (patch_size * target/level0 mpp)
+  int level = 0;                    // slide level the pixels were read from
+  uint8_t label = 0;                // 0 normal, 1 tumour (after the label rule)
+  bool tumor_patch = false;         // any tumour pixel in the patch
+  bool center_tumor_patch = false;  // any tumour pixel in the central region
+  double tumour_fraction = 0.0;     // 0..1 over the whole patch
+  int copy = 0;                     // 0 = original, k > 0 = k-th oversampled duplicate
+  std::string augment;              // "" or the D4 op applied: "flip-h", "rot90", ...
+  std::string wsi;                  // slide name (file stem)
+};
+
+struct DatasetWriterStats {
+  int64_t written = 0;
+  int64_t duplicates_skipped = 0;  // kaggle: identical pixels already written
+  int64_t positives = 0;
+  int64_t negatives = 0;
+};
+
+class DatasetWriter {
+ public:
+  virtual ~DatasetWriter() = default;
+  // Appends one patch. Throws WriteError (naming the file) on I/O failure.
+  virtual void add(const PatchRecord& patch) = 0;
+  // Flushes and renames every file into place. After commit() add() must not be called.
+  virtual void commit() = 0;
+  // The final paths this writer produces (for the summary).
+  virtual std::vector<std::filesystem::path> outputs() const = 0;
+  virtual const DatasetWriterStats& stats() const = 0;
+};
+
+// `dir` must exist. `patch_size` is P. Throws WriteError when the files cannot be created.
+std::unique_ptr<DatasetWriter> make_pcam_writer(const std::filesystem::path& dir, const std::string& prefix,
+                                                const std::string& split, int patch_size);
+std::unique_ptr<DatasetWriter> make_kaggle_writer(const std::filesystem::path& dir, const std::string& split,
+                                                  int patch_size);
+
+// Lower-case hex SHA-1 of `size` bytes (OpenSSL).
+std::string sha1_hex(const uint8_t* data, size_t size);
+
+}  // namespace wsi

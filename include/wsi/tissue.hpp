@@ -1,0 +1,114 @@
+// wsi/tissue.hpp — tissue detection on a low-resolution view of the slide.
+//
+// The mask is computed at `TissueParams::mask_mpp` micrometres per mask pixel (default 16 µm,
+// allowed 8–32 µm): the slide level is chosen by mpp (never by level index), read in strips and
+// box-shrunk to that scale, so memory is one mask plus one strip whatever the slide size.
+//
+// Algorithm (each step is a pure function below, testable on arrays built in a test):
+//   1. glass/artefact exclusion: near-white pixels (min(R,G,B) >= white_threshold) and near-black
+//      pixels (max(R,G,B) <= black_threshold) are never tissue;
+//   2. Otsu threshold on HSV saturation of the remaining pixels, floored at min_saturation so an
+//      empty slide does not find "tissue" in the noise of the glass;
+//   3. optional pen-ink removal (saturated red, green and blue marker strokes);
+//   4. morphological closing then opening with discs of closing_um / opening_um radius;
+//   5. hole filling (holes smaller than max_hole_um2; 0 = none, infinity = all);
+//   6. removal of connected components (8-connected) smaller than min_component_um2.
+// Pixels outside openslide.bounds-* are background.
+//
+// Frames and units: mask pixel (i, j) covers the level-0 rectangle
+// [i * downsample_x, (i+1) * downsample_x) x [j * downsample_y, (j+1) * downsample_y) of the
+// whole level-0 image (bounds are honoured by clearing, not by cropping, so the frame stays the
+// slide's). Areas are µm².
+//
+// Thread-safety: pure functions are re-entrant; a TissueMask is an immutable value.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <limits>
+#include <optional>
+#include <string>
+
+#include "wsi/region.hpp"
+
+namespace wsi {
+
+class Slide;
+
+struct TissueParams {
+  double mask_mpp = 16.0;            // µm per mask pixel, 8..32
+  int white_threshold = 220;         // min(R,G,B) >= this is glass (0..255)
+  int black_threshold = 40;          // max(R,G,B) <= this is an artefact (0..255)
+  double min_saturation = 0.07;      // floor of the Otsu threshold on HSV saturation (0..1)
+  bool remove_pen = true;            // drop red / green / blue marker ink
+  double closing_um = 32.0;          // disc radius of the closing, µm (0 = none)
+  double opening_um = 16.0;          // disc radius of the opening, µm (0 = none)
+  double max_hole_um2 = std::numeric_limits<double>::infinity();  // fill holes up to this area
+  double min_component_um2 = 50000;  // drop tissue pieces smaller than this (≈ 0.05 mm²)
+
+  // Throws ConfigError naming the bad field and its allowed range.
+  void validate() const;
+};
+
+// Diagnostics of one mask computation (for the CLI, the JSON sidecar and tests).
+struct TissueStats {
+  double otsu_threshold = 0.0;       // saturation threshold Otsu found (0..1)
+  double used_threshold = 0.0;       // after the min_saturation floor
+  int64_t pen_pixels = 0;            // mask pixels removed as pen ink
+  int64_t removed_components = 0;    // components dropped as too small
+  double tissue_fraction = 0.0;      // of the whole mask
+};
+
+struct TissueMask {
+  GrayImage mask;                    // 255 = tissue, 0 = background; covers the whole level 0
+  double downsample_x = 1.0;         // level-0 pixels per mask pixel
+  double downsample_y = 1.0;
+  double mpp = 0.0;                  // µm per mask pixel
+  int source_level = 0;              // slide level that was read
+  TissueStats stats;
+
+  // Fraction (0..1) of the level-0 rectangle [x, x+w) x [y, y+h) that is tissue, area-weighted
+  // over the mask pixels it overlaps; parts outside the slide count as background.
+  double fraction_in(int64_t x, int64_t y, int64_t w, int64_t h) const;
+};
+
+// ---- Pure steps ----
+
+// HSV saturation (max-min)/max scaled to 0..255 per pixel; 0 for black.
+GrayImage saturation(const RgbImage& rgb);
+// Otsu's threshold of a 256-bin histogram: the bin t that maximises between-class variance of
+// {< t} vs {>= t}. Returns 0 for an empty or constant histogram.
+int otsu_threshold(const uint64_t (&histogram)[256]);
+// 255 where the pixel looks like marker ink (saturated red, green or blue that H&E never is).
+GrayImage pen_ink(const RgbImage& rgb);
+// Binary morphology with a disc of `radius` pixels (0 = copy). Outside the image counts as 0.
+GrayImage dilate(const GrayImage& mask, int radius);
+GrayImage erode(const GrayImage& mask, int radius);
+GrayImage morph_close(const GrayImage& mask, int radius);  // dilate then erode
+GrayImage morph_open(const GrayImage& mask, int radius);   // erode then dilate
+// Fills 4-connected background regions not touching the border whose area <= max_area_px.
+GrayImage fill_holes(const GrayImage& mask, double max_area_px);
+// Removes 8-connected foreground components with fewer than min_area_px pixels; returns how
+// many were removed through `removed` when given.
+GrayImage remove_small_components(const GrayImage& mask, double min_area_px, int64_t* removed = nullptr);
+
+// The whole algorithm on an RGB image whose pixels are `um_per_pixel` µm wide.
+GrayImage tissue_mask_from_rgb(const RgbImage& rgb, double um_per_pixel, const TissueParams& params,
+                               TissueStats* stats = nullptr);
+
+// ---- Slides ----
+
+// Computes the mask of a slide. Needs the slide's mpp (throws ConfigError "pass --mpp" when it
+// is unknown); throws ConfigError for bad params, RegionReadError when a strip cannot be read.
+TissueMask compute_tissue_mask(const Slide& slide, const TissueParams& params);
+
+// Writes the mask as PNG (by extension .png) or tiled TIFF (.tif/.tiff) with its resolution set
+// from `mpp`, plus `<out>.json` describing the frame (downsample, mpp, level, params, stats).
+// Written under a temporary name and renamed. Throws WriteError / UsageError (unknown extension).
+void write_tissue_mask(const TissueMask& mask, const TissueParams& params, const std::filesystem::path& out,
+                       const std::string& slide_path);
+// An overlay a person can look at: the slide at mask resolution with tissue tinted and its
+// outline drawn. PNG. Throws WriteError / RegionReadError.
+void write_tissue_overlay(const Slide& slide, const TissueMask& mask, const std::filesystem::path& out_png);
+
+}  // namespace wsi
