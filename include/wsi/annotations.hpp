@@ -18,6 +18,12 @@
 //     properties.classification.name, else properties.name. Features without a class count as
 //     tumour only when AnnotationOptions::unclassified_is_tumour is set.
 //
+// Parsing details: ASAP coordinates are sorted by their Order attribute (a lone comma is read as
+// the decimal point); each GeoJSON polygon (also each part of a MultiPolygon) becomes one Shape,
+// and the repeated closing position of its rings is dropped. A ring with fewer than 3 vertices
+// is dropped and counted in AnnotationSet::ignored; when it is the outer ring, the whole polygon
+// (holes included) is dropped and counted once.
+//
 // Thread-safety: an AnnotationSet is an immutable value; rasterize() is re-entrant.
 #pragma once
 
@@ -40,25 +46,29 @@ struct Point2 {
 // GeoJSON and self-touching ASAP outlines behave like ASAP draws them.
 struct Shape {
   ShapeClass cls = ShapeClass::tumour;
-  std::string name;                       // annotation name, for messages
-  std::string group;                      // group / class name as written in the file
-  std::vector<std::vector<Point2>> rings; // each ring implicitly closed
+  std::string name;                                   // annotation name, for messages
+  std::string group;                                  // group / class name as written in the file
+  std::vector<std::vector<Point2>> rings;             // each ring implicitly closed
   double min_x = 0, min_y = 0, max_x = 0, max_y = 0;  // bounding box of all rings (level-0)
 };
 
+// Recomputes shape.min_x..max_y from its rings (all zero when it has no vertex). The parsers do
+// this; call it after building or editing a Shape by hand, because rasterize() culls on the
+// stored box.
+void compute_bbox(Shape& shape);
+
 struct AnnotationOptions {
   double coordinate_scale = 1.0;  // file coordinates are divided by this
-  std::vector<std::string> tumour_groups{"_0", "_1", "tumor", "tumour", "metastases", "metastasis",
-                                         "carcinoma"};
+  std::vector<std::string> tumour_groups{"_0", "_1", "tumor", "tumour", "metastases", "metastasis", "carcinoma"};
   std::vector<std::string> exclusion_groups{"_2", "exclusion", "exclude", "excluded"};
   bool unclassified_is_tumour = false;
 };
 
 struct AnnotationSet {
   std::filesystem::path source;
-  std::string format;          // "asap-xml", "camelyon-json", "geojson"
-  std::vector<Shape> shapes;   // tumour and exclusion shapes only
-  int64_t ignored = 0;         // shapes skipped (other classes, points, degenerate rings)
+  std::string format;         // "asap-xml", "camelyon-json", "geojson"
+  std::vector<Shape> shapes;  // tumour and exclusion shapes only
+  int64_t ignored = 0;        // shapes skipped (other classes, points, degenerate rings)
 
   bool empty() const { return shapes.empty(); }
   // Bounding box of all shapes (level-0); all zero when empty.
