@@ -1,1 +1,441 @@
-// placeholder: being written
+// PCam-layout HDF5 writer (layout in wsi/dataset.hpp). Patches are buffered up to one chunk and
+// appended with H5Dset_extent + H5Dwrite, so memory stays at one chunk however many patches come.
+//
+// Why a file driver of our own: HDF5 up to 1.14.0 frees a file's state when H5Fclose fails (for
+// instance a full disk while flushing) but keeps its id, and then crashes at process exit when it
+// closes that id again (HDFGroup/hdf5 #2257, fixed in 1.14.1; Debian 12 ships 1.10.8). So HDF5
+// must never see a failed write: the driver below is the POSIX "sec2" driver except that it
+// records the first failed write's errno, answers success, and drops all later writes. The writer
+// checks that record after every HDF5 call that can write and throws WriteError; the file is then
+// closed cleanly (nothing more reaches the disk) and its temporary removed.
+#include <fcntl.h>
+#include <hdf5.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <limits>
+#include <stdexcept>
+#include <utility>
+#include <vector>
+
+#include "core/pending_file.hpp"
+#include "dataset/meta_csv.hpp"
+#include "wsi/dataset.hpp"
+#include "wsi/error.hpp"
+
+namespace wsi {
+namespace {
+namespace fs = std::filesystem;
+using detail::PendingFile;
+
+// ---- The fail-soft file driver ----------------------------------------------------------------
+
+// Shared between one Hdf5Array and its open file.
+struct IoStatus {
+  int error = 0;         // errno of the first failed write/truncate/close; 0 while all went well
+  bool discard = false;  // the file is being abandoned: write nothing more
+};
+
+#if !H5_VERSION_GE(1, 12, 0)  // the 1.10 driver interface (H5FD_class_t without a version field)
+
+struct FailSoftInfo {  // the driver's file-access property: where to report
+  IoStatus* status = nullptr;
+};
+
+struct FailSoftFile {
+  H5FD_t pub;  // first, as HDF5's drivers require: HDF5 fills it and hands us back this pointer
+  int fd = -1;
+  haddr_t eoa = 0, eof = 0;
+  dev_t device = 0;
+  ino_t inode = 0;
+  IoStatus* status = nullptr;
+};
+
+FailSoftFile* as_file(H5FD_t* f) { return reinterpret_cast<FailSoftFile*>(f); }
+const FailSoftFile* as_file(const H5FD_t* f) { return reinterpret_cast<const FailSoftFile*>(f); }
+
+void record(IoStatus* status, int err) {
+  if (status && status->error == 0) status->error = err ? err : EIO;
+}
+
+H5FD_t* fs_open(const char* name, unsigned flags, hid_t fapl, haddr_t /*maxaddr*/) {
+  const auto* info = static_cast<const FailSoftInfo*>(H5Pget_driver_info(fapl));
+  IoStatus* status = info ? info->status : nullptr;
+  if (!status) return nullptr;  // only the writer below opens files with this driver
+  int oflags = (flags & H5F_ACC_RDWR) ? O_RDWR : O_RDONLY;
+  if (flags & H5F_ACC_TRUNC) oflags |= O_TRUNC;
+  if (flags & H5F_ACC_CREAT) oflags |= O_CREAT;
+  if (flags & H5F_ACC_EXCL) oflags |= O_EXCL;
+  const int fd = ::open(name, oflags | O_CLOEXEC, 0666);
+  struct stat st {};
+  if (fd < 0 || ::fstat(fd, &st) != 0) {
+    // Not recorded in IoStatus: H5Fcreate probes for an existing file first, and that may fail.
+    H5Epush2(H5E_DEFAULT, __FILE__, __func__, __LINE__, H5E_ERR_CLS, H5E_VFL, H5E_CANTOPENFILE, "%s",
+             std::strerror(errno));
+    if (fd >= 0) ::close(fd);
+    return nullptr;
+  }
+  auto* f = new (std::nothrow) FailSoftFile{};
+  if (!f) {
+    ::close(fd);
+    return nullptr;
+  }
+  f->fd = fd;
+  f->eof = static_cast<haddr_t>(st.st_size);
+  f->device = st.st_dev;
+  f->inode = st.st_ino;
+  f->status = status;
+  return &f->pub;
+}
+
+herr_t fs_close(H5FD_t* file) {
+  FailSoftFile* f = as_file(file);
+  if (::close(f->fd) != 0 && !f->status->discard) record(f->status, errno);
+  delete f;
+  return 0;
+}
+
+int fs_cmp(const H5FD_t* a, const H5FD_t* b) {
+  const FailSoftFile *fa = as_file(a), *fb = as_file(b);
+  if (fa->device != fb->device) return fa->device < fb->device ? -1 : 1;
+  if (fa->inode != fb->inode) return fa->inode < fb->inode ? -1 : 1;
+  return 0;
+}
+
+herr_t fs_query(const H5FD_t* /*file*/, unsigned long* flags) {
+  if (flags)  // what sec2 declares: HDF5 may aggregate and cache small writes
+    *flags = H5FD_FEAT_AGGREGATE_METADATA | H5FD_FEAT_ACCUMULATE_METADATA | H5FD_FEAT_DATA_SIEVE |
+             H5FD_FEAT_AGGREGATE_SMALLDATA;
+  return 0;
+}
+
+haddr_t fs_get_eoa(const H5FD_t* file, H5FD_mem_t /*type*/) { return as_file(file)->eoa; }
+herr_t fs_set_eoa(H5FD_t* file, H5FD_mem_t /*type*/, haddr_t addr) {
+  as_file(file)->eoa = addr;
+  return 0;
+}
+haddr_t fs_get_eof(const H5FD_t* file, H5FD_mem_t /*type*/) { return as_file(file)->eof; }
+
+herr_t fs_get_handle(H5FD_t* file, hid_t /*fapl*/, void** handle) {
+  *handle = &as_file(file)->fd;
+  return 0;
+}
+
+herr_t fs_read(H5FD_t* file, H5FD_mem_t /*type*/, hid_t /*dxpl*/, haddr_t addr, size_t size, void* buffer) {
+  FailSoftFile* f = as_file(file);
+  auto* out = static_cast<unsigned char*>(buffer);
+  while (size > 0) {
+    const ssize_t n = ::pread(f->fd, out, size, static_cast<off_t>(addr));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return -1;
+    if (n == 0) {  // past the end of the file (or a write that was dropped): zeros, like sec2
+      std::memset(out, 0, size);
+      break;
+    }
+    out += n;
+    addr += static_cast<haddr_t>(n);
+    size -= static_cast<size_t>(n);
+  }
+  return 0;
+}
+
+herr_t fs_write(H5FD_t* file, H5FD_mem_t /*type*/, hid_t /*dxpl*/, haddr_t addr, size_t size, const void* buffer) {
+  FailSoftFile* f = as_file(file);
+  if (f->status->error || f->status->discard) return 0;
+  const auto* in = static_cast<const unsigned char*>(buffer);
+  while (size > 0) {
+    const ssize_t n = ::pwrite(f->fd, in, size, static_cast<off_t>(addr));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      record(f->status, n < 0 ? errno : ENOSPC);
+      return 0;  // reported through IoStatus; see the top of this file
+    }
+    in += n;
+    addr += static_cast<haddr_t>(n);
+    size -= static_cast<size_t>(n);
+  }
+  f->eof = std::max(f->eof, addr);
+  return 0;
+}
+
+herr_t fs_truncate(H5FD_t* file, hid_t /*dxpl*/, hbool_t /*closing*/) {
+  FailSoftFile* f = as_file(file);
+  if (f->status->error || f->status->discard || f->eoa == f->eof) return 0;
+  if (::ftruncate(f->fd, static_cast<off_t>(f->eoa)) != 0) {
+    record(f->status, errno);
+    return 0;
+  }
+  f->eof = f->eoa;
+  return 0;
+}
+
+// Callbacks left null get HDF5's defaults: its own space allocator, a plain copy of FailSoftInfo,
+// no driver block in the superblock (so any reader opens the file with its default driver), no locks.
+H5FD_class_t fail_soft_class() {
+  H5FD_class_t c{};
+  c.name = "wsi_fail_soft";
+  c.maxaddr = static_cast<haddr_t>(std::numeric_limits<off_t>::max());
+  c.fc_degree = H5F_CLOSE_WEAK;  // sec2's
+  c.fapl_size = sizeof(FailSoftInfo);
+  c.open = fs_open;
+  c.close = fs_close;
+  c.cmp = fs_cmp;
+  c.query = fs_query;
+  c.get_eoa = fs_get_eoa;
+  c.set_eoa = fs_set_eoa;
+  c.get_eof = fs_get_eof;
+  c.get_handle = fs_get_handle;
+  c.read = fs_read;
+  c.write = fs_write;
+  c.truncate = fs_truncate;
+  const H5FD_mem_t map[H5FD_MEM_NTYPES] = H5FD_FLMAP_DICHOTOMY;
+  std::copy(std::begin(map), std::end(map), std::begin(c.fl_map));
+  return c;
+}
+
+hid_t fail_soft_driver() {
+  static const H5FD_class_t cls = fail_soft_class();
+  static const hid_t id = H5FDregister(&cls);
+  return id;
+}
+#endif
+
+// ---- HDF5 helpers -------------------------------------------------------------------------------
+
+// The innermost message on HDF5's error stack is closest to the cause.
+herr_t keep_innermost(unsigned /*n*/, const H5E_error2_t* err, void* data) {
+  if (err && err->desc && *err->desc) *static_cast<std::string*>(data) = err->desc;
+  return 0;
+}
+
+std::string hdf5_cause() {
+  std::string desc;
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, keep_innermost, &desc);
+  H5Eclear2(H5E_DEFAULT);
+  // sec2's write errors embed strerror() as "error message = '...'": that part is what users need.
+  const std::string key = "error message = '";
+  if (auto at = desc.find(key); at != std::string::npos) {
+    if (auto end = desc.find('\'', at + key.size()); end != std::string::npos)
+      return desc.substr(at + key.size(), end - at - key.size());
+  }
+  return desc;
+}
+
+// One HDF5 identifier, closed on destruction (errors ignored there: destructors must not throw).
+class H5Id {
+ public:
+  H5Id() = default;
+  H5Id(hid_t id, herr_t (*closer)(hid_t)) : id_(id), closer_(closer) {}
+  H5Id(const H5Id&) = delete;
+  H5Id& operator=(const H5Id&) = delete;
+  ~H5Id() {
+    if (id_ >= 0) closer_(id_);
+  }
+  // Takes ownership of `id` (closing any id held before).
+  void reset(hid_t id, herr_t (*closer)(hid_t)) {
+    if (id_ >= 0) closer_(id_);
+    id_ = id;
+    closer_ = closer;
+  }
+  hid_t get() const { return id_; }
+  bool valid() const { return id_ >= 0; }
+  // Closes now; false when HDF5 reports an error (the id is dropped either way).
+  bool close() {
+    if (id_ < 0) return true;
+    const hid_t id = std::exchange(id_, H5I_INVALID_HID);
+    return closer_(id) >= 0;
+  }
+
+ private:
+  hid_t id_ = H5I_INVALID_HID;
+  herr_t (*closer_)(hid_t) = nullptr;
+};
+
+// One file holding one growable, chunked, gzip-compressed uint8 dataset of shape N x row_dims.
+class Hdf5Array {
+ public:
+  Hdf5Array(fs::path final_path, const char* name, std::vector<hsize_t> row_dims, hsize_t chunk_rows)
+      : file_(std::move(final_path)), name_(name) {
+    // No printing of HDF5's error stack: failures come back as WriteError.
+    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+    dims_.push_back(0);
+    dims_.insert(dims_.end(), row_dims.begin(), row_dims.end());
+    for (size_t i = 1; i < dims_.size(); ++i) row_bytes_ *= dims_[i];
+    const int rank = static_cast<int>(dims_.size());
+
+    htri_t avail = H5Zfilter_avail(H5Z_FILTER_DEFLATE);
+    unsigned config = 0;
+    if (avail <= 0 || H5Zget_filter_info(H5Z_FILTER_DEFLATE, &config) < 0 ||
+        !(config & H5Z_FILTER_CONFIG_ENCODE_ENABLED))
+      fail("this HDF5 library cannot gzip-compress (no deflate filter); install a libhdf5 built with zlib", "");
+
+    H5Id fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+    if (!fapl.valid() || !set_driver(fapl.get()) ||
+        // Closing the file then closes anything still open in it.
+        H5Pset_fclose_degree(fapl.get(), H5F_CLOSE_STRONG) < 0)
+      fail("cannot set up the HDF5 file-access properties", "");
+    fid_.reset(H5Fcreate(file_.tmp().c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), H5Fclose);
+    if (!fid_.valid()) fail("cannot create the HDF5 file", " (is the directory writable?)");
+
+    std::vector<hsize_t> maxdims = dims_, chunk = dims_;
+    maxdims[0] = H5S_UNLIMITED;
+    chunk[0] = chunk_rows;
+    H5Id space(H5Screate_simple(rank, dims_.data(), maxdims.data()), H5Sclose);
+    H5Id dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+    if (!space.valid() || !dcpl.valid() || H5Pset_chunk(dcpl.get(), rank, chunk.data()) < 0 ||
+        H5Pset_deflate(dcpl.get(), 4) < 0)
+      fail("cannot set up the chunked, gzip-compressed dataset \"" + name_ + "\"", "");
+    dset_.reset(H5Dcreate2(fid_.get(), name, H5T_STD_U8LE, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
+                H5Dclose);
+    if (!dset_.valid() || status_.error) fail("cannot create the dataset \"" + name_ + "\"", kDiskHint);
+  }
+
+  // Abandoned without close(): write nothing more, close the handles, remove the temporary.
+  ~Hdf5Array() {
+    status_.discard = true;
+    dset_.close();
+    fid_.close();
+  }
+  Hdf5Array(const Hdf5Array&) = delete;
+  Hdf5Array& operator=(const Hdf5Array&) = delete;
+
+  // Appends `n` rows of row_bytes each.
+  void append(const uint8_t* rows, hsize_t n) {
+    if (n == 0) return;
+    std::vector<hsize_t> start(dims_.size(), 0), count = dims_;
+    start[0] = dims_[0];
+    count[0] = n;
+    dims_[0] += n;
+    if (H5Dset_extent(dset_.get(), dims_.data()) < 0 || status_.error)
+      fail("cannot extend the dataset \"" + name_ + "\"", kDiskHint);
+    H5Id filespace(H5Dget_space(dset_.get()), H5Sclose);
+    H5Id memspace(H5Screate_simple(static_cast<int>(count.size()), count.data(), nullptr), H5Sclose);
+    if (!filespace.valid() || !memspace.valid() ||
+        H5Sselect_hyperslab(filespace.get(), H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr) < 0)
+      fail("cannot select rows of the dataset \"" + name_ + "\"", "");
+    if (H5Dwrite(dset_.get(), H5T_NATIVE_UINT8, memspace.get(), filespace.get(), H5P_DEFAULT, rows) < 0 ||
+        status_.error)
+      fail("writing the dataset \"" + name_ + "\" failed", kDiskHint);
+  }
+
+  // Flushes and closes every handle; throws when the data did not all reach the disk.
+  void close() {
+    if (H5Fflush(fid_.get(), H5F_SCOPE_LOCAL) < 0 || status_.error) fail("flushing the file failed", kDiskHint);
+    if (!dset_.close() || status_.error) fail("closing the dataset \"" + name_ + "\" failed", kDiskHint);
+    if (!fid_.close() || status_.error) fail("closing the file failed", kDiskHint);
+  }
+
+  void commit() { file_.commit(); }
+  const fs::path& final_path() const { return file_.final_path(); }
+  hsize_t row_bytes() const { return row_bytes_; }
+
+ private:
+  static constexpr const char* kDiskHint = " (is the disk full?)";
+
+  bool set_driver(hid_t fapl) {
+#if H5_VERSION_GE(1, 12, 0)
+    // The driver interface changed in 1.12. A failed close is safe with sec2 from 1.14.1 on; 1.12 to
+    // 1.14.0 keep the crash described at the top of this file.
+    return H5Pset_fapl_sec2(fapl) >= 0;
+#else
+    const hid_t driver = fail_soft_driver();
+    const FailSoftInfo info{&status_};
+    return driver >= 0 && H5Pset_driver(fapl, driver, &info) >= 0;
+#endif
+  }
+
+  // Throws WriteError naming the final file: what failed, why (errno or HDF5's message), a hint.
+  [[noreturn]] void fail(const std::string& what, const char* hint) {
+    std::string cause = status_.error ? std::strerror(status_.error) : hdf5_cause();
+    H5Eclear2(H5E_DEFAULT);
+    throw WriteError(file_.final_path(), what + (cause.empty() ? "" : ": " + cause) + hint);
+  }
+
+  PendingFile file_;  // first: the temporary is removed after the handles are closed
+  std::string name_;
+  std::vector<hsize_t> dims_;
+  hsize_t row_bytes_ = 1;
+  IoStatus status_;  // before the handles: the open file reports into it until it is closed
+  H5Id fid_, dset_;
+};
+
+// PCam's files are chunked by 64 patches; fewer per chunk for big patches keeps a chunk <= 32 MiB.
+hsize_t chunk_patches(int patch_size) {
+  const hsize_t bytes = 3ull * static_cast<hsize_t>(patch_size) * static_cast<hsize_t>(patch_size);
+  return std::clamp<hsize_t>((32ull << 20) / bytes, 1, 64);
+}
+
+int checked_patch_size(int patch_size) {
+  if (patch_size <= 0)
+    throw UsageError("patch size must be a positive number of pixels, got " + std::to_string(patch_size));
+  return patch_size;
+}
+
+class PcamWriter final : public DatasetWriter {
+ public:
+  PcamWriter(const fs::path& dir, const std::string& prefix, const std::string& split, int patch_size)
+      : chunk_(chunk_patches(checked_patch_size(patch_size))),
+        x_(dir / (prefix + "_" + split + "_x.h5"), "x", {hsize_t(patch_size), hsize_t(patch_size), 3}, chunk_),
+        // y is tiny: bigger chunks keep the chunk index small; writes go through HDF5's chunk cache.
+        y_(dir / (prefix + "_" + split + "_y.h5"), "y", {1, 1, 1}, 1024),
+        meta_(dir / (prefix + "_" + split + "_meta.csv")) {
+    x_buffer_.reserve(static_cast<size_t>(chunk_ * x_.row_bytes()));
+    y_buffer_.reserve(static_cast<size_t>(chunk_));
+    meta_.write_line(std::string(detail::kMetaColumns));
+  }
+
+  void add(const PatchRecord& p) override {
+    if (committed_) throw std::logic_error("PcamWriter::add after commit");
+    x_buffer_.insert(x_buffer_.end(), p.rgb, p.rgb + x_.row_bytes());
+    y_buffer_.push_back(p.label);
+    meta_.write_line(detail::meta_row(p));
+    if (y_buffer_.size() == chunk_) flush();
+    ++stats_.written;
+    ++(p.label ? stats_.positives : stats_.negatives);
+  }
+
+  void commit() override {
+    if (committed_) return;
+    flush();
+    x_.close();
+    y_.close();
+    meta_.close();
+    x_.commit();
+    y_.commit();
+    meta_.commit();
+    committed_ = true;
+  }
+
+  std::vector<fs::path> outputs() const override { return {x_.final_path(), y_.final_path(), meta_.final_path()}; }
+  const DatasetWriterStats& stats() const override { return stats_; }
+
+ private:
+  void flush() {
+    const hsize_t n = y_buffer_.size();
+    x_.append(x_buffer_.data(), n);
+    y_.append(y_buffer_.data(), n);
+    x_buffer_.clear();
+    y_buffer_.clear();
+  }
+
+  hsize_t chunk_;
+  Hdf5Array x_, y_;
+  detail::PendingCsv meta_;
+  std::vector<uint8_t> x_buffer_, y_buffer_;
+  DatasetWriterStats stats_;
+  bool committed_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<DatasetWriter> make_pcam_writer(const fs::path& dir, const std::string& prefix,
+                                                const std::string& split, int patch_size) {
+  detail::check_name_part("prefix", prefix, true);
+  detail::check_name_part("split", split, false);
+  return std::make_unique<PcamWriter>(dir, prefix, split, patch_size);
+}
+
+}  // namespace wsi
