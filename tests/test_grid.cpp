@@ -1,1 +1,175 @@
-// placeholder: being written
+// The patch grid: level choice by mpp, level-0 geometry, edge policy, tissue filter, resampling.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "wsi/error.hpp"
+#include "wsi/grid.hpp"
+#include "wsi/tissue.hpp"
+
+namespace wsi {
+namespace {
+
+std::vector<LevelInfo> pyramid(int64_t w, int64_t h, int n) {
+  std::vector<LevelInfo> v;
+  for (int i = 0; i < n; ++i) v.push_back({w >> i, h >> i, static_cast<double>(1 << i), 256, 256});
+  return v;
+}
+
+TEST(GridGeometry, PcamTargetOn40xSlideReadsLevel1AndResamples) {
+  // 0.25 um/px level 0, levels 0.25 / 0.5 / 1.0: 0.972 um is read from level 1 (0.5 um).
+  const auto g = resolve_geometry(pyramid(100000, 80000, 3), 0.25, GridParams{});
+  EXPECT_EQ(g.level, 1);
+  EXPECT_DOUBLE_EQ(g.size_level0, 96 * 0.972 / 0.25);
+  EXPECT_EQ(g.read_size, std::llround(96 * 0.972 / 0.5));  // 187 level-1 pixels
+  EXPECT_EQ(g.patch_size, 96);
+}
+
+TEST(GridGeometry, ExactLevelMatchReadsOneToOne) {
+  GridParams p;
+  p.target_mpp = 1.0;
+  const auto g = resolve_geometry(pyramid(8192, 8192, 4), 0.25, p);
+  EXPECT_EQ(g.level, 2);
+  EXPECT_EQ(g.read_size, 96);
+  EXPECT_DOUBLE_EQ(g.size_level0, 384);
+}
+
+TEST(GridGeometry, ExplicitLevelOverridesTargetMpp) {
+  GridParams p;
+  p.level = 1;
+  const auto g = resolve_geometry(pyramid(8192, 8192, 4), 0.0, p);  // mpp unknown is fine with a level
+  EXPECT_EQ(g.level, 1);
+  EXPECT_EQ(g.read_size, 96);
+  EXPECT_DOUBLE_EQ(g.size_level0, 192);
+  EXPECT_EQ(g.target_mpp, 0.0);
+}
+
+TEST(GridGeometry, UnknownMppWithoutLevelAsksForMpp) {
+  try {
+    resolve_geometry(pyramid(1000, 1000, 1), 0.0, GridParams{});
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("--mpp"), std::string::npos);
+  }
+}
+
+TEST(GridGeometry, TargetFinerThanLevel0IsRefused) {
+  EXPECT_THROW(resolve_geometry(pyramid(1000, 1000, 1), 7.776, GridParams{}), ConfigError);
+}
+
+TEST(GridGeometry, BadParamsAreRejected) {
+  GridParams p;
+  p.patch_size = 4;
+  EXPECT_THROW(p.validate(), ConfigError);
+  p = {};
+  p.stride = 0;
+  EXPECT_THROW(p.validate(), ConfigError);
+  p = {};
+  p.min_tissue = 1.5;
+  EXPECT_THROW(p.validate(), ConfigError);
+  p = {};
+  p.level = 9;
+  EXPECT_THROW(resolve_geometry(pyramid(1000, 1000, 2), 0.25, p), ConfigError);
+}
+
+PatchGeometry level0_geometry(int size, int stride) {
+  GridParams p;
+  p.level = 0;
+  p.patch_size = size;
+  p.stride = stride;
+  return resolve_geometry(pyramid(100000, 100000, 1), 0.0, p);
+}
+
+TEST(GridLayout, InsidePolicyKeepsOnlyWholePatchesFromBoundsOrigin) {
+  GridParams p;
+  p.level = 0;
+  const Bounds b{1000, 2000, 300, 200, true};  // 3 x 2 whole 96-px patches, with leftovers
+  const auto grid = make_grid(b, level0_geometry(96, 96), p, nullptr);
+  EXPECT_EQ(grid.cols, 3);
+  EXPECT_EQ(grid.rows, 2);
+  ASSERT_EQ(grid.patches.size(), 6u);
+  EXPECT_EQ(grid.patches[0].x, 1000);
+  EXPECT_EQ(grid.patches[0].y, 2000);
+  EXPECT_EQ(grid.patches[5].x, 1000 + 2 * 96);
+  EXPECT_EQ(grid.patches[5].y, 2000 + 96);
+  for (const auto& g : grid.patches) {
+    EXPECT_LE(g.x + 96, b.x + b.width);
+    EXPECT_LE(g.y + 96, b.y + b.height);
+  }
+}
+
+TEST(GridLayout, PadPolicyKeepsPartialPatches) {
+  GridParams p;
+  p.level = 0;
+  p.edge = EdgePolicy::pad;
+  const auto grid = make_grid(Bounds{0, 0, 300, 200, false}, level0_geometry(96, 96), p, nullptr);
+  EXPECT_EQ(grid.cols, 4);
+  EXPECT_EQ(grid.rows, 3);
+}
+
+TEST(GridLayout, OverlappingStrideGivesMorePatches) {
+  GridParams p;
+  p.level = 0;
+  p.stride = 48;
+  const auto grid = make_grid(Bounds{0, 0, 480, 96, false}, level0_geometry(96, 48), p, nullptr);
+  EXPECT_EQ(grid.cols, 9);  // starts 0, 48, ..., 384
+  EXPECT_EQ(grid.patches.back().x, 384);
+}
+
+TEST(GridLayout, NonIntegerLevel0StepIsRoundedNotAccumulated) {
+  // 0.972 / 0.25 = 3.888 level-0 px per target px: patch k starts at round(k * 373.248).
+  const auto g = resolve_geometry(pyramid(100000, 100000, 1), 0.25, GridParams{});
+  GridParams p;
+  const auto grid = make_grid(Bounds{0, 0, 100000, 400, false}, g, p, nullptr);
+  ASSERT_GT(grid.patches.size(), 200u);
+  EXPECT_EQ(grid.patches[200].x, std::llround(200 * 373.248));
+}
+
+TEST(GridLayout, TissueFilterUsesMinimumFraction) {
+  // A 4 x 1 mask, each pixel 96 level-0 px: tissue in the left half only.
+  TissueMask m;
+  m.mask = GrayImage(4, 1, 0);
+  m.mask.at(0, 0) = m.mask.at(1, 0) = 255;
+  m.downsample_x = m.downsample_y = 96;
+  GridParams p;
+  p.level = 0;
+  p.min_tissue = 0.5;
+  auto grid = make_grid(Bounds{0, 0, 384, 96, false}, level0_geometry(96, 48), p, &m);
+  // Starts 0, 48, 96, 144, 192, 240, 288: fractions 1, 1, 1, .5, 0, 0, 0.
+  ASSERT_EQ(grid.patches.size(), 4u);
+  EXPECT_FLOAT_EQ(grid.patches[3].tissue, 0.5f);
+  p.min_tissue = 0;
+  grid = make_grid(Bounds{0, 0, 384, 96, false}, level0_geometry(96, 48), p, &m);
+  EXPECT_EQ(grid.patches.size(), 7u);
+}
+
+TEST(GridRegion, PatchRegionIsLevel0OriginWithLevelSize) {
+  const auto g = resolve_geometry(pyramid(100000, 80000, 3), 0.25, GridParams{});
+  const Region r = patch_region(GridPatch{1234, 5678, 0, 0, 1}, g);
+  EXPECT_EQ(r, (Region{1, 1234, 5678, g.read_size, g.read_size}));
+}
+
+TEST(Resample, AreaAverageOfIntegerFactorIsBlockMean) {
+  std::vector<uint8_t> src(4 * 4 * 3), dst(2 * 2 * 3);
+  for (int i = 0; i < 16; ++i) src[static_cast<size_t>(i * 3)] = static_cast<uint8_t>(i * 10);
+  resample_area(src.data(), 4, dst.data(), 2);
+  EXPECT_EQ(dst[0], (0 + 10 + 40 + 50) / 4);       // top-left block
+  EXPECT_EQ(dst[3 * 3], (100 + 110 + 140 + 150) / 4);  // bottom-right block
+}
+
+TEST(Resample, NonIntegerFactorPreservesMeanAndConstants) {
+  std::vector<uint8_t> src(187 * 187 * 3, 77), dst(96 * 96 * 3);
+  resample_area(src.data(), 187, dst.data(), 96);
+  for (uint8_t v : dst) ASSERT_EQ(v, 77);
+  // A left/right split image keeps its mean within rounding.
+  for (int y = 0; y < 187; ++y)
+    for (int x = 0; x < 187; ++x) src[static_cast<size_t>((y * 187 + x) * 3)] = x < 93 ? 0 : 200;
+  resample_area(src.data(), 187, dst.data(), 96);
+  double mean_src = 0, mean_dst = 0;
+  for (int i = 0; i < 187 * 187; ++i) mean_src += src[static_cast<size_t>(i * 3)];
+  for (int i = 0; i < 96 * 96; ++i) mean_dst += dst[static_cast<size_t>(i * 3)];
+  EXPECT_NEAR(mean_src / (187.0 * 187), mean_dst / (96.0 * 96), 0.6);
+}
+
+}  // namespace
+}  // namespace wsi

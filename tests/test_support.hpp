@@ -2,10 +2,15 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <random>
+#include <sstream>
 #include <string>
+#include <vector>
 
 namespace wsi::test {
 
@@ -36,5 +41,62 @@ class ScratchDir {
  private:
   std::filesystem::path path_;
 };
+
+inline std::string slurp(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+inline std::string shell_quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+struct CliResult {
+  int code = -1;
+  bool signalled = false;
+  std::string out, err;
+};
+
+// Runs the wsi-heatmap executable with `args` (each shell-quoted); `prefix` is prepended to the
+// command line verbatim (e.g. "ulimit -f 64; trap '' XFSZ; exec").
+inline CliResult run_wsi(const std::vector<std::string>& args, const std::string& prefix = "") {
+  ScratchDir dir;
+  std::string cmd = prefix;
+  if (!cmd.empty()) cmd.append(" ");
+  cmd.append(shell_quote(WSI_CLI_PATH));
+  // Appended piecewise: GCC 12's -Wrestrict misfires on `" " + std::string&&` (GCC PR105329).
+  for (const auto& a : args) cmd.append(" ").append(shell_quote(a));
+  cmd.append(" >").append(shell_quote((dir / "out").string())).append(" 2>").append(shell_quote((dir / "err").string()));
+  cmd.append(" </dev/null");
+  std::string full = "bash -c ";
+  full.append(shell_quote(cmd));
+  const int status = std::system(full.c_str());
+  CliResult r;
+  r.signalled = WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) >= 128);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.out = slurp(dir / "out");
+  r.err = slurp(dir / "err");
+  return r;
+}
+
+// Generated fixtures shared by the tests of one build (deterministic, so concurrent test
+// processes that both generate one write identical bytes; writers rename atomically).
+inline std::filesystem::path fixture_dir() {
+  std::filesystem::path p(WSI_FIXTURE_DIR);
+  std::filesystem::create_directories(p);
+  return p;
+}
+
+// Temporary files (.<name>.partial-*) left anywhere under `dir`.
+inline std::vector<std::filesystem::path> partial_files(const std::filesystem::path& dir) {
+  std::vector<std::filesystem::path> v;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir))
+    if (e.path().filename().string().find(".partial-") != std::string::npos) v.push_back(e.path());
+  return v;
+}
 
 }  // namespace wsi::test

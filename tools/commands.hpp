@@ -5,7 +5,14 @@
 
 #include <CLI/CLI.hpp>
 
+namespace wsi {
+struct TissueParams;
+}
+
 namespace wsi::cli {
+
+// The tissue-detection flags (tools/tissue_options.cpp), shared by mask and extract.
+void add_tissue_options(CLI::App& app, TissueParams& params);
 
 void setup_info(CLI::App& app);
 void setup_synth(CLI::App& app);

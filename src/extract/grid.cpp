@@ -1,1 +1,163 @@
-// placeholder: being written
+#include "wsi/grid.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+
+#include "wsi/error.hpp"
+#include "wsi/tissue.hpp"
+
+namespace wsi {
+
+EdgePolicy parse_edge_policy(const std::string& s) {
+  if (s == "inside") return EdgePolicy::inside;
+  if (s == "pad") return EdgePolicy::pad;
+  throw UsageError("unknown edge policy '" + s + "': use inside or pad");
+}
+
+void GridParams::validate() const {
+  if (patch_size < 8 || patch_size > 4096)
+    throw ConfigError("grid: patch size " + std::to_string(patch_size) + " is outside 8..4096");
+  if (stride < 1 || stride > patch_size * 4)
+    throw ConfigError("grid: stride " + std::to_string(stride) + " must be in 1.." + std::to_string(patch_size * 4) +
+                      " (patch pixels)");
+  if (!level && (!target_mpp || !(*target_mpp > 0.0) || !std::isfinite(*target_mpp)))
+    throw ConfigError("grid: target mpp must be a positive number of micrometres per pixel (or give a level)");
+  if (level && *level < 0) throw ConfigError("grid: level must be >= 0");
+  if (!(min_tissue >= 0.0 && min_tissue <= 1.0))
+    throw ConfigError("grid: minimum tissue fraction must be in 0..1");
+}
+
+PatchGeometry resolve_geometry(const std::vector<LevelInfo>& levels, double level0_mpp, const GridParams& params) {
+  params.validate();
+  if (levels.empty()) throw ConfigError("grid: the slide has no levels");
+  PatchGeometry g;
+  g.patch_size = params.patch_size;
+  if (params.level) {
+    if (*params.level >= static_cast<int>(levels.size()))
+      throw ConfigError("grid: level " + std::to_string(*params.level) + " does not exist (the slide has " +
+                        std::to_string(levels.size()) + " levels)");
+    g.level = *params.level;
+    g.level_downsample = levels[static_cast<size_t>(g.level)].downsample;
+    g.target_mpp = level0_mpp > 0 ? level0_mpp * g.level_downsample : 0.0;
+    g.read_size = params.patch_size;
+    g.size_level0 = params.patch_size * g.level_downsample;
+    g.stride_level0 = params.stride * g.level_downsample;
+    return g;
+  }
+  if (!(level0_mpp > 0))
+    throw ConfigError("the slide has no microns-per-pixel metadata, so the target resolution " +
+                      std::to_string(*params.target_mpp) +
+                      " um/px cannot be found: pass --mpp (the slide's level-0 um/px) or --level");
+  const double target = *params.target_mpp;
+  if (target < level0_mpp * (1 - 1e-3)) {
+    std::ostringstream m;
+    m << "target resolution " << target << " um/px is finer than the slide's level 0 (" << level0_mpp
+      << " um/px); wsi-heatmap does not upsample: use --target-mpp " << level0_mpp << " or coarser, or --level 0";
+    throw ConfigError(m.str());
+  }
+  const LevelChoice c = choose_level(levels, level0_mpp, target);
+  g.level = c.level;
+  g.level_downsample = levels[static_cast<size_t>(c.level)].downsample;
+  g.target_mpp = target;
+  const double ratio = target / level0_mpp;  // level-0 pixels per target pixel
+  g.size_level0 = params.patch_size * ratio;
+  g.stride_level0 = params.stride * ratio;
+  // Within the 1e-3 tolerance choose_level uses, read 1:1 rather than resample by 0.1 %.
+  const double rs = c.read_scale;
+  g.read_size = std::abs(rs - 1.0) <= 1e-3 ? params.patch_size
+                                           : std::max<int64_t>(1, std::llround(params.patch_size * rs));
+  return g;
+}
+
+PatchGeometry resolve_geometry(const Slide& slide, const GridParams& params) {
+  return resolve_geometry(slide.levels(), slide.mpp().known() ? (slide.mpp().x + slide.mpp().y) / 2 : 0.0, params);
+}
+
+PatchGrid make_grid(const Bounds& bounds, const PatchGeometry& geometry, const GridParams& params,
+                    const TissueMask* tissue) {
+  PatchGrid grid;
+  grid.geometry = geometry;
+  grid.origin_x = bounds.x;
+  grid.origin_y = bounds.y;
+  const double size = geometry.size_level0, stride = geometry.stride_level0;
+  auto count = [&](int64_t extent_px) -> int64_t {
+    const double extent = static_cast<double>(extent_px);
+    if (params.edge == EdgePolicy::pad) return extent_px > 0 ? static_cast<int64_t>(std::ceil(extent / stride)) : 0;
+    if (extent + 1e-6 < size) return 0;
+    // Patches fully inside: the last start s satisfies s + size <= extent.
+    return static_cast<int64_t>(std::floor((extent - size) / stride + 1e-9)) + 1;
+  };
+  grid.cols = count(bounds.width);
+  grid.rows = count(bounds.height);
+  const int64_t side = std::llround(size);
+  for (int64_t r = 0; r < grid.rows; ++r) {
+    const int64_t y = bounds.y + std::llround(static_cast<double>(r) * stride);
+    for (int64_t c = 0; c < grid.cols; ++c) {
+      const int64_t x = bounds.x + std::llround(static_cast<double>(c) * stride);
+      float frac = 1.0f;
+      if (tissue) frac = static_cast<float>(tissue->fraction_in(x, y, side, side));
+      if (tissue && (frac < params.min_tissue || (params.min_tissue > 0 && frac <= 0.0f))) continue;
+      grid.patches.push_back({x, y, static_cast<int32_t>(c), static_cast<int32_t>(r), frac});
+    }
+  }
+  return grid;
+}
+
+Region patch_region(const GridPatch& patch, const PatchGeometry& geometry) {
+  return Region{geometry.level, patch.x, patch.y, geometry.read_size, geometry.read_size};
+}
+
+void resample_area(const uint8_t* src, int64_t src_size, uint8_t* dst, int64_t dst_size) {
+  if (src_size == dst_size) {
+    std::copy_n(src, static_cast<size_t>(src_size * src_size * 3), dst);
+    return;
+  }
+  // Separable: weights of source columns for each output column (same for rows).
+  struct Tap {
+    int64_t first;
+    std::vector<double> w;
+  };
+  std::vector<Tap> taps(static_cast<size_t>(dst_size));
+  const double scale = static_cast<double>(src_size) / static_cast<double>(dst_size);
+  for (int64_t o = 0; o < dst_size; ++o) {
+    const double a = static_cast<double>(o) * scale, b = a + scale;
+    auto& t = taps[static_cast<size_t>(o)];
+    t.first = static_cast<int64_t>(std::floor(a));
+    const int64_t last = std::min<int64_t>(src_size - 1, static_cast<int64_t>(std::ceil(b)) - 1);
+    double total = 0;
+    for (int64_t i = t.first; i <= last; ++i) {
+      const double w = std::min<double>(b, static_cast<double>(i + 1)) - std::max<double>(a, static_cast<double>(i));
+      t.w.push_back(std::max(0.0, w));
+      total += std::max(0.0, w);
+    }
+    for (double& w : t.w) w /= total;
+  }
+  // Horizontal pass into doubles, then vertical pass.
+  std::vector<double> tmp(static_cast<size_t>(src_size * dst_size * 3));
+  for (int64_t y = 0; y < src_size; ++y)
+    for (int64_t o = 0; o < dst_size; ++o) {
+      const auto& t = taps[static_cast<size_t>(o)];
+      double acc[3] = {0, 0, 0};
+      for (size_t k = 0; k < t.w.size(); ++k) {
+        const uint8_t* p = src + ((y * src_size) + t.first + static_cast<int64_t>(k)) * 3;
+        for (int ch = 0; ch < 3; ++ch) acc[ch] += t.w[k] * p[ch];
+      }
+      double* q = &tmp[static_cast<size_t>((y * dst_size + o) * 3)];
+      for (int ch = 0; ch < 3; ++ch) q[ch] = acc[ch];
+    }
+  for (int64_t o = 0; o < dst_size; ++o) {
+    const auto& t = taps[static_cast<size_t>(o)];
+    for (int64_t x = 0; x < dst_size; ++x) {
+      double acc[3] = {0, 0, 0};
+      for (size_t k = 0; k < t.w.size(); ++k) {
+        const double* p = &tmp[static_cast<size_t>(((t.first + static_cast<int64_t>(k)) * dst_size + x) * 3)];
+        for (int ch = 0; ch < 3; ++ch) acc[ch] += t.w[k] * p[ch];
+      }
+      uint8_t* q = dst + (o * dst_size + x) * 3;
+      for (int ch = 0; ch < 3; ++ch) q[ch] = static_cast<uint8_t>(std::clamp(std::lround(acc[ch]), 0L, 255L));
+    }
+  }
+}
+
+}  // namespace wsi

@@ -1,0 +1,114 @@
+// wsi/extract.hpp — balanced, labelled patch datasets from slides plus ground truth.
+//
+// Two passes, both streaming:
+//   1. survey (per slide, no slide pixels at patch resolution): tissue mask → grid → labels from
+//      the ground truth, queried patch by patch (oneTBB parallel_for). Keeps one small record per
+//      tissue patch (tens of bytes), so memory follows the patch count, not the pixel count.
+//   2. extract (per split): the picks of select_patches() flow through a oneTBB parallel_pipeline
+//      — serial reader of pick chunks (contiguous runs of the grid, as the Foundation benchmark
+//      showed libvips wants) → parallel read + resample + augment → serial writer — with a bounded
+//      number of chunks in flight (2 per thread), so peak memory does not grow with the slide.
+//
+// Failure policy: a slide that cannot be opened, has no mpp, or whose ground truth does not fit
+// is reported in its SlideReport and skipped; the run goes on. A region that fails to decode is
+// skipped and counted (the slide handle is reopened, since OpenSlide's error state is sticky).
+// A write failure (full disk) aborts the run with WriteError; the writers remove their
+// temporaries, so no partial dataset is left under a final name.
+//
+// Frames: see grid.hpp (level-0 int64 positions, target-resolution patch pixels).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "wsi/annotations.hpp"
+#include "wsi/dataset.hpp"
+#include "wsi/grid.hpp"
+#include "wsi/labels.hpp"
+#include "wsi/sampling.hpp"
+#include "wsi/tissue.hpp"
+
+namespace wsi {
+
+struct ExtractSource {
+  std::filesystem::path slide;
+  std::optional<std::filesystem::path> mask;         // ground-truth mask TIFF
+  std::optional<std::filesystem::path> annotations;  // ASAP XML / Camelyon JSON / GeoJSON
+};
+
+struct ExtractParams {
+  TissueParams tissue;
+  GridParams grid;
+  LabelRule rule;
+  MaskValueMap mask_values;
+  AnnotationOptions annotation_options;
+  ExclusionPolicy exclusion = ExclusionPolicy::normal;
+  BalanceParams balance;
+  SplitSpec split;
+  DatasetFormat format = DatasetFormat::pcam;
+  std::string prefix = "patches";   // pcam file prefix
+  std::filesystem::path out_dir;
+  std::optional<double> mpp_override;  // µm per level-0 pixel, for slides without metadata
+  int threads = 0;                  // 0 = all cores
+  int chunk = 32;                   // patches per pipeline token
+  // Without ground truth every patch is labelled 0 (unlabelled tissue sets, e.g. for inference).
+  bool allow_unlabelled = false;
+
+  void validate() const;  // throws ConfigError / UsageError
+};
+
+struct SlideReport {
+  std::filesystem::path slide;
+  std::string name;            // file stem, the "wsi" column
+  std::string split;
+  std::string error;           // non-empty: the slide was skipped, and why
+  std::string note;            // something worth saying that is not an error (e.g. no tissue)
+  int64_t grid_patches = 0;    // full grid
+  int64_t tissue_patches = 0;  // after the tissue filter
+  int64_t positives = 0;       // candidates labelled 1
+  int64_t negatives = 0;
+  int64_t dropped = 0;         // touching exclusions with --exclusion skip
+  int64_t selected = 0;        // picks (including copies)
+  int64_t written = 0;
+  int64_t read_failures = 0;   // regions that failed to decode (skipped)
+  int level = 0;
+  double target_mpp = 0.0;
+  double tissue_fraction = 0.0;
+  double survey_seconds = 0.0;
+};
+
+struct SplitReport {
+  std::string name;
+  int64_t slides = 0;
+  int64_t positives = 0;   // written
+  int64_t negatives = 0;
+  int64_t copies = 0;      // oversampled duplicates written
+  int64_t duplicates_skipped = 0;
+  std::vector<std::filesystem::path> outputs;
+};
+
+struct ExtractSummary {
+  std::vector<SlideReport> slides;
+  std::vector<SplitReport> splits;
+  std::filesystem::path summary_json;
+  double survey_seconds = 0.0;
+  double extract_seconds = 0.0;
+  int64_t patches_written = 0;
+  int64_t failed_slides() const;
+};
+
+// Progress: called from the serial output stage (never concurrently) with patches written so far
+// and the total to write.
+using ExtractProgress = std::function<void(int64_t done, int64_t total)>;
+
+// Runs both passes and writes the dataset plus `<out_dir>/<prefix>_summary.json` (counts per label
+// and split, parameters, source files, timings). Throws WriteError / ConfigError for run-level
+// failures; per-slide failures are in the summary.
+ExtractSummary run_extract(const std::vector<ExtractSource>& sources, const ExtractParams& params,
+                           const ExtractProgress& progress = {});
+
+}  // namespace wsi

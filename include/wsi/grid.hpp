@@ -1,0 +1,91 @@
+// wsi/grid.hpp — the sliding-window patch grid over a slide.
+//
+// Frames and units:
+//   * Patch positions (GridPatch::x, y) are LEVEL-0 pixels (int64) of the patch's top-left corner.
+//   * patch_size and stride are pixels AT THE TARGET RESOLUTION (target_mpp µm per pixel, PCam's
+//     0.972 µm by default), i.e. the pixels the patch has once extracted.
+//   * PatchGeometry::size_level0 / stride_level0 convert them to level-0 pixels (may be
+//     non-integer; positions are rounded to the nearest level-0 pixel, never accumulated).
+//
+// Reading: the patch is read at the coarsest level whose mpp is <= the target (never coarser, so
+// no detail is invented) as a read_size x read_size region of that level, then area-resampled to
+// patch_size when read_size != patch_size. A target finer than level 0 is refused (we do not
+// upsample).
+//
+// Edge policy: the grid starts at the top-left of openslide.bounds-* (or of level 0) and a
+// patch is kept only when it lies entirely inside those bounds (`EdgePolicy::inside`, the
+// default; the last partial row and column are dropped). `EdgePolicy::pad` keeps the partial
+// patches; their outside part reads as white glass.
+//
+// Thread-safety: everything here is a pure function of its arguments.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "wsi/region.hpp"
+#include "wsi/slide.hpp"
+
+namespace wsi {
+
+struct TissueMask;
+
+enum class EdgePolicy { inside, pad };
+EdgePolicy parse_edge_policy(const std::string& s);  // "inside" | "pad"; throws UsageError
+
+struct GridParams {
+  int patch_size = 96;                 // target pixels, 8..4096
+  int stride = 96;                     // target pixels, 1..patch_size*4 (< patch_size = overlap)
+  std::optional<double> target_mpp = 0.972;  // µm per target pixel (PCam 10x)
+  std::optional<int> level;            // read this level 1:1 instead (overrides target_mpp)
+  double min_tissue = 0.5;             // minimum tissue fraction of a patch, 0..1 (0 = all)
+  EdgePolicy edge = EdgePolicy::inside;
+
+  void validate() const;  // throws ConfigError naming the field
+};
+
+// How patches are read, resolved against one slide.
+struct PatchGeometry {
+  int level = 0;              // slide level read
+  double level_downsample = 1.0;
+  double target_mpp = 0.0;    // µm per patch pixel (0 when the slide's mpp is unknown and a level was given)
+  int patch_size = 96;        // output pixels
+  int64_t read_size = 96;     // level pixels read per patch side
+  double size_level0 = 96;    // level-0 pixels per patch side
+  double stride_level0 = 96;  // level-0 pixels between neighbouring patches
+};
+
+struct GridPatch {
+  int64_t x = 0, y = 0;      // level-0 top-left
+  int32_t col = 0, row = 0;  // grid indices
+  float tissue = 1.0f;       // tissue fraction 0..1
+};
+
+struct PatchGrid {
+  PatchGeometry geometry;
+  int64_t origin_x = 0, origin_y = 0;  // level-0 position of grid cell (0, 0)
+  int64_t cols = 0, rows = 0;          // full grid size before the tissue filter
+  std::vector<GridPatch> patches;      // kept patches, row-major order
+};
+
+// Resolves the read geometry from level sizes and level-0 mpp (0 = unknown). Throws
+// ConfigError: unknown mpp without an explicit level ("pass --mpp"), target finer than level 0,
+// level out of range.
+PatchGeometry resolve_geometry(const std::vector<LevelInfo>& levels, double level0_mpp, const GridParams& params);
+PatchGeometry resolve_geometry(const Slide& slide, const GridParams& params);
+
+// Lays the grid over `bounds` and keeps patches whose tissue fraction (from `tissue`; every
+// patch counts as full tissue when it is null) is >= params.min_tissue.
+PatchGrid make_grid(const Bounds& bounds, const PatchGeometry& geometry, const GridParams& params,
+                    const TissueMask* tissue);
+
+// The region to read for a patch (level-0 x, y; level-pixel size read_size).
+Region patch_region(const GridPatch& patch, const PatchGeometry& geometry);
+
+// Area-averaging resample of a square RGB image (src_size² → dst_size²), exact for any ratio:
+// each output pixel is the coverage-weighted mean of the input pixels under it.
+void resample_area(const uint8_t* src, int64_t src_size, uint8_t* dst, int64_t dst_size);
+
+}  // namespace wsi
