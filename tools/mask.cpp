@@ -1,5 +1,112 @@
-// placeholder: being written
+// `wsi-heatmap mask SLIDE -o OUT [--overlay PNG] [--mpp M] [tissue options] [--json]`: the tissue
+// mask of a slide (PNG or TIFF by extension), its JSON sidecar and an overlay to look at.
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <iomanip>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <sstream>
+
 #include "commands.hpp"
+#include "wsi/error.hpp"
+#include "wsi/slide.hpp"
+#include "wsi/tissue.hpp"
+
 namespace wsi::cli {
-void setup_mask(CLI::App& /*app*/) {}
+namespace {
+namespace fs = std::filesystem;
+
+struct MaskOptions {
+  std::string slide, out, overlay;
+  std::optional<double> mpp;
+  TissueParams params;
+  bool json = false;
+};
+
+// OUT with its stem + ".overlay.png": mask.png -> mask.overlay.png.
+fs::path default_overlay(const fs::path& out) {
+  fs::path p = out;
+  p.replace_filename(out.stem().string() + ".overlay.png");
+  return p;
+}
+
+std::string lower_extension(const fs::path& p) {
+  std::string e = p.extension().string();
+  std::transform(e.begin(), e.end(), e.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return e;
+}
+
+void run_mask(const MaskOptions& opt) {
+  // Everything the command line can get wrong is checked before the slide is read.
+  const fs::path out = opt.out;
+  check_tissue_mask_path(out);
+  const fs::path overlay = opt.overlay.empty() ? default_overlay(out) : fs::path(opt.overlay);
+  if (lower_extension(overlay) != ".png")
+    throw UsageError("--overlay " + overlay.string() + ": the overlay is a PNG; name it .png");
+  try {
+    opt.params.validate();
+  } catch (const ConfigError& e) {
+    throw UsageError(e.what());  // the values came from flags of the same names
+  }
+
+  const auto t0 = std::chrono::steady_clock::now();
+  SlideOptions so;
+  so.mpp_override = opt.mpp;
+  const Slide slide(opt.slide, so);
+  RgbImage view;  // the slide at mask scale, so the overlay does not read it again
+  const TissueMask m = compute_tissue_mask(slide, opt.params, &view);
+  write_tissue_mask(m, opt.params, out, slide.path().string());
+  write_tissue_overlay(view, m, overlay);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+  fs::path sidecar = out;
+  sidecar += ".json";
+  const TissueStats& st = m.stats;
+  if (opt.json) {
+    nlohmann::json j = {{"slide", slide.path().string()},
+                        {"mask", out.string()},
+                        {"sidecar", sidecar.string()},
+                        {"overlay", overlay.string()},
+                        {"width", m.mask.width},
+                        {"height", m.mask.height},
+                        {"mpp", m.mpp},
+                        {"downsample_x", m.downsample_x},
+                        {"downsample_y", m.downsample_y},
+                        {"source_level", m.source_level},
+                        {"tissue_fraction", st.tissue_fraction},
+                        {"otsu_threshold", st.otsu_threshold},
+                        {"used_threshold", st.used_threshold},
+                        {"pen_pixels", st.pen_pixels},
+                        {"removed_components", st.removed_components},
+                        {"seconds", secs}};
+    std::cout << j.dump(2) << "\n";
+    return;
+  }
+  std::ostringstream o;
+  o << std::fixed << "wrote " << out.string() << ": " << m.mask.width << "x" << m.mask.height << " px at "
+    << std::setprecision(3) << m.mpp << " um/px (from level " << m.source_level << "), tissue " << std::setprecision(1)
+    << 100.0 * st.tissue_fraction << " %, saturation threshold " << std::setprecision(3) << st.used_threshold
+    << " (Otsu " << st.otsu_threshold << "); sidecar " << sidecar.string() << ", overlay " << overlay.string() << "; "
+    << std::setprecision(2) << secs << " s\n";
+  std::cout << o.str();
+}
+
+}  // namespace
+
+void setup_mask(CLI::App& app) {
+  auto opt = std::make_shared<MaskOptions>();
+  CLI::App* sub = app.add_subcommand("mask", "Detect tissue: write a mask (PNG/TIFF), its JSON sidecar and an overlay");
+  sub->add_option("slide", opt->slide, "Slide file (any format OpenSlide reads)")->required();
+  sub->add_option("--out,-o", opt->out, "Mask file: .png, or .tif/.tiff (tiled); OUT.json describes its frame")
+      ->required();
+  sub->add_option("--overlay", opt->overlay, "Overlay PNG (default: OUT's stem + .overlay.png)");
+  sub->add_option("--mpp", opt->mpp, "Override microns per level-0 pixel (when the metadata has none or is wrong)");
+  sub->add_flag("--json", opt->json, "Print a JSON summary instead of one line");
+  add_tissue_options(*sub, opt->params);
+  sub->callback([opt] { run_mask(*opt); });
+}
+
 }  // namespace wsi::cli

@@ -17,6 +17,7 @@ void add_tissue_options(CLI::App& app, TissueParams& p) {
   app.add_flag("!--no-pen-removal", p.remove_pen, "Keep marker-pen ink (default: removed)")->group(g);
   app.add_option("--closing-um", p.closing_um, "Morphological closing radius, um")->capture_default_str()->group(g);
   app.add_option("--opening-um", p.opening_um, "Morphological opening radius, um")->capture_default_str()->group(g);
+  app.add_option("--margin-um", p.margin_um, "Grow the mask by this radius, um")->capture_default_str()->group(g);
   app.add_option("--max-hole-um2", p.max_hole_um2, "Fill holes up to this area, um^2")->group(g);
   app.add_option("--min-component-um2", p.min_component_um2, "Drop tissue pieces smaller than this, um^2")
       ->capture_default_str()->group(g);
