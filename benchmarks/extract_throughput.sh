@@ -16,23 +16,8 @@ mask="$dir/extract-$size.mask.tif"
 [ -f "$slide" ] && [ -f "$mask" ] || "$bin" synth --out "$slide" --mask "$mask" --size "${size}x${size}" --seed 3 \
   --tumours 5 >/dev/null
 
-# Runs a command, polling its peak RSS (VmHWM); sets $secs and $peak_mib.
-measure() {
-  local start end pid kb
-  start=$(date +%s.%N)
-  "$@" &
-  pid=$!
-  peak_kb=0
-  while kill -0 "$pid" 2>/dev/null; do
-    kb=$(awk '/^VmHWM:/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
-    [ -n "$kb" ] && [ "$kb" -gt "$peak_kb" ] && peak_kb=$kb
-    sleep 0.1
-  done
-  wait "$pid"
-  end=$(date +%s.%N)
-  secs=$(awk -v a="$start" -v b="$end" 'BEGIN {printf "%.3f", b - a}')
-  peak_mib=$(awk -v kb="$peak_kb" 'BEGIN {printf "%.0f", kb / 1024}')
-}
+# shellcheck source=peak_rss.sh
+. "$here/peak_rss.sh"
 
 out="$dir/extract-out-$size"
 rm -rf "$out"

@@ -13,40 +13,10 @@ namespace {
 
 using test::testdata;
 
-struct CliRun {
-  int code = -1;
-  bool signalled = false;
-  std::string out, err;
-};
+using CliRun = test::CliResult;
+using test::slurp;
 
-std::string slurp(const std::filesystem::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::string quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-CliRun run_cli(const std::vector<std::string>& args) {
-  test::ScratchDir dir;
-  std::string cmd = quote(WSI_CLI_PATH);
-  // Appended piecewise: GCC 12's -Wrestrict misfires on `" " + std::string&&` (GCC PR105329).
-  for (const auto& a : args) cmd.append(" ").append(quote(a));
-  cmd.append(" >").append(quote((dir / "out").string())).append(" 2>").append(quote((dir / "err").string()));
-  cmd.append(" </dev/null");
-  const int status = std::system(cmd.c_str());
-  CliRun r;
-  r.signalled = WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) >= 128);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = slurp(dir / "out");
-  r.err = slurp(dir / "err");
-  return r;
-}
+CliRun run_cli(const std::vector<std::string>& args) { return test::run_wsi(args); }
 
 size_t line_count(const std::string& s) { return static_cast<size_t>(std::count(s.begin(), s.end(), '\n')); }
 
