@@ -7,6 +7,7 @@
 #include <array>
 #include <charconv>
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <mutex>
 #include <stdexcept>
@@ -284,7 +285,16 @@ Slide::Slide(const fs::path& path, const SlideOptions& options) : impl_(std::mak
   }
   impl_->check("listing the associated images");
 
-  if (impl_->vendor == "generic-tiff") impl_->reader = detail::try_make_vips_tiff_reader(path, impl_->levels);
+  // Plain tiled TIFFs: libtiff, else libvips (a layout the libtiff backend does not decode), else
+  // OpenSlide. WSI_PIXEL_BACKEND=libvips|openslide forces another backend, to compare them.
+  const char* env = std::getenv("WSI_PIXEL_BACKEND");
+  const std::string_view forced = env ? env : "";
+  if (!forced.empty() && forced != "libtiff" && forced != "libvips" && forced != "openslide")
+    throw UsageError("WSI_PIXEL_BACKEND=" + std::string(forced) + ": must be libtiff, libvips or openslide");
+  if (impl_->vendor == "generic-tiff") {
+    if (forced.empty() || forced == "libtiff") impl_->reader = detail::try_make_tiff_tile_reader(path, impl_->levels);
+    if (!impl_->reader && forced != "openslide") impl_->reader = detail::try_make_vips_tiff_reader(path, impl_->levels);
+  }
   if (!impl_->reader) impl_->reader = detail::make_openslide_reader(impl_->osr, path);
 
   impl_->bounds = resolve_bounds(impl_->properties, impl_->levels[0].width, impl_->levels[0].height);
