@@ -16,8 +16,17 @@ namespace wsi::test {
 
 inline std::filesystem::path testdata(const std::string& rel) { return std::filesystem::path(WSI_TESTDATA_DIR) / rel; }
 
-// ../shared/testdata-real beside the project; tests that need it skip when it is absent.
+// A file of ../shared/testdata-real (same relative path). The small permissively licensed ones
+// are copied into testdata/third_party/ and slides into testdata/slides/, and those copies win,
+// so most real-data tests run without ../shared; the others skip when it is absent.
 inline std::filesystem::path shared_testdata(const std::string& rel) {
+  const std::filesystem::path copy = testdata("third_party/" + rel);
+  if (std::filesystem::exists(copy)) return copy;
+  const std::filesystem::path r(rel);
+  if (r.begin() != r.end() && *r.begin() == "slides") {
+    const std::filesystem::path slide = testdata("slides/" + r.filename().string());
+    if (std::filesystem::exists(slide)) return slide;
+  }
   return std::filesystem::path(WSI_SHARED_TESTDATA_DIR) / rel;
 }
 
