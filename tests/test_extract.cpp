@@ -4,6 +4,7 @@
 #include <hdf5.h>
 #include <tiffio.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <map>
@@ -280,6 +281,46 @@ TEST(ExtractSplits, NoSlideAppearsInTwoSplits) {
     all.insert(s.begin(), s.end());
   }
   EXPECT_EQ(all.size(), total);
+}
+
+// Labels of a run with `mask` (one row per patch, in grid order).
+std::vector<int> labels_with_mask(const fs::path& mask, const test::ScratchDir& out) {
+  const Fixture& fx = fixture();
+  const auto r = run_wsi({"extract", fx.slide.string(), "--mask", mask.string(), "-o", out.path().string(), "-q"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  std::vector<int> v;
+  for (const auto& row : read_meta(out / "patches_train_meta.csv")) v.push_back(row.label);
+  return v;
+}
+
+TEST(ExtractMasks, CamelyonStyleOneAndOurs255GiveTheSameLabels) {
+  const Fixture& fx = fixture();
+  test::ScratchDir dir, a, b;
+  // The same mask with tumour = 1 (Camelyon16's convention), via the vips command-line tool.
+  const fs::path ones = dir / "mask1.tif";
+  std::string cmd = "vips linear ";
+  cmd.append(fx.mask.string()).append(" '").append(ones.string()).append(
+      "[tile,pyramid,compression=deflate,region_shrink=max]' 0.003922 0 --uchar");
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  const auto l255 = labels_with_mask(fx.mask, a), l1 = labels_with_mask(ones, b);
+  ASSERT_GT(std::count(l255.begin(), l255.end(), 1), 5);
+  EXPECT_EQ(l1, l255);
+}
+
+TEST(ExtractMasks, MaskAtAKnownDownsampleIsRescaled) {
+  const Fixture& fx = fixture();
+  test::ScratchDir dir, a, b;
+  // A mask exported at half the slide's size (4000 x 3000): labels agree except on boundaries.
+  const fs::path half = dir / "half.tif";
+  std::string cmd = "vips subsample ";
+  cmd.append(fx.mask.string()).append(" '").append(half.string()).append(
+      "[tile,pyramid,compression=deflate,region_shrink=max]' 2 2");
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  const auto full = labels_with_mask(fx.mask, a), halved = labels_with_mask(half, b);
+  ASSERT_EQ(full.size(), halved.size());
+  int differ = 0;
+  for (size_t i = 0; i < full.size(); ++i) differ += full[i] != halved[i];
+  EXPECT_LE(differ, 3) << differ << " of " << full.size();
 }
 
 TEST(ExtractBadInput, MaskOfOtherGeometryIsReportedAndOtherSlidesGoOn) {
