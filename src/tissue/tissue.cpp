@@ -153,7 +153,7 @@ GrayImage saturation(const RgbImage& rgb) {
   for (size_t i = 0; i < n; ++i) {
     const uint8_t* p = &rgb.pixels[3 * i];
     const int mx = std::max({p[0], p[1], p[2]}), mn = std::min({p[0], p[1], p[2]});
-    s.pixels[i] = mx == 0 ? 0 : static_cast<uint8_t>((255 * (mx - mn) + mx / 2) / mx);
+    s.pixels[i] = static_cast<uint8_t>(mx == 0 ? 0 : (255 * (mx - mn) + mx / 2) / mx);
   }
   return s;
 }
