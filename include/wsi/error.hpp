@@ -67,4 +67,15 @@ class WriteError : public Error {
   std::filesystem::path path_;
 };
 
+// A model cannot be loaded or run (bad TorchScript, output shape contradicting its sidecar, a
+// forward pass that fails). Names the model file.
+class ModelError : public Error {
+ public:
+  ModelError(std::filesystem::path path, const std::string& what);
+  const std::filesystem::path& path() const noexcept { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
 }  // namespace wsi

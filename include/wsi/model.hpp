@@ -29,6 +29,7 @@
 #include <array>
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -73,5 +74,44 @@ std::filesystem::path sidecar_path(const std::filesystem::path& model_path);
 //   bilinear: half-pixel centres, edge clamped (PyTorch align_corners=false, no antialias);
 //   area:     coverage-weighted mean (exact for any ratio).
 void preprocess(const uint8_t* patches, int64_t count, const ModelSpec& spec, float* out);
+
+// ---- Running a model (library wsi::torch; this header includes no LibTorch) ----
+
+enum class Device { cpu, cuda };
+Device parse_device(const std::string& s);  // "cpu" | "cuda"; throws UsageError
+
+struct ModelOptions {
+  Device device = Device::cpu;
+  int threads = 0;  // intra-op threads; 0 = one per core (LibTorch's default here is 1)
+};
+
+// A loaded model: TorchScript module + sidecar. Loading checks the contract by running one
+// patch of zeros: a forward that fails or an output shape that contradicts the sidecar is a
+// ModelError saying what to fix. Thread-safety: predict() may be called from one thread at a
+// time (a pipeline's serial inference stage); the module is shared, not copied.
+class Model {
+ public:
+  // Throws UsageError (file or sidecar missing), ConfigError (bad sidecar), ModelError.
+  explicit Model(const std::filesystem::path& path, const ModelOptions& options = {});
+  ~Model();
+  Model(Model&&) noexcept;
+  Model& operator=(Model&&) noexcept;
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+
+  const ModelSpec& spec() const;
+  const std::filesystem::path& path() const;
+  // Tumour probabilities (0..1) of `count` patches (spec().patch_size² RGB HWC uint8 each).
+  std::vector<float> predict(const uint8_t* patches, int64_t count) const;
+  // Whether the TorchScript module exports the sidecar's features/classify methods; when not,
+  // gradcam_unavailable_reason() says why in one sentence.
+  bool has_gradcam() const;
+  const std::string& gradcam_unavailable_reason() const;
+  bool cuda_available() const;  // of this build and machine
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 }  // namespace wsi

@@ -22,4 +22,7 @@ RegionReadError::RegionReadError(std::filesystem::path path, const Region& regio
 WriteError::WriteError(std::filesystem::path path, const std::string& what)
     : Error(path.string() + ": " + what), path_(std::move(path)) {}
 
+ModelError::ModelError(std::filesystem::path path, const std::string& what)
+    : Error(path.string() + ": " + what), path_(std::move(path)) {}
+
 }  // namespace wsi

@@ -1,0 +1,90 @@
+#!/usr/bin/python3
+"""Makes the TorchScript models the model tests load, and the reference outputs PyTorch itself
+computes for them (an independent implementation of the sidecar's preprocessing).
+
+Usage: make_test_models.py OUTDIR     (deterministic: fixed seeds)
+"""
+import json
+import sys
+
+import numpy as np
+import torch
+
+out = sys.argv[1]
+torch.manual_seed(0)
+rng = np.random.default_rng(0)
+
+
+class TinyCnn(torch.nn.Module):
+    def __init__(self, outputs=1):
+        super().__init__()
+        self.body = torch.nn.Sequential(
+            torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+            torch.nn.Conv2d(8, 16, 3, padding=1), torch.nn.ReLU())
+        self.head = torch.nn.Linear(16, outputs)
+
+    @torch.jit.export
+    def features(self, x):
+        return self.body(x)
+
+    @torch.jit.export
+    def classify(self, a):
+        return self.head(a.mean(dim=(2, 3)))
+
+    def forward(self, x):
+        return self.classify(self.features(x))
+
+
+class NoSplit(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 1, 3)
+
+    def forward(self, x):
+        return self.conv(x).mean(dim=(1, 2, 3))
+
+
+class Wrong(torch.nn.Module):
+    def forward(self, x):
+        return x.mean(dim=(2, 3)).repeat(1, 4)[:, :10]
+
+
+def sidecar(name, **kw):
+    d = {"format": "wsi-heatmap-model/1", "name": name, "patch_size": 96, "mpp": 0.972}
+    d.update(kw)
+    with open(f"{out}/{name}.json", "w") as f:
+        json.dump(d, f, indent=2)
+
+
+def preprocess(patches, size, mean, std):
+    """Independent of the C++: PIL-style nearest indices, then scale/mean/std, NCHW."""
+    idx = np.floor((np.arange(size) + 0.5) * 96 / size).astype(int)
+    x = patches[:, idx][:, :, idx].astype(np.float32) / 255.0
+    x = (x - np.array(mean, np.float32)) / np.array(std, np.float32)
+    return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+
+
+patches = rng.integers(0, 256, size=(5, 96, 96, 3), dtype=np.uint8)
+patches.tofile(f"{out}/patches.u8")
+mean, std = [0.70, 0.55, 0.65], [0.15, 0.20, 0.18]
+
+cnn = torch.jit.script(TinyCnn().eval())
+cnn.save(f"{out}/cnn.pt")
+sidecar("cnn", input_size=32, resize="nearest", scale=1 / 255, mean=mean, std=std, output="logit",
+        gradcam={"features": "features", "classify": "classify"})
+with torch.no_grad():
+    p = torch.sigmoid(cnn(preprocess(patches, 32, mean, std))).reshape(-1)
+np.savetxt(f"{out}/cnn.expected", p.numpy(), fmt="%.8f")
+
+soft = torch.jit.script(TinyCnn(outputs=2).eval())
+soft.save(f"{out}/softmax.pt")
+sidecar("softmax", input_size=96, scale=1 / 255, mean=mean, std=std, output="softmax", positive_index=1)
+with torch.no_grad():
+    p = torch.softmax(soft(preprocess(patches, 96, mean, std)), dim=1)[:, 1]
+np.savetxt(f"{out}/softmax.expected", p.numpy(), fmt="%.8f")
+
+torch.jit.script(NoSplit().eval()).save(f"{out}/nosplit.pt")
+sidecar("nosplit", output="logit", gradcam={"features": "features", "classify": "classify"})
+
+torch.jit.script(Wrong().eval()).save(f"{out}/wrong.pt")
+sidecar("wrong", output="logit")

@@ -1,0 +1,153 @@
+// Loading and running TorchScript models through the sidecar contract. Models and reference
+// outputs are made by tests/make_test_models.py with Debian's python3-torch (skipped without it).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <unistd.h>
+
+#include "test_support.hpp"
+#include "wsi/error.hpp"
+#include "wsi/model.hpp"
+
+namespace wsi {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Generates the models once per build (deterministic output, written by one script run).
+const fs::path* models() {
+  static const fs::path* dir = [] () -> const fs::path* {
+    if (std::system("/usr/bin/python3 -c 'import torch, numpy' >/dev/null 2>&1") != 0) return nullptr;
+    static fs::path d = test::fixture_dir() / "models";
+    if (!fs::exists(d / "wrong.json")) {
+      const fs::path tmp = test::fixture_dir() / ("models.tmp-" + std::to_string(::getpid()));
+      fs::create_directories(tmp);
+      std::string cmd = "/usr/bin/python3 ";
+      cmd.append(test::shell_quote(std::string(WSI_SOURCE_DIR) + "/tests/make_test_models.py"))
+          .append(" ")
+          .append(test::shell_quote(tmp.string()));
+      if (std::system(cmd.c_str()) != 0) return nullptr;
+      std::error_code ec;
+      fs::rename(tmp, d, ec);  // another test process may have won the race: fine, same bytes
+      fs::remove_all(tmp, ec);
+    }
+    return &d;
+  }();
+  return dir;
+}
+
+#define REQUIRE_MODELS()                                                                       \
+  if (!models()) GTEST_SKIP() << "/usr/bin/python3 with torch and numpy is needed to make the " \
+                                 "test models (Debian: python3-torch)";
+
+std::vector<uint8_t> patches() {
+  const std::string bytes = test::slurp(*models() / "patches.u8");
+  return std::vector<uint8_t>(bytes.begin(), bytes.end());
+}
+
+std::vector<float> expected(const std::string& name) {
+  std::ifstream in(*models() / (name + ".expected"));
+  std::vector<float> v;
+  for (float f; in >> f;) v.push_back(f);
+  return v;
+}
+
+void expect_matches_pytorch(const std::string& name) {
+  const Model m(*models() / (name + ".pt"));
+  const auto px = patches();
+  const auto want = expected(name);
+  ASSERT_EQ(px.size(), want.size() * 96 * 96 * 3);
+  const auto got = m.predict(px.data(), static_cast<int64_t>(want.size()));
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-5) << name << " patch " << i;
+  // Batch size does not change the answer.
+  const auto one = m.predict(px.data() + 2 * 96 * 96 * 3, 1);
+  EXPECT_NEAR(one[0], want[2], 1e-5);
+}
+
+TEST(TorchModel, LogitModelWithNearestResizeMatchesPytorch) {
+  REQUIRE_MODELS();
+  expect_matches_pytorch("cnn");
+}
+
+TEST(TorchModel, SoftmaxModelTakesThePositiveIndex) {
+  REQUIRE_MODELS();
+  expect_matches_pytorch("softmax");
+}
+
+TEST(TorchModel, GradcamAvailabilityFollowsExportedMethods) {
+  REQUIRE_MODELS();
+  EXPECT_TRUE(Model(*models() / "cnn.pt").has_gradcam());
+  const Model soft(*models() / "softmax.pt");  // sidecar names no gradcam methods
+  EXPECT_FALSE(soft.has_gradcam());
+  EXPECT_NE(soft.gradcam_unavailable_reason().find("names no"), std::string::npos);
+  const Model nosplit(*models() / "nosplit.pt");  // names them, module lacks them
+  EXPECT_FALSE(nosplit.has_gradcam());
+  EXPECT_NE(nosplit.gradcam_unavailable_reason().find("does not export"), std::string::npos)
+      << nosplit.gradcam_unavailable_reason();
+}
+
+TEST(TorchModel, OutputShapeContradictingTheSidecarIsAClearError) {
+  REQUIRE_MODELS();
+  try {
+    Model m(*models() / "wrong.pt");
+    FAIL();
+  } catch (const ModelError& e) {
+    const std::string w = e.what();
+    EXPECT_NE(w.find("returns shape [1, 10]"), std::string::npos) << w;
+    EXPECT_NE(w.find("wrong.json"), std::string::npos) << w;
+  }
+}
+
+TEST(TorchModel, NotTorchScriptAndMissingFilesAreClearErrors) {
+  test::ScratchDir dir;
+  std::ofstream(dir / "junk.pt") << "not a zip";
+  std::ofstream(dir / "junk.json")
+      << R"({"format": "wsi-heatmap-model/1", "patch_size": 96, "mpp": 0.972, "output": "logit"})";
+  try {
+    Model m(dir / "junk.pt");
+    FAIL();
+  } catch (const ModelError& e) {
+    EXPECT_NE(std::string(e.what()).find("not a TorchScript file"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(Model(dir / "absent.pt"), UsageError);
+  std::ofstream(dir / "lonely.pt") << "x";
+  EXPECT_THROW(Model(dir / "lonely.pt"), UsageError);  // no sidecar
+}
+
+TEST(TorchModel, RealPathmlFixtureLoadsAndWrongInputShapeSaysWhatToFix) {
+  const fs::path pt = test::shared_testdata("models/pathml-fixtures/test.pt");
+  if (!fs::exists(pt)) GTEST_SKIP() << "../shared/testdata-real is absent";
+  test::ScratchDir dir;
+  fs::copy_file(pt, dir / "simple.pt");
+  // Linear(10 -> 1): it cannot take image patches, and the error must say so.
+  std::ofstream(dir / "simple.json")
+      << R"({"format": "wsi-heatmap-model/1", "patch_size": 96, "mpp": 0.972, "output": "logit"})";
+  try {
+    Model m(dir / "simple.pt");
+    FAIL();
+  } catch (const ModelError& e) {
+    const std::string w = e.what();
+    EXPECT_NE(w.find("failed on a 1x3x96x96"), std::string::npos) << w;
+    EXPECT_NE(w.find("input_size"), std::string::npos) << w;
+    EXPECT_EQ(w.find('\n'), std::string::npos) << "one line, no backtrace: " << w;
+  }
+}
+
+TEST(TorchModel, CudaOnACpuBuildSaysSo) {
+  REQUIRE_MODELS();
+  ModelOptions o;
+  o.device = Device::cuda;
+  const Model cpu(*models() / "cnn.pt");
+  if (cpu.cuda_available()) GTEST_SKIP() << "this machine has CUDA";
+  try {
+    Model m(*models() / "cnn.pt", o);
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("--device cpu"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace wsi
