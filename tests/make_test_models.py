@@ -88,3 +88,18 @@ sidecar("nosplit", output="logit", gradcam={"features": "features", "classify": 
 
 torch.jit.script(Wrong().eval()).save(f"{out}/wrong.pt")
 sidecar("wrong", output="logit")
+
+# Grad-CAM reference for cnn.pt, computed with autograd exactly as include/wsi/gradcam.hpp states.
+x = preprocess(patches, 32, mean, std)
+with torch.no_grad():
+    a = cnn.features(x)
+a = a.detach().requires_grad_(True)
+s = cnn.classify(a).reshape(-1)
+(g,) = torch.autograd.grad(s.sum(), [a])
+with torch.no_grad():
+    cam = torch.relu((g.mean(dim=(2, 3), keepdim=True) * a).sum(1))
+    peak = cam.amax(dim=(1, 2), keepdim=True)
+    cam = torch.where(peak > 0, cam / peak.clamp_min(1e-30), cam)
+    cam = torch.nn.functional.interpolate(cam[:, None], size=(96, 96), mode="bilinear",
+                                          align_corners=False)[:, 0]
+cam.numpy().astype(np.float32).tofile(f"{out}/cnn.cam")

@@ -2,12 +2,15 @@
 // outputs are made by tests/make_test_models.py with Debian's python3-torch (skipped without it).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <unistd.h>
 
 #include "test_support.hpp"
 #include "wsi/error.hpp"
+#include "wsi/gradcam.hpp"
 #include "wsi/model.hpp"
 
 namespace wsi {
@@ -20,7 +23,7 @@ const fs::path* models() {
   static const fs::path* dir = [] () -> const fs::path* {
     if (std::system("/usr/bin/python3 -c 'import torch, numpy' >/dev/null 2>&1") != 0) return nullptr;
     static fs::path d = test::fixture_dir() / "models";
-    if (!fs::exists(d / "wrong.json")) {
+    if (!fs::exists(d / "cnn.cam")) {
       const fs::path tmp = test::fixture_dir() / ("models.tmp-" + std::to_string(::getpid()));
       fs::create_directories(tmp);
       std::string cmd = "/usr/bin/python3 ";
@@ -100,6 +103,45 @@ TEST(TorchModel, OutputShapeContradictingTheSidecarIsAClearError) {
   }
 }
 
+TEST(Gradcam, MatchesTheAutogradReferenceWithin1e4) {
+  REQUIRE_MODELS();
+  const Model m(*models() / "cnn.pt");
+  const auto px = patches();
+  const int64_t n = 5;
+  const GradcamBatch g = gradcam(m, px.data(), n);
+  ASSERT_EQ(g.size, 96);
+  ASSERT_EQ(g.cams.size(), static_cast<size_t>(n * 96 * 96));
+  const std::string ref_bytes = test::slurp(*models() / "cnn.cam");
+  ASSERT_EQ(ref_bytes.size(), g.cams.size() * sizeof(float));
+  std::vector<float> ref(g.cams.size());
+  std::memcpy(ref.data(), ref_bytes.data(), ref_bytes.size());
+  double max_err = 0, max_ref = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    max_err = std::max(max_err, static_cast<double>(std::abs(ref[i] - g.cams[i])));
+    max_ref = std::max(max_ref, static_cast<double>(std::abs(ref[i])));
+  }
+  ASSERT_GT(max_ref, 0.5);  // normalised maps peak near 1: the comparison is not vacuous
+  EXPECT_LE(max_err / max_ref, 1e-4) << "max abs error " << max_err;
+  // Its probabilities are predict()'s.
+  const auto p = m.predict(px.data(), n);
+  for (int64_t i = 0; i < n; ++i) EXPECT_NEAR(g.probabilities[static_cast<size_t>(i)], p[static_cast<size_t>(i)], 1e-6);
+  // Each patch's map is its own: computing one patch alone gives the same map.
+  const GradcamBatch one = gradcam(m, px.data() + 3 * 96 * 96 * 3, 1);
+  for (size_t i = 0; i < one.cams.size(); ++i) ASSERT_NEAR(one.cams[i], g.cams[3 * 96 * 96 + i], 1e-5);
+}
+
+TEST(Gradcam, ModelWithoutTheSplitSaysWhy) {
+  REQUIRE_MODELS();
+  const Model m(*models() / "nosplit.pt");
+  const std::vector<uint8_t> px(96 * 96 * 3, 100);
+  try {
+    gradcam(m, px.data(), 1);
+    FAIL();
+  } catch (const ModelError& e) {
+    EXPECT_NE(std::string(e.what()).find("Grad-CAM is unavailable"), std::string::npos) << e.what();
+  }
+}
+
 TEST(TorchModel, NotTorchScriptAndMissingFilesAreClearErrors) {
   test::ScratchDir dir;
   std::ofstream(dir / "junk.pt") << "not a zip";
@@ -129,7 +171,7 @@ TEST(TorchModel, RealPathmlFixtureLoadsAndWrongInputShapeSaysWhatToFix) {
     FAIL();
   } catch (const ModelError& e) {
     const std::string w = e.what();
-    EXPECT_NE(w.find("failed on a 1x3x96x96"), std::string::npos) << w;
+    EXPECT_NE(w.find("forward() failed on a [1, 3, 96, 96] float32 input"), std::string::npos) << w;
     EXPECT_NE(w.find("input_size"), std::string::npos) << w;
     EXPECT_EQ(w.find('\n'), std::string::npos) << "one line, no backtrace: " << w;
   }

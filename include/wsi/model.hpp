@@ -110,6 +110,7 @@ class Model {
   bool cuda_available() const;  // of this build and machine
 
  private:
+  friend struct GradcamBatch gradcam(const Model& model, const uint8_t* patches, int64_t count);
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

@@ -2,6 +2,7 @@
 // LibTorch (a TU with torch headers costs ~15 s and 1.2 GB to compile here).
 #include <ATen/Parallel.h>
 #include <torch/script.h>
+#include <torch/csrc/autograd/autograd.h>
 #include <torch/version.h>
 
 #include <c10/core/InferenceMode.h>
@@ -11,6 +12,7 @@
 #include <thread>
 
 #include "wsi/error.hpp"
+#include "wsi/gradcam.hpp"
 #include "wsi/model.hpp"
 
 #if __has_include(<torch/cuda.h>)
@@ -65,28 +67,49 @@ struct Model::Impl {
   bool gradcam = false;
   std::string gradcam_reason;
 
-  // Runs the network on `count` preprocessed patches and turns its output into probabilities.
-  std::vector<float> run(const uint8_t* patches, int64_t count) const {
+  // The preprocessed batch as a tensor on the model's device (owns its memory).
+  torch::Tensor input(const uint8_t* patches, int64_t count) const {
     const int64_t S = spec.input_size;
-    std::vector<float> input(static_cast<size_t>(count * 3 * S * S));
-    preprocess(patches, count, spec, input.data());
-    c10::InferenceMode guard;
-    torch::Tensor x = torch::from_blob(input.data(), {count, 3, S, S}, torch::kFloat32);
-    if (device != torch::kCPU) x = x.to(device);
+    torch::Tensor x = torch::empty({count, 3, S, S}, torch::kFloat32);
+    preprocess(patches, count, spec, x.data_ptr<float>());
+    return device != torch::kCPU ? x.to(device) : x;
+  }
+
+  // Calls `method` and returns its tensor result; failures become a ModelError that says what to fix.
+  torch::Tensor call(const std::string& method, const torch::Tensor& x) const {
     torch::jit::IValue out;
     try {
-      out = module.forward({x});
+      out = module.get_method(method)({x});
     } catch (const std::exception& e) {  // c10::Error, or torch::jit::JITException
       std::ostringstream m;
-      m << "the model failed on a " << count << "x3x" << S << "x" << S
-        << " float32 input (NCHW, input_size from its sidecar): " << first_line(e.what())
-        << ". Check input_size, patch_size and resize in " << sidecar_path(path).string();
+      m << method << "() failed on a " << shape_of(x) << " float32 input";
+      if (method == "forward") m << " (NCHW, input_size from its sidecar)";
+      m << ": " << first_line(e.what()) << ". Check input_size, patch_size and resize in "
+        << sidecar_path(path).string();
       throw ModelError(path, m.str());
     }
     if (!out.isTensor())
-      throw ModelError(path, "forward() returns a " + out.tagKind() +
-                                 ", not a tensor; export a module whose forward returns the logits tensor");
-    torch::Tensor t = out.toTensor().to(torch::kCPU).to(torch::kFloat32);
+      throw ModelError(path, method + "() returns a " + out.tagKind() + ", not a tensor");
+    return out.toTensor();
+  }
+
+  // Runs the network on `count` patches and turns its output into probabilities.
+  std::vector<float> run(const uint8_t* patches, int64_t count) const {
+    c10::InferenceMode guard;
+    const torch::Tensor logits = call("forward", input(patches, count));
+    const torch::Tensor p = probabilities(logits, count).contiguous();
+    return std::vector<float>(p.data_ptr<float>(), p.data_ptr<float>() + count);
+  }
+
+  // The positive-class score Grad-CAM differentiates (same shape checks as probabilities()).
+  torch::Tensor score(const torch::Tensor& out, int64_t count) const {
+    (void)probabilities(out.detach(), count);  // validates the shape
+    if (spec.output == OutputKind::softmax) return out.select(1, spec.positive_index);
+    return out.reshape({count});
+  }
+
+  torch::Tensor probabilities(const torch::Tensor& out, int64_t count) const {
+    torch::Tensor t = out.to(torch::kCPU).to(torch::kFloat32);
     torch::Tensor p;
     const auto bad = [&](const std::string& expected) {
       std::ostringstream m;
@@ -105,8 +128,7 @@ struct Model::Impl {
       p = t.reshape({count});
       if (spec.output == OutputKind::logit) p = p.sigmoid();
     }
-    p = p.contiguous();
-    return std::vector<float>(p.data_ptr<float>(), p.data_ptr<float>() + count);
+    return p;
   }
 };
 
@@ -159,5 +181,42 @@ std::vector<float> Model::predict(const uint8_t* patches, int64_t count) const {
 bool Model::has_gradcam() const { return impl_->gradcam; }
 const std::string& Model::gradcam_unavailable_reason() const { return impl_->gradcam_reason; }
 bool Model::cuda_available() const { return torch_cuda_available(); }
+
+GradcamBatch gradcam(const Model& model, const uint8_t* patches, int64_t count) {
+  const Model::Impl& m = *model.impl_;
+  if (!m.gradcam) throw ModelError(m.path, "Grad-CAM is unavailable: " + m.gradcam_reason);
+  GradcamBatch out;
+  const int64_t P = m.spec.patch_size;
+  out.size = static_cast<int>(P);
+  if (count <= 0) return out;
+  const torch::Tensor x = m.input(patches, count);
+  torch::Tensor a;
+  {
+    torch::NoGradGuard no_grad;  // the feature extractor needs no graph
+    a = m.call(m.spec.features_method, x);
+  }
+  if (a.dim() != 4)
+    throw ModelError(m.path, m.spec.features_method + "() must return N x C x H x W activations, not " + shape_of(a));
+  a = a.detach().requires_grad_(true);
+  const torch::Tensor logits = m.call(m.spec.classify_method, a);
+  const torch::Tensor s = m.score(logits, count);
+  // Each patch's score depends only on its own activations, so one gradient of the sum gives
+  // every patch's gradient at once; only with respect to A, not the parameters.
+  const torch::Tensor g = torch::autograd::grad({s.sum()}, {a})[0];
+  torch::Tensor cam;
+  {
+    torch::NoGradGuard no_grad;
+    const torch::Tensor w = g.mean({2, 3}, /*keepdim=*/true);
+    cam = (w * a).sum(1).relu();                                   // N x H x W
+    const torch::Tensor peak = cam.amax({1, 2}, /*keepdim=*/true);
+    cam = torch::where(peak > 0, cam / peak.clamp_min(1e-30), cam);
+    cam = at::upsample_bilinear2d(cam.unsqueeze(1), {P, P}, /*align_corners=*/false).squeeze(1);
+    cam = cam.to(torch::kCPU).to(torch::kFloat32).contiguous();
+    const torch::Tensor p = m.probabilities(logits.detach(), count).contiguous();
+    out.probabilities.assign(p.data_ptr<float>(), p.data_ptr<float>() + count);
+  }
+  out.cams.assign(cam.data_ptr<float>(), cam.data_ptr<float>() + cam.numel());
+  return out;
+}
 
 }  // namespace wsi
