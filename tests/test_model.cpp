@@ -6,9 +6,12 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
 #include <unistd.h>
 
 #include "test_support.hpp"
+#include "wsi/dataset.hpp"
 #include "wsi/error.hpp"
 #include "wsi/gradcam.hpp"
 #include "wsi/model.hpp"
@@ -189,6 +192,64 @@ TEST(TorchModel, CudaOnACpuBuildSaysSo) {
   } catch (const ConfigError& e) {
     EXPECT_NE(std::string(e.what()).find("--device cpu"), std::string::npos) << e.what();
   }
+}
+
+TEST(EvaluateCli, RealKagglePatchesEvaluateEndToEnd) {
+  REQUIRE_MODELS();
+  const fs::path csv = test::shared_testdata("pcam/kaggle-train-tbayetird/mock_train_labels.csv");
+  if (!fs::exists(csv)) GTEST_SKIP() << "../shared/testdata-real is absent";
+  test::ScratchDir out;
+  const auto r = test::run_wsi({"evaluate", csv.string(), "--model", (*models() / "cnn.pt").string(), "-o",
+                                out.path().string(), "-q"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = nlohmann::json::parse(test::slurp(out / "metrics.json"));
+  const auto& c = j["confusion"];
+  EXPECT_EQ(c["tn"].get<int>() + c["fp"].get<int>(), 10);  // the 15 real patches: 10 normal, 5 tumour
+  EXPECT_EQ(c["fn"].get<int>() + c["tp"].get<int>(), 5);
+  EXPECT_GE(j["auc"].get<double>(), 0.0);
+  EXPECT_LE(j["auc"].get<double>(), 1.0);
+  for (const char* f : {"report.txt", "predictions.csv", "roc.csv", "roc.svg", "top_losses.png"})
+    EXPECT_TRUE(fs::exists(out / f)) << f;
+  EXPECT_NE(test::slurp(out / "report.txt").find("weighted avg"), std::string::npos);
+  EXPECT_TRUE(test::partial_files(out.path()).empty());
+}
+
+TEST(EvaluateCli, PcamSetMatchesPredictAndRejectsOtherPatchSizes) {
+  REQUIRE_MODELS();
+  test::ScratchDir dir;
+  const auto px = patches();  // 5 patches of 96 x 96
+  {
+    auto w = make_pcam_writer(dir.path(), "t", "test", 96);
+    for (int i = 0; i < 5; ++i) {
+      PatchRecord rec;
+      rec.rgb = px.data() + i * 96 * 96 * 3;
+      rec.label = static_cast<uint8_t>(i % 2);
+      rec.wsi = "synthetic";
+      w->add(rec);
+    }
+    w->commit();
+  }
+  const auto r = test::run_wsi({"evaluate", (dir / "t_test_x.h5").string(), "--model",
+                                (*models() / "cnn.pt").string(), "-o", (dir / "ev").string(), "-q", "--gallery", "0"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  // predictions.csv holds exactly what predict() returns.
+  const auto want = expected("cnn");
+  std::istringstream in(test::slurp(dir / "ev" / "predictions.csv"));
+  std::string line;
+  std::getline(in, line);
+  EXPECT_EQ(line, "id,label,probability");
+  for (size_t i = 0; std::getline(in, line); ++i) {
+    const double p = std::stod(line.substr(line.rfind(',') + 1));
+    EXPECT_NEAR(p, want[i], 1e-5) << line;
+  }
+  // A model for other patch sizes is refused with both sizes named.
+  std::ofstream(dir / "small.json") << R"({"format": "wsi-heatmap-model/1", "patch_size": 48, "mpp": 0.972,
+      "input_size": 32, "resize": "nearest", "output": "logit"})";
+  fs::copy_file(*models() / "cnn.pt", dir / "small.pt");
+  const auto bad = test::run_wsi({"evaluate", (dir / "t_test_x.h5").string(), "--model", (dir / "small.pt").string(),
+                                  "-o", (dir / "ev2").string(), "-q"});
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(bad.err.find("expects patch_size 48"), std::string::npos) << bad.err;
 }
 
 }  // namespace

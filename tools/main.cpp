@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   wsi::cli::setup_synth(app);
   wsi::cli::setup_mask(app);
   wsi::cli::setup_extract(app);
+  wsi::cli::setup_evaluate(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

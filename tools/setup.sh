@@ -17,7 +17,7 @@ PACKAGES=(
   libxml2-dev libssl-dev
   libopenblas0-pthread
   openslide-tools libvips-tools hdf5-tools
-  python3-h5py python3-openslide python3-numpy python3-torch
+  python3-h5py python3-openslide python3-numpy python3-torch python3-torchvision
 )
 
 log() { printf '[setup] %s\n' "$*" >&2; }

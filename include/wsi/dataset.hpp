@@ -73,6 +73,31 @@ std::unique_ptr<DatasetWriter> make_pcam_writer(const std::filesystem::path& dir
 std::unique_ptr<DatasetWriter> make_kaggle_writer(const std::filesystem::path& dir, const std::string& split,
                                                   int patch_size);
 
+// ---- Reading labelled patch sets (for train / evaluate) ----
+
+// A labelled set of square RGB patches. Thread-safety: read() from one thread at a time.
+class PatchSet {
+ public:
+  virtual ~PatchSet() = default;
+  virtual int patch_size() const = 0;
+  virtual int64_t size() const = 0;
+  virtual const std::vector<int>& labels() const = 0;  // 0 / 1
+  virtual std::string id(int64_t index) const = 0;     // Kaggle id, or "<x.h5>#<row>"
+  // Reads patches [first, first + count) into `rgb` (count * P * P * 3 bytes, HWC RGB).
+  // Throws SlideError/ConfigError naming the file.
+  virtual void read(int64_t first, int64_t count, uint8_t* rgb) const = 0;
+  virtual std::string describe() const = 0;
+};
+
+// Opens either layout:
+//   * PCam: a `*_x.h5` file (dataset "x", N x P x P x 3 uint8); labels from the `*_y.h5` beside
+//     it (dataset "y", N x 1 x 1 x 1 or N), as PatchCamelyon ships them and `extract` writes them;
+//   * Kaggle: a labels CSV (`id,label`; a leading pandas index column is accepted), or a directory
+//     holding `train_labels.csv`; images are `<dir>/<split>/<id>.tif` (split = the CSV name
+//     without `_labels.csv`) or `<dir>/<id>.tif`.
+// Throws UsageError (missing path) or ConfigError (what is wrong and where).
+std::unique_ptr<PatchSet> open_patch_set(const std::filesystem::path& path);
+
 // Lower-case hex SHA-1 of `size` bytes (OpenSSL).
 std::string sha1_hex(const uint8_t* data, size_t size);
 

@@ -1,0 +1,232 @@
+// Readers of labelled patch sets: PCam HDF5 pairs and Kaggle TIFF folders.
+#include <hdf5.h>
+#include <tiffio.h>
+
+#include <cstdarg>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "wsi/dataset.hpp"
+#include "wsi/error.hpp"
+
+namespace wsi {
+namespace fs = std::filesystem;
+
+namespace {
+
+// ---- PCam ----
+
+class H5Handle {
+ public:
+  explicit H5Handle(hid_t id = -1, herr_t (*close)(hid_t) = nullptr) : id_(id), close_(close) {}
+  ~H5Handle() {
+    if (id_ >= 0 && close_) close_(id_);
+  }
+  H5Handle(const H5Handle&) = delete;
+  H5Handle& operator=(const H5Handle&) = delete;
+  hid_t get() const { return id_; }
+
+ private:
+  hid_t id_;
+  herr_t (*close_)(hid_t);
+};
+
+std::vector<hsize_t> dims_of(hid_t dataset) {
+  H5Handle space(H5Dget_space(dataset), H5Sclose);
+  const int rank = H5Sget_simple_extent_ndims(space.get());
+  std::vector<hsize_t> d(static_cast<size_t>(std::max(rank, 0)));
+  H5Sget_simple_extent_dims(space.get(), d.data(), nullptr);
+  return d;
+}
+
+class PcamSet final : public PatchSet {
+ public:
+  explicit PcamSet(const fs::path& x_path) : x_path_(x_path) {
+    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+    std::string name = x_path.filename().string();
+    const auto at = name.rfind("_x.h5");
+    if (at == std::string::npos || at + 5 != name.size())
+      throw ConfigError(x_path.string() + ": a PCam patch file is named *_x.h5 (its labels are in *_y.h5)");
+    const fs::path y_path = x_path.parent_path() / (name.substr(0, at) + "_y.h5");
+    file_ = std::make_unique<H5Handle>(H5Fopen(x_path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
+    if (file_->get() < 0) throw ConfigError(x_path.string() + ": not an HDF5 file HDF5 can open");
+    x_ = std::make_unique<H5Handle>(H5Dopen2(file_->get(), "x", H5P_DEFAULT), H5Dclose);
+    if (x_->get() < 0) throw ConfigError(x_path.string() + ": has no dataset \"x\" (PCam layout: x = N x P x P x 3 uint8)");
+    const auto d = dims_of(x_->get());
+    if (d.size() != 4 || d[1] != d[2] || d[3] != 3)
+      throw ConfigError(x_path.string() + ": dataset \"x\" must be N x P x P x 3, not rank " + std::to_string(d.size()));
+    n_ = static_cast<int64_t>(d[0]);
+    p_ = static_cast<int>(d[1]);
+    // Labels.
+    H5Handle yf(H5Fopen(y_path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
+    if (yf.get() < 0) throw ConfigError(x_path.string() + ": its labels file " + y_path.string() + " cannot be opened");
+    H5Handle y(H5Dopen2(yf.get(), "y", H5P_DEFAULT), H5Dclose);
+    if (y.get() < 0) throw ConfigError(y_path.string() + ": has no dataset \"y\"");
+    const auto yd = dims_of(y.get());
+    hsize_t total = 1;
+    for (hsize_t v : yd) total *= v;
+    if (yd.empty() || yd[0] != d[0] || total != d[0])
+      throw ConfigError(y_path.string() + ": dataset \"y\" must hold one label per patch of " + x_path.string() + " (" +
+                        std::to_string(n_) + ")");
+    std::vector<uint8_t> raw(static_cast<size_t>(n_));
+    if (n_ > 0 && H5Dread(y.get(), H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw.data()) < 0)
+      throw ConfigError(y_path.string() + ": cannot read dataset \"y\"");
+    labels_.assign(raw.begin(), raw.end());
+    for (int& l : labels_) l = l ? 1 : 0;
+  }
+
+  int patch_size() const override { return p_; }
+  int64_t size() const override { return n_; }
+  const std::vector<int>& labels() const override { return labels_; }
+  std::string id(int64_t i) const override { return x_path_.filename().string() + "#" + std::to_string(i); }
+  std::string describe() const override {
+    return "PCam " + x_path_.string() + " (" + std::to_string(n_) + " patches of " + std::to_string(p_) + "x" +
+           std::to_string(p_) + ")";
+  }
+
+  void read(int64_t first, int64_t count, uint8_t* rgb) const override {
+    if (count <= 0) return;
+    H5Handle space(H5Dget_space(x_->get()), H5Sclose);
+    const hsize_t start[4] = {static_cast<hsize_t>(first), 0, 0, 0};
+    const hsize_t extent[4] = {static_cast<hsize_t>(count), static_cast<hsize_t>(p_), static_cast<hsize_t>(p_), 3};
+    H5Sselect_hyperslab(space.get(), H5S_SELECT_SET, start, nullptr, extent, nullptr);
+    H5Handle mem(H5Screate_simple(4, extent, nullptr), H5Sclose);
+    if (H5Dread(x_->get(), H5T_NATIVE_UINT8, mem.get(), space.get(), H5P_DEFAULT, rgb) < 0)
+      throw ConfigError(x_path_.string() + ": cannot read patches " + std::to_string(first) + ".." +
+                        std::to_string(first + count - 1) + " (damaged file?)");
+  }
+
+ private:
+  fs::path x_path_;
+  std::unique_ptr<H5Handle> file_, x_;
+  int64_t n_ = 0;
+  int p_ = 0;
+  std::vector<int> labels_;
+};
+
+// ---- Kaggle ----
+
+int quiet_tiff(TIFF*, void* data, const char*, const char* fmt, va_list ap) {
+  if (data) {
+    char buf[512];
+    std::vsnprintf(buf, sizeof buf, fmt, ap);
+    *static_cast<std::string*>(data) = buf;
+  }
+  return 1;
+}
+
+std::vector<std::string> split_line(const std::string& line) {
+  std::vector<std::string> out;
+  std::string cur;
+  bool quoted = false;
+  for (char c : line) {
+    if (c == '"') quoted = !quoted;
+    else if (c == ',' && !quoted) out.push_back(std::move(cur)), cur.clear();
+    else if (c != '\r') cur += c;
+  }
+  out.push_back(cur);
+  return out;
+}
+
+class KaggleSet final : public PatchSet {
+ public:
+  explicit KaggleSet(const fs::path& csv) : csv_(csv) {
+    std::ifstream in(csv);
+    if (!in) throw ConfigError(csv.string() + ": cannot open the labels CSV");
+    std::string line;
+    std::getline(in, line);
+    const auto header = split_line(line);
+    int id_col = -1, label_col = -1;
+    for (size_t i = 0; i < header.size(); ++i) {
+      if (header[i] == "id") id_col = static_cast<int>(i);
+      if (header[i] == "label") label_col = static_cast<int>(i);
+    }
+    if (id_col < 0 || label_col < 0)
+      throw ConfigError(csv.string() + ": the header must have columns \"id\" and \"label\" (Kaggle's train_labels.csv)");
+    std::string stem = csv.stem().string();
+    const auto at = stem.rfind("_labels");
+    const std::string split = at == std::string::npos ? stem : stem.substr(0, at);
+    dir_ = fs::is_directory(csv.parent_path() / split) ? csv.parent_path() / split : csv.parent_path();
+    for (int row = 2; std::getline(in, line); ++row) {
+      if (line.empty() || line == "\r") continue;
+      const auto f = split_line(line);
+      if (static_cast<int>(f.size()) <= std::max(id_col, label_col))
+        throw ConfigError(csv.string() + ": line " + std::to_string(row) + " has too few columns");
+      const std::string& l = f[static_cast<size_t>(label_col)];
+      if (l != "0" && l != "1")
+        throw ConfigError(csv.string() + ": line " + std::to_string(row) + ": label must be 0 or 1, not '" + l + "'");
+      ids_.push_back(f[static_cast<size_t>(id_col)]);
+      labels_.push_back(l == "1");
+    }
+    if (ids_.empty()) throw ConfigError(csv.string() + ": no patches listed");
+    p_ = static_cast<int>(read_one(0, nullptr));
+  }
+
+  int patch_size() const override { return p_; }
+  int64_t size() const override { return static_cast<int64_t>(ids_.size()); }
+  const std::vector<int>& labels() const override { return labels_; }
+  std::string id(int64_t i) const override { return ids_[static_cast<size_t>(i)]; }
+  std::string describe() const override {
+    return "Kaggle " + csv_.string() + " (" + std::to_string(ids_.size()) + " patches in " + dir_.string() + ")";
+  }
+  void read(int64_t first, int64_t count, uint8_t* rgb) const override {
+    const size_t bytes = static_cast<size_t>(p_) * static_cast<size_t>(p_) * 3;
+    for (int64_t i = 0; i < count; ++i) read_one(first + i, rgb + static_cast<size_t>(i) * bytes);
+  }
+
+ private:
+  // Reads patch i into `rgb` (when given) and returns its side.
+  uint32_t read_one(int64_t i, uint8_t* rgb) const {
+    const fs::path path = dir_ / (ids_[static_cast<size_t>(i)] + ".tif");
+    std::string err;
+    TIFFOpenOptions* opts = TIFFOpenOptionsAlloc();
+    TIFFOpenOptionsSetErrorHandlerExtR(opts, quiet_tiff, &err);
+    TIFFOpenOptionsSetWarningHandlerExtR(opts, quiet_tiff, nullptr);
+    TIFF* t = TIFFOpenExt(path.c_str(), "r", opts);
+    TIFFOpenOptionsFree(opts);
+    if (!t) throw ConfigError(path.string() + ": cannot open the patch listed in " + csv_.string() + " (" + err + ")");
+    uint32_t w = 0, h = 0;
+    TIFFGetField(t, TIFFTAG_IMAGEWIDTH, &w);
+    TIFFGetField(t, TIFFTAG_IMAGELENGTH, &h);
+    if (w != h || w == 0 || (p_ && static_cast<int>(w) != p_)) {
+      TIFFClose(t);
+      throw ConfigError(path.string() + ": patches must be square and all the same size (" + std::to_string(w) + "x" +
+                        std::to_string(h) + ")");
+    }
+    if (rgb) {
+      std::vector<uint32_t> raster(static_cast<size_t>(w) * h);
+      const int ok = TIFFReadRGBAImageOriented(t, w, h, raster.data(), ORIENTATION_TOPLEFT, 0);
+      TIFFClose(t);
+      if (!ok) throw ConfigError(path.string() + ": cannot decode the patch (" + err + ")");
+      for (size_t k = 0; k < raster.size(); ++k) {
+        rgb[3 * k] = static_cast<uint8_t>(TIFFGetR(raster[k]));
+        rgb[3 * k + 1] = static_cast<uint8_t>(TIFFGetG(raster[k]));
+        rgb[3 * k + 2] = static_cast<uint8_t>(TIFFGetB(raster[k]));
+      }
+    } else {
+      TIFFClose(t);
+    }
+    return w;
+  }
+
+  fs::path csv_, dir_;
+  std::vector<std::string> ids_;
+  std::vector<int> labels_;
+  int p_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<PatchSet> open_patch_set(const fs::path& path) {
+  if (!fs::exists(path)) throw UsageError(path.string() + ": no such file or directory");
+  if (fs::is_directory(path)) {
+    if (fs::exists(path / "train_labels.csv")) return std::make_unique<KaggleSet>(path / "train_labels.csv");
+    throw UsageError(path.string() + ": a directory must hold train_labels.csv (Kaggle layout); for PCam give the *_x.h5 file");
+  }
+  if (path.extension() == ".h5" || path.extension() == ".hdf5") return std::make_unique<PcamSet>(path);
+  if (path.extension() == ".csv") return std::make_unique<KaggleSet>(path);
+  throw UsageError(path.string() + ": give a PCam *_x.h5 file, a Kaggle labels CSV, or a directory with train_labels.csv");
+}
+
+}  // namespace wsi

@@ -1,0 +1,171 @@
+// tools/export_model.py: torchvision classifiers exported into the model contract load with
+// wsi::Model, predict and explain with wsi::gradcam; its errors are one line with exit code 2.
+// Skipped unless /usr/bin/python3 has torch and torchvision (Debian: python3-torchvision).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "test_support.hpp"
+#include "wsi/gradcam.hpp"
+#include "wsi/model.hpp"
+
+namespace wsi {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Whether /usr/bin/python3 has torch and torchvision. Looked up, not imported: importing them takes
+// ~2 s per test process, and a broken install should fail the export tests with the script's
+// message rather than skip them.
+bool python_has_torchvision() {
+  return std::system("/usr/bin/python3 -c 'import importlib.util as u, sys; "
+                     "sys.exit(not (u.find_spec(\"torch\") and u.find_spec(\"torchvision\")))' "
+                     ">/dev/null 2>&1") == 0;
+}
+
+#define REQUIRE_TORCHVISION()                                                                   \
+  if (!python_has_torchvision())                                                               \
+    GTEST_SKIP() << "/usr/bin/python3 with torch and torchvision is needed (Debian: python3-torch " \
+                    "python3-torchvision)";
+
+// Runs tools/export_model.py with `args` (each shell-quoted), stdout/stderr captured.
+test::CliResult run_export(const std::vector<std::string>& args) {
+  test::ScratchDir dir;
+  std::string cmd = "/usr/bin/python3 ";
+  cmd.append(test::shell_quote(std::string(WSI_SOURCE_DIR) + "/tools/export_model.py"));
+  for (const auto& a : args) cmd.append(" ").append(test::shell_quote(a));
+  cmd.append(" >").append(test::shell_quote((dir / "out").string()));
+  cmd.append(" 2>").append(test::shell_quote((dir / "err").string())).append(" </dev/null");
+  const int status = std::system(cmd.c_str());
+  test::CliResult r;
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.signalled = WIFSIGNALED(status);
+  r.out = test::slurp(dir / "out");
+  r.err = test::slurp(dir / "err");
+  return r;
+}
+
+// `n` 96 x 96 RGB patches with structure (a dark blob on a pinkish, noisy background).
+std::vector<uint8_t> patches(int n) {
+  std::vector<uint8_t> px(static_cast<size_t>(n) * 96 * 96 * 3);
+  uint32_t s = 12345;
+  for (int k = 0; k < n; ++k)
+    for (int y = 0; y < 96; ++y)
+      for (int x = 0; x < 96; ++x) {
+        s = s * 1664525u + 1013904223u;
+        const int noise = static_cast<int>(s >> 27);  // 0..31
+        const int dx = x - 20 - 15 * k, dy = y - 30 - 10 * k;
+        const bool blob = dx * dx + dy * dy < 300;
+        uint8_t* p = &px[((static_cast<size_t>(k) * 96 + y) * 96 + x) * 3];
+        p[0] = static_cast<uint8_t>(blob ? 60 + noise : 220 - noise);
+        p[1] = static_cast<uint8_t>(blob ? 30 + noise : 160 - noise);
+        p[2] = static_cast<uint8_t>(blob ? 120 + noise : 200 - noise);
+      }
+  return px;
+}
+
+void expect_predicts_and_explains(const Model& m) {
+  const int n = 4;
+  const auto px = patches(n);
+  const auto p = m.predict(px.data(), n);
+  ASSERT_EQ(p.size(), static_cast<size_t>(n));
+  for (float v : p) {
+    EXPECT_TRUE(std::isfinite(v));
+    EXPECT_GE(v, 0.0f);
+    EXPECT_LE(v, 1.0f);
+  }
+  ASSERT_TRUE(m.has_gradcam()) << m.gradcam_unavailable_reason();
+  const GradcamBatch g = gradcam(m, px.data(), n);
+  ASSERT_EQ(g.size, 96);
+  ASSERT_EQ(g.cams.size(), static_cast<size_t>(n) * 96 * 96);
+  float peak = 0;
+  for (float v : g.cams) {
+    ASSERT_TRUE(std::isfinite(v));
+    ASSERT_GE(v, 0.0f);
+    ASSERT_LE(v, 1.0f + 1e-6f);
+    peak = std::max(peak, v);
+  }
+  EXPECT_GT(peak, 0.5f) << "each non-zero map is normalised to peak near 1";
+  for (int i = 0; i < n; ++i) EXPECT_NEAR(g.probabilities[static_cast<size_t>(i)], p[static_cast<size_t>(i)], 1e-5);
+}
+
+TEST(ExportModel, Resnet18LogitLoadsPredictsAndExplains) {
+  REQUIRE_TORCHVISION();
+  test::ScratchDir dir;
+  const auto r = run_export({"--arch", "resnet18", "--num-classes", "1", "--seed", "1", "--patch-size", "96",
+                             "--input-size", "96", "--mpp", "0.5", "--out", (dir / "r18.pt").string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("exported resnet18"), std::string::npos) << r.out;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << "one-line summary: " << r.out;
+  EXPECT_TRUE(test::partial_files(dir.path()).empty());
+  const Model m(dir / "r18.pt");
+  EXPECT_EQ(m.spec().name, "r18");
+  EXPECT_EQ(m.spec().output, OutputKind::logit);
+  EXPECT_DOUBLE_EQ(m.spec().mpp, 0.5);
+  EXPECT_DOUBLE_EQ(m.spec().mean[0], 0.485);  // ImageNet statistics by default
+  EXPECT_DOUBLE_EQ(m.spec().std[2], 0.225);
+  EXPECT_NEAR(m.spec().scale, 1.0 / 255.0, 1e-12);
+  expect_predicts_and_explains(m);
+}
+
+TEST(ExportModel, MobilenetV2SoftmaxLoadsPredictsAndExplains) {
+  REQUIRE_TORCHVISION();
+  test::ScratchDir dir;
+  const auto r = run_export({"--arch", "mobilenet_v2", "--num-classes", "2", "--seed", "2", "--name", "mnv2",
+                             "--out", (dir / "m.pt").string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const Model m(dir / "m.pt");
+  EXPECT_EQ(m.spec().name, "mnv2");
+  EXPECT_EQ(m.spec().output, OutputKind::softmax);
+  EXPECT_EQ(m.spec().positive_index, 1);
+  expect_predicts_and_explains(m);
+}
+
+TEST(ExportModel, BadWeightsFileIsExit2NamingTheFile) {
+  REQUIRE_TORCHVISION();
+  test::ScratchDir dir;
+  const std::string bad = (dir / "my weights.pth").string();
+  std::ofstream(bad) << "not a checkpoint";
+  const std::string out = (dir / "x.pt").string();
+  for (const std::string& w : {bad, (dir / "absent.pth").string()}) {
+    const auto r = run_export({"--arch", "resnet18", "--weights", w, "--out", out});
+    EXPECT_EQ(r.code, 2) << r.err;
+    EXPECT_NE(r.err.find(w), std::string::npos) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "one line, no traceback: " << r.err;
+    EXPECT_EQ(r.err.find("Traceback"), std::string::npos) << r.err;
+  }
+  EXPECT_FALSE(fs::exists(out));
+  EXPECT_FALSE(fs::exists(dir / "x.json"));
+  EXPECT_TRUE(test::partial_files(dir.path()).empty());
+}
+
+// Option errors are found before torch is imported: only python3 is needed.
+TEST(ExportModel, UsageErrorsAreOneLineExit2) {
+  if (!fs::exists("/usr/bin/python3")) GTEST_SKIP() << "/usr/bin/python3 is absent";
+  test::ScratchDir dir;
+  const std::string out = (dir / "x.pt").string();
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--arch", "vgg16", "--out", out}, "invalid choice: 'vgg16'"},
+      {{"--arch", "resnet18", "--input-size", "64", "--out", out}, "--resize"},
+      {{"--arch", "resnet18", "--mean", "0.5,0.5", "--out", out}, "--mean"},
+      {{"--arch", "resnet18", "--out", (dir / "x.pth").string()}, "NAME.pt"},
+      {{"--arch", "resnet18", "--positive-index", "1", "--out", out}, "softmax"},
+      {{"--module", "no-colon", "--out", out}, "FILE.py:NAME"},
+      {{"--arch", "resnet18"}, "--out"},
+  };
+  for (const auto& [args, want] : cases) {
+    const auto r = run_export(args);
+    EXPECT_EQ(r.code, 2) << want << ": " << r.err;
+    EXPECT_NE(r.err.find(want), std::string::npos) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  }
+  EXPECT_TRUE(fs::is_empty(dir.path()));
+}
+
+}  // namespace
+}  // namespace wsi

@@ -1,0 +1,194 @@
+// `wsi-heatmap evaluate DATA --model M.pt -o DIR`: a model on a labelled patch set (PCam HDF5 or
+// Kaggle layout): ROC AUC and curve, confusion matrix, classification report, predictions, and a
+// gallery of the worst mistakes with their Grad-CAM.
+#include <algorithm>
+#include <cmath>
+#include <iomanip>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <numeric>
+#include <sstream>
+
+#include "commands.hpp"
+#include "core/pending_file.hpp"
+#include "progress.hpp"
+#include "wsi/dataset.hpp"
+#include "wsi/error.hpp"
+#include "wsi/gradcam.hpp"
+#include "wsi/image_io.hpp"
+#include "wsi/metrics.hpp"
+#include "wsi/model.hpp"
+
+namespace wsi::cli {
+namespace {
+namespace fs = std::filesystem;
+
+struct EvaluateOptions {
+  std::string data, model, out, device = "cpu";
+  int batch = 64, threads = 0, gallery = 16;
+  double threshold = 0.5;
+  bool quiet = false;
+};
+
+std::string roc_svg(const std::vector<RocPoint>& roc, double auc) {
+  std::ostringstream s;
+  s << R"svg(<svg xmlns="http://www.w3.org/2000/svg" width="420" height="420" viewBox="0 0 420 420">)svg"
+    << R"svg(<rect width="420" height="420" fill="white"/>)svg"
+    << R"svg(<g transform="translate(50,20)"><rect width="350" height="350" fill="none" stroke="black"/>)svg"
+    << R"svg(<line x1="0" y1="350" x2="350" y2="0" stroke="#bbb" stroke-dasharray="4"/>)svg"
+    << R"svg(<polyline fill="none" stroke="#c0392b" stroke-width="2" points=")svg";
+  for (const auto& p : roc) s << std::fixed << std::setprecision(2) << p.fpr * 350 << "," << (1 - p.tpr) * 350 << " ";
+  s << R"svg("/><text x="175" y="385" text-anchor="middle" font-family="sans-serif" font-size="13">false positive rate</text>)svg"
+    << R"svg(<text x="-175" y="-32" transform="rotate(-90)" text-anchor="middle" font-family="sans-serif" font-size="13">true positive rate</text>)svg"
+    << R"svg(<text x="340" y="330" text-anchor="end" font-family="sans-serif" font-size="14">AUC )svg" << std::setprecision(4)
+    << auc << "</text></g></svg>\n";
+  return s.str();
+}
+
+// Worst mistakes: a grid of patches (and, beside each, its Grad-CAM blended in red).
+RgbImage gallery(const PatchSet& set, const Model& model, const std::vector<int64_t>& worst,
+                 const std::vector<float>& prob, bool with_cam) {
+  const int P = set.patch_size();
+  const int cols = 4, cell = with_cam ? 2 * P + 4 : P + 4;
+  const int rows = static_cast<int>((worst.size() + cols - 1) / cols);
+  RgbImage img(cols * cell, std::max(1, rows) * (P + 12));
+  std::fill(img.pixels.begin(), img.pixels.end(), uint8_t{255});
+  std::vector<uint8_t> px(static_cast<size_t>(P * P * 3));
+  for (size_t k = 0; k < worst.size(); ++k) {
+    set.read(worst[k], 1, px.data());
+    std::vector<float> cam;
+    if (with_cam) cam = gradcam(model, px.data(), 1).cams;
+    const int ox = static_cast<int>(k % cols) * cell, oy = static_cast<int>(k / cols) * (P + 12) + 8;
+    // A red bar above each patch: its length is the predicted tumour probability.
+    const int bar = static_cast<int>(std::lround(static_cast<double>(prob[static_cast<size_t>(worst[k])]) * P));
+    for (int x = 0; x < bar; ++x)
+      for (int y = oy - 6; y < oy - 2; ++y) {
+        uint8_t* q = img.at(ox + x, y);
+        q[0] = 200, q[1] = 40, q[2] = 40;
+      }
+    for (int y = 0; y < P; ++y)
+      for (int x = 0; x < P; ++x) {
+        const uint8_t* p = &px[static_cast<size_t>((y * P + x) * 3)];
+        std::copy_n(p, 3, img.at(ox + x, oy + y));
+        if (with_cam) {
+          const float a = 0.6f * cam[static_cast<size_t>(y * P + x)];
+          uint8_t* q = img.at(ox + P + 2 + x, oy + y);
+          q[0] = static_cast<uint8_t>(std::lround(p[0] * (1 - a) + 255 * a));
+          q[1] = static_cast<uint8_t>(std::lround(p[1] * (1 - a)));
+          q[2] = static_cast<uint8_t>(std::lround(p[2] * (1 - a)));
+        }
+      }
+  }
+  return img;
+}
+
+void run_evaluate(const EvaluateOptions& opt) {
+  if (opt.batch < 1) throw UsageError("--batch must be >= 1");
+  if (!(opt.threshold >= 0 && opt.threshold <= 1)) throw UsageError("--threshold must be in 0..1");
+  const auto set = open_patch_set(opt.data);
+  ModelOptions mo;
+  mo.device = parse_device(opt.device);
+  mo.threads = opt.threads;
+  const Model model(opt.model, mo);
+  if (model.spec().patch_size != set->patch_size())
+    throw ConfigError(set->describe() + " has " + std::to_string(set->patch_size()) + " px patches but " +
+                      opt.model + " expects patch_size " + std::to_string(model.spec().patch_size));
+  const fs::path out(opt.out);
+  fs::create_directories(out);
+
+  const int64_t n = set->size(), P = set->patch_size();
+  std::vector<float> prob(static_cast<size_t>(n));
+  std::vector<uint8_t> px(static_cast<size_t>(opt.batch * P * P * 3));
+  ProgressBar bar("evaluate", !opt.quiet && ::isatty(STDERR_FILENO));
+  for (int64_t first = 0; first < n; first += opt.batch) {
+    const int64_t count = std::min<int64_t>(opt.batch, n - first);
+    set->read(first, count, px.data());
+    const auto p = model.predict(px.data(), count);
+    std::copy(p.begin(), p.end(), prob.begin() + first);
+    bar.update(first + count, n);
+  }
+  bar.finish();
+
+  const auto& labels = set->labels();
+  const std::vector<double> scores(prob.begin(), prob.end());
+  const bool both = std::count(labels.begin(), labels.end(), 1) > 0 && std::count(labels.begin(), labels.end(), 0) > 0;
+  const double auc = both ? roc_auc(scores, labels) : std::nan("");
+  const ConfusionMatrix cm = confusion_matrix(scores, labels, opt.threshold);
+  const ClassificationReport rep = classification_report(cm);
+
+  std::ostringstream pred;
+  pred << "id,label,probability\n" << std::setprecision(6);
+  for (int64_t i = 0; i < n; ++i) pred << set->id(i) << "," << labels[static_cast<size_t>(i)] << "," << prob[static_cast<size_t>(i)] << "\n";
+  detail::write_text_file(out / "predictions.csv", pred.str());
+  if (both) {
+    const auto roc = roc_curve(scores, labels);
+    std::ostringstream rc;
+    rc << "threshold,fpr,tpr\n" << std::setprecision(8);
+    for (const auto& p : roc) rc << p.threshold << "," << p.fpr << "," << p.tpr << "\n";
+    detail::write_text_file(out / "roc.csv", rc.str());
+    detail::write_text_file(out / "roc.svg", roc_svg(roc, auc));
+  }
+  std::ostringstream text;
+  text << set->describe() << "\nmodel " << opt.model << " (" << model.spec().name << ")\n\n";
+  if (both) text << "ROC AUC " << std::fixed << std::setprecision(4) << auc << "\n\n";
+  else text << "ROC AUC undefined: the set has only one class\n\n";
+  text << "confusion matrix at threshold " << opt.threshold << " (rows: true, columns: predicted)\n"
+       << "              normal  tumour\n"
+       << "  normal  " << std::setw(8) << cm.tn << std::setw(8) << cm.fp << "\n"
+       << "  tumour  " << std::setw(8) << cm.fn << std::setw(8) << cm.tp << "\n\n"
+       << rep.to_text();
+  detail::write_text_file(out / "report.txt", text.str());
+
+  nlohmann::json j;
+  j["data"] = set->describe();
+  j["model"] = opt.model;
+  j["patches"] = n;
+  j["threshold"] = opt.threshold;
+  j["auc"] = both ? nlohmann::json(auc) : nlohmann::json(nullptr);
+  j["confusion"] = {{"tn", cm.tn}, {"fp", cm.fp}, {"fn", cm.fn}, {"tp", cm.tp}};
+  auto cls = [](const ClassScores& c) {
+    return nlohmann::json{{"precision", c.precision}, {"recall", c.recall}, {"f1", c.f1}, {"support", c.support}};
+  };
+  j["report"] = {{"normal", cls(rep.normal)}, {"tumour", cls(rep.tumour)}, {"macro_avg", cls(rep.macro)},
+                 {"weighted_avg", cls(rep.weighted)}, {"accuracy", rep.accuracy}};
+
+  if (opt.gallery > 0 && n > 0) {
+    std::vector<int64_t> order(static_cast<size_t>(n));
+    std::iota(order.begin(), order.end(), int64_t{0});
+    auto loss = [&](int64_t i) {
+      const double p = std::clamp(static_cast<double>(prob[static_cast<size_t>(i)]), 1e-7, 1 - 1e-7);
+      return labels[static_cast<size_t>(i)] ? -std::log(p) : -std::log(1 - p);
+    };
+    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return loss(a) > loss(b); });
+    order.resize(std::min<size_t>(order.size(), static_cast<size_t>(opt.gallery)));
+    write_png(gallery(*set, model, order, prob, model.has_gradcam()), out / "top_losses.png");
+    j["gallery"] = model.has_gradcam() ? "top_losses.png (patch | Grad-CAM)"
+                                       : "top_losses.png (no Grad-CAM: " + model.gradcam_unavailable_reason() + ")";
+  }
+  detail::write_text_file(out / "metrics.json", j.dump(2) + "\n");
+  std::cout << text.str() << "wrote " << (out / "report.txt").string() << ", metrics.json, predictions.csv"
+            << (both ? ", roc.csv, roc.svg" : "") << (opt.gallery > 0 ? ", top_losses.png" : "") << "\n";
+}
+
+}  // namespace
+
+void setup_evaluate(CLI::App& app) {
+  auto opt = std::make_shared<EvaluateOptions>();
+  CLI::App* sub = app.add_subcommand("evaluate", "Evaluate a model on a labelled patch set (PCam HDF5 or Kaggle layout)");
+  sub->add_option("data", opt->data, "A PCam *_x.h5 file, a Kaggle labels CSV, or a directory with train_labels.csv")
+      ->required();
+  sub->add_option("--model,-m", opt->model, "TorchScript model with its .json sidecar")->required();
+  sub->add_option("--out,-o", opt->out, "Output directory for the report")->required();
+  sub->add_option("--batch", opt->batch, "Patches per forward pass")->capture_default_str();
+  sub->add_option("--threshold", opt->threshold, "Probability at or above which a patch counts as tumour")
+      ->capture_default_str();
+  sub->add_option("--gallery", opt->gallery, "Worst mistakes to show in top_losses.png (0 = none)")
+      ->capture_default_str();
+  sub->add_option("--device", opt->device, "cpu or cuda")->capture_default_str();
+  sub->add_option("--threads", opt->threads, "Inference threads (0 = one per core)")->capture_default_str();
+  sub->add_flag("--quiet,-q", opt->quiet, "No progress bar");
+  sub->callback([opt] { run_evaluate(*opt); });
+}
+
+}  // namespace wsi::cli
