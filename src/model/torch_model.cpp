@@ -210,7 +210,10 @@ GradcamBatch gradcam(const Model& model, const uint8_t* patches, int64_t count) 
     cam = (w * a).sum(1).relu();                                   // N x H x W
     const torch::Tensor peak = cam.amax({1, 2}, /*keepdim=*/true);
     cam = torch::where(peak > 0, cam / peak.clamp_min(1e-30), cam);
-    cam = at::upsample_bilinear2d(cam.unsqueeze(1), {P, P}, /*align_corners=*/false).squeeze(1);
+    // An explicit IntArrayRef: LibTorch 2.x adds an OptionalIntArrayRef overload that makes a
+    // braced {P, P} ambiguous.
+    const std::vector<int64_t> size{P, P};
+    cam = at::upsample_bilinear2d(cam.unsqueeze(1), c10::IntArrayRef(size), /*align_corners=*/false).squeeze(1);
     cam = cam.to(torch::kCPU).to(torch::kFloat32).contiguous();
     const torch::Tensor p = m.probabilities(logits.detach(), count).contiguous();
     out.probabilities.assign(p.data_ptr<float>(), p.data_ptr<float>() + count);
