@@ -49,3 +49,48 @@ struct ClassificationReport {
 ClassificationReport classification_report(const ConfusionMatrix& cm);
 
 }  // namespace wsi
+
+namespace wsi {
+
+// ---- Camelyon16 lesion-level FROC (as the challenge's Evaluation_FROC.py computes it) ----
+//
+// Per slide: the ground-truth tumour mask at some pyramid level (`um_per_pixel` µm per mask
+// pixel) becomes an evaluation mask: tumour dilated by 75 µm / 2 (the official script's
+// threshold, "75 µm is the size of 5 tumour cells", applied as a radius of half of it), holes
+// filled, 8-connected lesions labelled. Lesions whose major axis (of the ellipse with the same
+// second moments, like scikit-image's regionprops) is under 275 µm are isolated tumour cells
+// (ITC): detections on them count neither as true nor as false positives.
+// Detections are (probability, x, y) in LEVEL-0 pixels; `downsample` maps them to mask pixels.
+// A detection outside every lesion is a false positive; a lesion's score is the highest
+// probability of the detections on it. The FROC curve sweeps the threshold over every
+// probability; sensitivities at 1/4, 1/2, 1, 2, 4 and 8 average false positives per slide are
+// interpolated linearly (numpy.interp over the curve), and their mean is the challenge score.
+
+struct LesionMap {
+  int64_t width = 0, height = 0;
+  std::vector<int32_t> labels;  // 0 = background, 1..n = lesion id, row-major
+  std::vector<bool> itc;        // itc[id - 1]: isolated tumour cells (excluded)
+  int64_t lesions() const { return static_cast<int64_t>(itc.size()); }
+};
+// `mask`: row-major, non-zero = tumour, `width` x `height` mask pixels of `um_per_pixel` µm.
+LesionMap camelyon_lesion_map(const std::vector<uint8_t>& mask, int64_t width, int64_t height, double um_per_pixel);
+
+struct Detection {
+  double probability = 0;
+  double x = 0, y = 0;  // level-0 pixels
+};
+
+struct SlideTruth {
+  LesionMap lesions;       // empty (no lesions) for a normal slide
+  double downsample = 1;   // level-0 pixels per lesion-map pixel
+};
+
+struct FrocResult {
+  std::vector<double> thresholds, avg_false_positives, sensitivity;  // the curve, thresholds ascending
+  double sensitivity_at[6] = {0, 0, 0, 0, 0, 0};  // at 0.25, 0.5, 1, 2, 4, 8 FPs per slide
+  double score = 0;                               // their mean
+  int64_t lesions = 0;                            // non-ITC lesions over all slides
+};
+FrocResult camelyon_froc(const std::vector<SlideTruth>& truth, const std::vector<std::vector<Detection>>& detections);
+
+}  // namespace wsi
