@@ -65,6 +65,9 @@ namespace wsi {
 // probability of the detections on it. The FROC curve sweeps the threshold over every
 // probability; sensitivities at 1/4, 1/2, 1, 2, 4 and 8 average false positives per slide are
 // interpolated linearly (numpy.interp over the curve), and their mean is the challenge score.
+// One deliberate difference: a lesion without any detection is never counted as found (the
+// official script keeps a zero-filled score array, so such lesions, and ITCs, count as found at
+// a threshold of 0, which can push its sensitivity above 1).
 
 struct LesionMap {
   int64_t width = 0, height = 0;
