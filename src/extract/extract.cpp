@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "core/pending_file.hpp"
+#include "tissue/params_json.hpp"
 #include "wsi/error.hpp"
 #include "wsi/slide.hpp"
 
@@ -246,10 +247,7 @@ nlohmann::json params_json(const ExtractParams& p) {
   nlohmann::json split;
   for (const auto& [name, f] : p.split.parts) split[name] = f;
   j["split"] = split;
-  j["tissue"] = {{"mask_mpp", p.tissue.mask_mpp},           {"white_threshold", p.tissue.white_threshold},
-                 {"black_threshold", p.tissue.black_threshold}, {"min_saturation", p.tissue.min_saturation},
-                 {"remove_pen", p.tissue.remove_pen},       {"closing_um", p.tissue.closing_um},
-                 {"opening_um", p.tissue.opening_um},       {"min_component_um2", p.tissue.min_component_um2}};
+  j["tissue"] = detail::tissue_params_json(p.tissue);
   if (p.mpp_override) j["mpp_override"] = *p.mpp_override;
   return j;
 }

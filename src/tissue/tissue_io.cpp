@@ -10,6 +10,7 @@
 
 #include "core/pending_file.hpp"
 #include "core/vips.hpp"
+#include "tissue/params_json.hpp"
 #include "wsi/error.hpp"
 #include "wsi/slide.hpp"
 #include "wsi/tissue.hpp"
@@ -169,6 +170,19 @@ nlohmann::json number_or_null(double v) { return std::isfinite(v) ? nlohmann::js
 
 }  // namespace
 
+nlohmann::json detail::tissue_params_json(const TissueParams& params) {
+  return {{"mask_mpp", params.mask_mpp},
+          {"white_threshold", params.white_threshold},
+          {"black_threshold", params.black_threshold},
+          {"min_saturation", params.min_saturation},
+          {"remove_pen", params.remove_pen},
+          {"closing_um", params.closing_um},
+          {"opening_um", params.opening_um},
+          {"margin_um", params.margin_um},
+          {"max_hole_um2", number_or_null(params.max_hole_um2)},  // null = fill every hole
+          {"min_component_um2", params.min_component_um2}};
+}
+
 TissueMask compute_tissue_mask(const Slide& slide, const TissueParams& params) {
   return compute_tissue_mask(slide, params, nullptr);
 }
@@ -222,15 +236,7 @@ void write_tissue_mask(const TissueMask& mask, const TissueParams& params, const
   j["frame"] =
       "mask pixel (i, j) covers the level-0 rectangle [i * downsample_x, (i + 1) * downsample_x) x "
       "[j * downsample_y, (j + 1) * downsample_y) of the whole level-0 image; pixels are mpp micrometres wide";
-  j["params"] = {{"mask_mpp", params.mask_mpp},
-                 {"white_threshold", params.white_threshold},
-                 {"black_threshold", params.black_threshold},
-                 {"min_saturation", params.min_saturation},
-                 {"remove_pen", params.remove_pen},
-                 {"closing_um", params.closing_um},
-                 {"opening_um", params.opening_um},
-                 {"max_hole_um2", number_or_null(params.max_hole_um2)},  // null = fill every hole
-                 {"min_component_um2", params.min_component_um2}};
+  j["params"] = detail::tissue_params_json(params);
   j["stats"] = {{"otsu_threshold", mask.stats.otsu_threshold},
                 {"used_threshold", mask.stats.used_threshold},
                 {"pen_pixels", mask.stats.pen_pixels},
