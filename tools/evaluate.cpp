@@ -54,11 +54,15 @@ RgbImage gallery(const PatchSet& set, const Model& model, const std::vector<int6
   const int rows = static_cast<int>((worst.size() + cols - 1) / cols);
   RgbImage img(cols * cell, std::max(1, rows) * (P + 12));
   std::fill(img.pixels.begin(), img.pixels.end(), uint8_t{255});
-  std::vector<uint8_t> px(static_cast<size_t>(P * P * 3));
+  // The worst patches are scattered through the set: read them one by one, then one Grad-CAM batch.
+  const size_t bytes = static_cast<size_t>(P * P * 3), plane = static_cast<size_t>(P * P);
+  std::vector<uint8_t> all(worst.size() * bytes);
+  for (size_t k = 0; k < worst.size(); ++k) set.read(worst[k], 1, all.data() + k * bytes);
+  std::vector<float> cams;
+  if (with_cam) cams = gradcam(model, all.data(), static_cast<int64_t>(worst.size())).cams;
   for (size_t k = 0; k < worst.size(); ++k) {
-    set.read(worst[k], 1, px.data());
-    std::vector<float> cam;
-    if (with_cam) cam = gradcam(model, px.data(), 1).cams;
+    const uint8_t* px = all.data() + k * bytes;
+    const float* cam = with_cam ? cams.data() + k * plane : nullptr;
     const int ox = static_cast<int>(k % cols) * cell, oy = static_cast<int>(k / cols) * (P + 12) + 8;
     // A red bar above each patch: its length is the predicted tumour probability.
     const int bar = static_cast<int>(std::lround(static_cast<double>(prob[static_cast<size_t>(worst[k])]) * P));
@@ -69,7 +73,7 @@ RgbImage gallery(const PatchSet& set, const Model& model, const std::vector<int6
       }
     for (int y = 0; y < P; ++y)
       for (int x = 0; x < P; ++x) {
-        const uint8_t* p = &px[static_cast<size_t>((y * P + x) * 3)];
+        const uint8_t* p = px + (y * P + x) * 3;
         std::copy_n(p, 3, img.at(ox + x, oy + y));
         if (with_cam) {
           const float a = 0.6f * cam[static_cast<size_t>(y * P + x)];
