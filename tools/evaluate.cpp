@@ -12,6 +12,7 @@
 
 #include "commands.hpp"
 #include "core/pending_file.hpp"
+#include "core/svg_plot.hpp"
 #include "progress.hpp"
 #include "wsi/dataset.hpp"
 #include "wsi/error.hpp"
@@ -32,18 +33,16 @@ struct EvaluateOptions {
 };
 
 std::string roc_svg(const std::vector<RocPoint>& roc, double auc) {
-  std::ostringstream s;
-  s << R"svg(<svg xmlns="http://www.w3.org/2000/svg" width="420" height="420" viewBox="0 0 420 420">)svg"
-    << R"svg(<rect width="420" height="420" fill="white"/>)svg"
-    << R"svg(<g transform="translate(50,20)"><rect width="350" height="350" fill="none" stroke="black"/>)svg"
-    << R"svg(<line x1="0" y1="350" x2="350" y2="0" stroke="#bbb" stroke-dasharray="4"/>)svg"
-    << R"svg(<polyline fill="none" stroke="#c0392b" stroke-width="2" points=")svg";
-  for (const auto& p : roc) s << std::fixed << std::setprecision(2) << p.fpr * 350 << "," << (1 - p.tpr) * 350 << " ";
-  s << R"svg("/><text x="175" y="385" text-anchor="middle" font-family="sans-serif" font-size="13">false positive rate</text>)svg"
-    << R"svg(<text x="-175" y="-32" transform="rotate(-90)" text-anchor="middle" font-family="sans-serif" font-size="13">true positive rate</text>)svg"
-    << R"svg(<text x="340" y="330" text-anchor="end" font-family="sans-serif" font-size="14">AUC )svg" << std::setprecision(4)
-    << auc << "</text></g></svg>\n";
-  return s.str();
+  detail::PlotSpec p;
+  p.x_label = "false positive rate";
+  p.y_label = "true positive rate";
+  detail::PlotSeries chance{"", "#bbb", {0, 1}, {0, 1}, true, false}, curve{"", "#c0392b", {}, {}, false, false};
+  for (const auto& pt : roc) curve.x.push_back(pt.fpr), curve.y.push_back(pt.tpr);
+  p.series = {chance, curve};
+  std::ostringstream n;
+  n << "AUC " << std::fixed << std::setprecision(4) << auc;
+  p.notes = {n.str()};
+  return detail::line_plot_svg(p);
 }
 
 // Worst mistakes: a grid of patches (and, beside each, its Grad-CAM blended in red).

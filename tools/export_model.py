@@ -474,8 +474,10 @@ def sidecar(a, name, gradcam, outputs, framework):
         d["positive_index"] = a.positive_index
     if gradcam:
         d["gradcam"] = {"features": "features", "classify": "classify"}
-    d["architecture"] = {"name": a.arch if a.arch else a.module, "outputs": outputs, "exported_with": framework}
-    d["training"] = {"weights": os.path.basename(a.weights) if a.weights else f"random (--seed {a.seed})"}
+    # "architecture" is reserved for built-in networks (it makes the loader rebuild one); provenance
+    # of an export goes under "training", which the loader keeps but does not interpret.
+    d["training"] = {"source": a.arch if a.arch else a.module, "outputs": outputs, "exported_with": framework,
+                     "weights": os.path.basename(a.weights) if a.weights else f"random (--seed {a.seed})"}
     return d
 
 
@@ -529,7 +531,7 @@ def export(a):
     split = (f"Grad-CAM on {feat_shape[0]}x{feat_shape[1]}x{feat_shape[2]} features "
              f"(forward == classify(features), max |diff| {diff:.1e})") if gradcam else \
         "no Grad-CAM (the module has no features/classify methods)"
-    print(f"exported {side['architecture']['name']} ({how}, {outputs} output(s), "
+    print(f"exported {side['training']['source']} ({how}, {outputs} output(s), "
           f"\"{a.output}\") to {a.out} + {os.path.basename(json_path)}: input 3x{a.input_size}x{a.input_size} "
           f"from {a.patch_size} px at {a.mpp} um/px, {split}"
           + ("" if a.weights else "; random weights (no --weights)"))

@@ -3,12 +3,15 @@
 
 #include "commands.hpp"
 #include "wsi/error.hpp"
+#include "wsi/runtime.hpp"
 
 namespace wsi::cli {
 void print_error(const std::string& message) { std::cerr << "wsi-heatmap: error: " << message << "\n"; }
 }  // namespace wsi::cli
 
 int main(int argc, char** argv) {
+  // Before any thread starts: keep LibTorch's activation buffers in the heap between batches.
+  wsi::tune_allocator_for_inference();
   CLI::App app{"wsi-heatmap: tumour-probability and Grad-CAM heatmaps for whole-slide images", "wsi-heatmap"};
   app.set_version_flag("--version", std::string("wsi-heatmap ") + WSI_VERSION);
   app.require_subcommand(1);
@@ -17,6 +20,8 @@ int main(int argc, char** argv) {
   wsi::cli::setup_mask(app);
   wsi::cli::setup_extract(app);
   wsi::cli::setup_evaluate(app);
+  wsi::cli::setup_evaluate_slides(app);
+  wsi::cli::setup_train(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

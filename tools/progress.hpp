@@ -20,7 +20,8 @@ class ProgressBar {
   ProgressBar(const ProgressBar&) = delete;
   ProgressBar& operator=(const ProgressBar&) = delete;
 
-  void update(int64_t done, int64_t total) {
+  // `extra` is appended to the line (e.g. "loss 0.312  val AUC 0.981").
+  void update(int64_t done, int64_t total, const std::string& extra = "") {
     if (!enabled_) return;
     const auto now = Clock::now();
     if (drawn_ && done < total && now - last_ < std::chrono::milliseconds(100)) return;
@@ -38,9 +39,13 @@ class ProgressBar {
       const auto left = static_cast<long>(static_cast<double>(total - done) / rate);
       std::snprintf(eta, sizeof eta, "%ld:%02ld", left / 60, left % 60);
     }
-    std::fprintf(stderr, "\r%s [%s] %3.0f%% %lld/%lld  %.0f/s  ETA %s ", label_.c_str(), bar.c_str(), frac * 100,
-                 static_cast<long long>(done), static_cast<long long>(total), rate, eta);
+    std::fprintf(stderr, "\r%s [%s] %3.0f%% %lld/%lld  %.0f/s  ETA %s %s\033[K", label_.c_str(), bar.c_str(), frac * 100,
+                 static_cast<long long>(done), static_cast<long long>(total), rate, eta, extra.c_str());
     std::fflush(stderr);
+  }
+  void set_label(std::string label) {
+    if (label != label_) finish(), start_ = Clock::now();
+    label_ = std::move(label);
   }
   void finish() {
     if (enabled_ && drawn_) std::fputc('\n', stderr);

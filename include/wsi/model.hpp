@@ -16,8 +16,15 @@
 //     "output": "logit",           // logit (1 value, sigmoid) | probability (1 value) |
 //                                  // softmax (2+ logits, softmax, take positive_index)
 //     "positive_index": 1,         // only for softmax
-//     "gradcam": {"features": "features", "classify": "classify"}  // exported methods, optional
+//     "gradcam": {"features": "features", "classify": "classify"}, // exported methods, optional
+//     "architecture": {"name": "cancernet", "width": 32, "blocks": 1}, // built-in networks only
+//     "training": {...}            // recipe and metrics written by `train`; kept, not interpreted
 //   }
+//
+// Built-in networks (`wsi-heatmap train --arch cancernet|resnet`) are saved as LibTorch's native
+// parameter archive instead of TorchScript; "architecture" tells the loader which torch::nn
+// network to rebuild before reading the weights. Everything else in the contract is the same,
+// and Model treats both kinds alike (they always export features/classify).
 //
 // Unknown keys, wrong types and out-of-range values are errors that name the key and say what is
 // allowed (a typo such as "men" must not silently mean "no normalisation").
@@ -30,6 +37,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -53,6 +61,13 @@ struct ModelSpec {
   int positive_index = 1;
   std::string features_method = "features";  // empty: no Grad-CAM split
   std::string classify_method = "classify";
+  struct BuiltinNet {
+    std::string name;  // "cancernet" | "resnet"
+    int width = 32;    // channels of the first stage (later stages double it)
+    int blocks = 1;    // residual blocks per stage (resnet only)
+  };
+  std::optional<BuiltinNet> architecture;  // set: a built-in network in native format
+  std::string training_json;                // the "training" object, verbatim (may be empty)
 
   // Throws ConfigError naming the problem (e.g. input_size != patch_size with resize "none").
   void validate() const;
@@ -83,6 +98,7 @@ Device parse_device(const std::string& s);  // "cpu" | "cuda"; throws UsageError
 struct ModelOptions {
   Device device = Device::cpu;
   int threads = 0;  // intra-op threads; 0 = one per core (LibTorch's default here is 1)
+  bool channels_last = true;  // NHWC weights and inputs (faster with oneDNN; same results)
 };
 
 // A loaded model: TorchScript module + sidecar. Loading checks the contract by running one
@@ -108,6 +124,9 @@ class Model {
   bool has_gradcam() const;
   const std::string& gradcam_unavailable_reason() const;
   bool cuda_available() const;  // of this build and machine
+  // Floating-point operations (2 x multiply-accumulates) of one patch's forward pass, for
+  // reporting the fraction of the machine's speed reached; 0 when unknown (TorchScript models).
+  double gflops_per_patch() const;
 
  private:
   friend struct GradcamBatch gradcam(const Model& model, const uint8_t* patches, int64_t count);

@@ -19,6 +19,8 @@
 #include <utility>
 #include <vector>
 
+#include "wsi/random.hpp"
+
 namespace wsi {
 
 enum class BalanceMode { none, undersample, oversample };
@@ -71,12 +73,5 @@ std::vector<std::string> assign_splits(const std::vector<std::string>& slide_nam
 void apply_d4(uint8_t op, const uint8_t* src, uint8_t* dst, int size);
 const char* d4_name(uint8_t op);  // "" for identity
 
-// SplitMix64: tiny, well-mixed, identical everywhere.
-struct SplitMix64 {
-  uint64_t state;
-  explicit SplitMix64(uint64_t seed) : state(seed) {}
-  uint64_t next();
-  uint64_t below(uint64_t n);  // uniform in [0, n), n > 0
-};
 
 }  // namespace wsi

@@ -12,30 +12,9 @@
 
 namespace wsi {
 
-uint64_t SplitMix64::next() {
-  uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-
-uint64_t SplitMix64::below(uint64_t n) {
-  // Rejection sampling: no modulo bias.
-  const uint64_t limit = UINT64_MAX - UINT64_MAX % n;
-  uint64_t v = 0;
-  do v = next();
-  while (v >= limit);
-  return v % n;
-}
-
 namespace {
 
-template <typename T>
-void shuffle(std::vector<T>& v, SplitMix64& rng) {
-  for (size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[static_cast<size_t>(rng.below(i))]);
-}
-
-uint64_t mix(uint64_t a, uint64_t b) { return SplitMix64(a ^ (b * 0x9e3779b97f4a7c15ULL)).next(); }
+uint64_t mix(uint64_t a, uint64_t b) { return mix_seed(a, b); }
 
 // Largest-remainder apportionment of `total` by `weights`; ties go to the earlier entry.
 std::vector<int64_t> apportion(int64_t total, const std::vector<double>& weights) {

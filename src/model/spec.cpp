@@ -100,6 +100,13 @@ void ModelSpec::validate() const {
     fail("positive_index must be a class index >= 0");
   if (features_method.empty() != classify_method.empty())
     fail("gradcam needs both \"features\" and \"classify\" method names, or neither");
+  if (architecture) {
+    if (architecture->name != "cancernet" && architecture->name != "resnet")
+      fail("architecture.name must be cancernet or resnet (the built-in networks), not \"" + architecture->name + "\"");
+    if (architecture->width < 4 || architecture->width > 512) fail("architecture.width must be in 4..512");
+    if (architecture->blocks < 1 || architecture->blocks > 8) fail("architecture.blocks must be in 1..8");
+    if (output != OutputKind::logit) fail("built-in architectures output one logit: set \"output\": \"logit\"");
+  }
 }
 
 ModelSpec ModelSpec::parse(const std::string& text, const fs::path& source) {
@@ -171,6 +178,26 @@ ModelSpec ModelSpec::parse(const std::string& text, const fs::path& source) {
     if (gr.has("features")) s.features_method = gr.str("features");
     if (gr.has("classify")) s.classify_method = gr.str("classify");
   }
+  if (r.has("architecture")) {
+    const json& a = j.at("architecture");
+    if (!a.is_object() || !a.contains("name"))
+      r.fail("\"architecture\" must be an object {\"name\": \"cancernet\"|\"resnet\", \"width\": N, \"blocks\": N}");
+    Reader ar(a, source);
+    for (const auto& [key, value] : a.items()) {
+      (void)value;
+      if (key != "name" && key != "width" && key != "blocks")
+        r.fail("unknown key \"architecture." + key + "\" (known: name, width, blocks)");
+    }
+    ModelSpec::BuiltinNet net;
+    net.name = ar.str("name");
+    if (ar.has("width")) net.width = ar.integer("width");
+    if (ar.has("blocks")) net.blocks = ar.integer("blocks");
+    s.architecture = net;
+  }
+  if (r.has("training")) {
+    if (!j.at("training").is_object()) r.fail("\"training\" must be an object");
+    s.training_json = j.at("training").dump();
+  }
   try {
     s.validate();
   } catch (const ConfigError& e) {
@@ -206,6 +233,9 @@ std::string ModelSpec::to_json() const {
   j["output"] = output_name(output);
   if (output == OutputKind::softmax) j["positive_index"] = positive_index;
   if (!features_method.empty()) j["gradcam"] = {{"features", features_method}, {"classify", classify_method}};
+  if (architecture)
+    j["architecture"] = {{"name", architecture->name}, {"width", architecture->width}, {"blocks", architecture->blocks}};
+  if (!training_json.empty()) j["training"] = json::parse(training_json);
   return j.dump(2) + "\n";
 }
 

@@ -1,0 +1,27 @@
+// wsi/runtime.hpp — process-wide runtime settings for programs that run inference.
+//
+// Process-wide: these change state shared by every thread and library in the process (here, the
+// C library's allocator). Only a program's entry point calls them (the CLI's main(), a benchmark's
+// main()), once, before it starts threads; library code never does, because a library cannot
+// know what else shares its process.
+#pragma once
+
+namespace wsi {
+
+// Keeps freed memory inside the process instead of handing it back to the kernel after every
+// batch. Why: LibTorch allocates each activation tensor anew on every forward pass (tens of MB
+// per layer at batch 64-128). glibc's malloc serves blocks above its mmap threshold (adaptive, at
+// most 32 MiB) with mmap() and unmaps them on free, and returns free memory at the top of the
+// heap beyond M_TRIM_THRESHOLD, so every pass pays for fresh pages again (page faults and
+// zeroing): measured up to 2x slower inference at batch 64-128 on the development machines
+// (MACHINE-NOTES; benchmarks/bench_inference shows it). The fix is mallopt(M_MMAP_MAX, 0)
+// (large blocks come from the heap, which is reused) plus a 1 GiB M_TRIM_THRESHOLD (freed memory
+// stays until more than that is free at the top of the heap); the same as
+// GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=1073741824.
+//
+// Cost: the resident size stays near its peak after a large batch instead of shrinking.
+// Returns true when the settings were applied; false (and changes nothing) when the C library is
+// not glibc or refused them. Safe to call more than once.
+bool tune_allocator_for_inference();
+
+}  // namespace wsi

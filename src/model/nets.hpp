@@ -1,0 +1,45 @@
+// The built-in networks (torch::nn), private to the torch-linked stages (model and train).
+//
+// Both split into features(x) -> N x C x h x w activations and classify(A) -> N x 1 logits, so
+// Grad-CAM works on them exactly as on TorchScript models that export the same split.
+//   cancernet: in the spirit of PyImageSearch's CancerNet / the seeds' "vanilla CNN": three
+//              stages of depthwise-separable 3x3 convolutions (1, 2, 3 convs; widths w, 2w, 4w),
+//              each conv + ReLU + batch norm, 2x2 max pooling and dropout 0.25 after each stage;
+//              head: global average pooling, dense 256 + ReLU + batch norm + dropout 0.5, 1 logit.
+//              Global pooling (instead of CancerNet's flatten) keeps it a few hundred KB and
+//              independent of the input size.
+//   resnet:    a ResNet for small patches: 3x3 stem (w, stride 2), four stages of `blocks`
+//              basic residual blocks (w, 2w, 4w, 8w; strides 1, 2, 2, 2), global average
+//              pooling, 1 logit. At 96x96 input the last activation map is 6x6.
+// Input: float32 N x 3 x S x S, preprocessed per the sidecar. Thread-safety: a network is used
+// by one thread at a time.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <memory>
+
+#include "wsi/model.hpp"
+
+namespace wsi::detail {
+
+class NetImpl : public torch::nn::Module {
+ public:
+  virtual torch::Tensor features(const torch::Tensor& x) = 0;
+  virtual torch::Tensor classify(const torch::Tensor& a) = 0;
+  torch::Tensor forward(const torch::Tensor& x) { return classify(features(x)); }
+  // Multiply-accumulates of one forward pass on a 1 x 3 x S x S input (convolutions and dense).
+  virtual double macs(int input_size) const = 0;
+};
+
+// Builds an untrained network (He-initialised; deterministic under torch::manual_seed).
+// Throws ConfigError for an unknown name.
+std::shared_ptr<NetImpl> make_net(const ModelSpec::BuiltinNet& arch);
+
+// Native format: LibTorch's parameter/buffer archive. save_net writes under a temporary name and
+// renames; load_net throws ModelError naming the file when it does not fit the architecture.
+void save_net(NetImpl& net, const std::filesystem::path& path);
+void load_net(NetImpl& net, const std::filesystem::path& path, const torch::Device& device);
+
+}  // namespace wsi::detail

@@ -1,0 +1,113 @@
+// `wsi-heatmap train DATA [--val VAL] -o OUT`: trains a built-in network (cancernet or resnet) on a
+// labelled patch set (PCam HDF5 or Kaggle layout) and writes OUT.pt + OUT.json (the model
+// contract), OUT.log.csv and OUT.curve.svg.
+#include <iomanip>
+#include <iostream>
+#include <memory>
+#include <sstream>
+
+#include "commands.hpp"
+#include "progress.hpp"
+#include "wsi/dataset.hpp"
+#include "wsi/error.hpp"
+#include "wsi/train.hpp"
+
+namespace wsi::cli {
+namespace {
+
+struct TrainCli {
+  std::string data, val, out, resize = "area";
+  TrainOptions opt;
+  bool no_augment = false, no_class_weights = false, quiet = false;
+};
+
+void run_train(TrainCli& c) {
+  TrainOptions o = c.opt;
+  if (c.no_augment) o.augment = AugmentParams::none();
+  o.class_weights = !c.no_class_weights;
+  if (c.resize == "nearest") o.resize = ResizeMode::nearest;
+  else if (c.resize == "bilinear") o.resize = ResizeMode::bilinear;
+  else if (c.resize == "area") o.resize = ResizeMode::area;
+  else throw UsageError("--resize must be nearest, bilinear or area, not '" + c.resize + "'");
+  if (o.name == "model") o.name = std::filesystem::path(c.out).stem().string();
+
+  const auto train_set = open_patch_set(c.data);
+  std::unique_ptr<PatchSet> val_set;
+  if (!c.val.empty()) val_set = open_patch_set(c.val);
+  std::cout << "training " << o.arch.name << " (width " << o.arch.width
+            << (o.arch.name == "resnet" ? ", " + std::to_string(o.arch.blocks) + " blocks/stage" : std::string())
+            << ") on " << train_set->describe() << "\n"
+            << "validating on " << (val_set ? val_set->describe() : "a random " + std::to_string(o.val_fraction) + " of it")
+            << std::endl;
+
+  ProgressBar bar("epoch 1", !c.quiet && ::isatty(STDERR_FILENO) != 0);
+  const auto progress = [&](const TrainProgress& p) {
+    bar.set_label("epoch " + std::to_string(p.epoch) + "/" + std::to_string(p.epochs));
+    std::ostringstream extra;
+    extra << std::fixed << std::setprecision(4) << "loss " << p.loss;
+    if (p.best_val_auc > 0) extra << "  best val AUC " << p.best_val_auc;
+    if (p.validating) extra << "  validating...";
+    bar.update(p.done, p.total, extra.str());
+  };
+  const auto on_epoch = [&](const EpochRecord& e) {
+    bar.finish();
+    std::cout << "epoch " << e.epoch << ": lr " << std::setprecision(3) << e.lr << std::fixed << std::setprecision(4)
+              << "  train loss " << e.train_loss << " AUC " << e.train_auc << "  val loss " << e.val_loss << " AUC "
+              << e.val_auc << " acc " << e.val_accuracy << std::setprecision(1) << "  " << e.seconds << " s"
+              << (e.best ? "  (best, saved)" : "") << std::defaultfloat << std::endl;
+  };
+  const TrainResult r = train_model(*train_set, val_set.get(), o, c.out, progress, on_epoch);
+  bar.finish();
+  std::cout << r.stop_reason << "; best epoch " << r.best_epoch << ", validation AUC " << std::fixed
+            << std::setprecision(4) << r.best_val_auc << "\nwrote " << r.model.string() << " (+ .json), "
+            << r.log_csv.string() << ", " << r.curve_svg.string() << "\n";
+}
+
+}  // namespace
+
+void setup_train(CLI::App& app) {
+  auto c = std::make_shared<TrainCli>();
+  CLI::App* sub = app.add_subcommand("train", "Train a built-in patch classifier (cancernet or resnet) on labelled patches");
+  sub->add_option("data", c->data, "Training set: a PCam *_x.h5 file, a Kaggle labels CSV, or a directory with train_labels.csv")
+      ->required();
+  sub->add_option("--val", c->val, "Validation set (same layouts); default: a random --val-fraction of the training set");
+  sub->add_option("--out,-o", c->out, "Output model path OUT(.pt); OUT.json, OUT.log.csv and OUT.curve.svg are written beside it")
+      ->required();
+  sub->add_option("--name", c->opt.name, "Model name in the sidecar (default: OUT's file name)");
+  sub->add_option("--arch", c->opt.arch.name, "cancernet (small separable CNN) or resnet (ResNet for 96 px patches)")
+      ->capture_default_str();
+  sub->add_option("--width", c->opt.arch.width, "Channels of the first stage (later stages double it)")->capture_default_str();
+  sub->add_option("--blocks", c->opt.arch.blocks, "Residual blocks per stage (resnet)")->capture_default_str();
+  sub->add_option("--input-size", c->opt.input_size, "Network input side; patches are resized to it")->capture_default_str();
+  sub->add_option("--resize", c->resize, "Resize policy when --input-size differs from the patch size: nearest, bilinear, area")
+      ->capture_default_str();
+  sub->add_option("--mpp", c->opt.mpp, "Micrometres per pixel of the training patches (written to the sidecar; PCam: 0.972)")
+      ->capture_default_str();
+  sub->add_option("--epochs", c->opt.epochs, "Maximum epochs")->capture_default_str();
+  sub->add_option("--batch", c->opt.batch, "Patches per step")->capture_default_str();
+  sub->add_option("--lr", c->opt.lr, "Adam learning rate")->capture_default_str();
+  sub->add_option("--weight-decay", c->opt.weight_decay, "L2 weight decay")->capture_default_str();
+  sub->add_option("--schedule", c->opt.schedule, "Learning-rate schedule: cosine, plateau (halve after 2 epochs without gain), none")
+      ->capture_default_str();
+  sub->add_option("--patience", c->opt.patience, "Stop after this many epochs without a validation-AUC gain")->capture_default_str();
+  sub->add_option("--val-fraction", c->opt.val_fraction, "Share of the training set held out when --val is not given")
+      ->capture_default_str();
+  sub->add_option("--max-patches-per-epoch", c->opt.max_patches_per_epoch, "Patches per epoch (0 = all)")->capture_default_str();
+  sub->add_flag("--no-augment", c->no_augment, "Disable augmentation");
+  sub->add_option("--rotation", c->opt.augment.max_rotation_deg, "Max random rotation, degrees")->capture_default_str();
+  sub->add_option("--zoom", c->opt.augment.max_zoom, "Max random zoom (0.2 = 80-120 %)")->capture_default_str();
+  sub->add_option("--shift", c->opt.augment.max_shift, "Max random translation, fraction of the patch side")->capture_default_str();
+  sub->add_option("--stain-jitter", c->opt.augment.stain, "H&E optical-density jitter strength (0 = off)")->capture_default_str();
+  sub->add_option("--hue", c->opt.augment.hue, "Max hue shift, turns (0 = off)")->capture_default_str();
+  sub->add_option("--saturation", c->opt.augment.saturation, "Max saturation scale change (0 = off)")->capture_default_str();
+  sub->add_option("--brightness", c->opt.augment.value, "Max value (brightness) scale change (0 = off)")->capture_default_str();
+  sub->add_flag("--no-class-weights", c->no_class_weights, "Do not weight the loss by inverse class frequency");
+  sub->add_option("--seed", c->opt.seed, "Seed for initialisation, shuffling, augmentation and the validation split")
+      ->capture_default_str();
+  sub->add_option("--threads", c->opt.threads, "Threads (0 = one per core); results are reproducible at a fixed count")
+      ->capture_default_str();
+  sub->add_flag("--quiet,-q", c->quiet, "No progress bar");
+  sub->callback([c] { run_train(*c); });
+}
+
+}  // namespace wsi::cli
