@@ -49,6 +49,22 @@ class Wrong(torch.nn.Module):
         return x.mean(dim=(2, 3)).repeat(1, 4)[:, :10]
 
 
+class Darkness(torch.nn.Module):
+    """Probability = sigmoid(20 (0.6 - mean intensity)): a known function of the patch, for
+    checking that stitched heatmaps line up with the slide (dark = 'tumour')."""
+
+    @torch.jit.export
+    def features(self, x):
+        return 0.6 - x.mean(dim=1, keepdim=True)
+
+    @torch.jit.export
+    def classify(self, a):
+        return 20.0 * a.mean(dim=(2, 3))
+
+    def forward(self, x):
+        return self.classify(self.features(x))
+
+
 def sidecar(name, **kw):
     d = {"format": "wsi-heatmap-model/1", "name": name, "patch_size": 96, "mpp": 0.972}
     d.update(kw)
@@ -85,6 +101,9 @@ np.savetxt(f"{out}/softmax.expected", p.numpy(), fmt="%.8f")
 
 torch.jit.script(NoSplit().eval()).save(f"{out}/nosplit.pt")
 sidecar("nosplit", output="logit", gradcam={"features": "features", "classify": "classify"})
+
+torch.jit.script(Darkness().eval()).save(f"{out}/darkness.pt")
+sidecar("darkness", mpp=0.25, output="logit", gradcam={"features": "features", "classify": "classify"})
 
 torch.jit.script(Wrong().eval()).save(f"{out}/wrong.pt")
 sidecar("wrong", output="logit")

@@ -21,27 +21,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Generates the models once per build (deterministic output, written by one script run).
-const fs::path* models() {
-  static const fs::path* dir = [] () -> const fs::path* {
-    if (std::system("/usr/bin/python3 -c 'import torch, numpy' >/dev/null 2>&1") != 0) return nullptr;
-    static fs::path d = test::fixture_dir() / "models";
-    if (!fs::exists(d / "cnn.cam")) {
-      const fs::path tmp = test::fixture_dir() / ("models.tmp-" + std::to_string(::getpid()));
-      fs::create_directories(tmp);
-      std::string cmd = "/usr/bin/python3 ";
-      cmd.append(test::shell_quote(std::string(WSI_SOURCE_DIR) + "/tests/make_test_models.py"))
-          .append(" ")
-          .append(test::shell_quote(tmp.string()));
-      if (std::system(cmd.c_str()) != 0) return nullptr;
-      std::error_code ec;
-      fs::rename(tmp, d, ec);  // another test process may have won the race: fine, same bytes
-      fs::remove_all(tmp, ec);
-    }
-    return &d;
-  }();
-  return dir;
-}
+const fs::path* models() { return test::models_dir(); }
 
 #define REQUIRE_MODELS()                                                                       \
   if (!models()) GTEST_SKIP() << "/usr/bin/python3 with torch and numpy is needed to make the " \

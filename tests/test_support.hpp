@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -106,6 +107,31 @@ inline std::vector<std::filesystem::path> partial_files(const std::filesystem::p
   for (const auto& e : std::filesystem::recursive_directory_iterator(dir))
     if (e.path().filename().string().find(".partial-") != std::string::npos) v.push_back(e.path());
   return v;
+}
+
+// TorchScript test models made by tests/make_test_models.py with Debian's python3-torch, once
+// per build (deterministic output; concurrent test processes race harmlessly on the rename).
+// Null when /usr/bin/python3 with torch and numpy is missing.
+inline const std::filesystem::path* models_dir() {
+  static const std::filesystem::path* dir = []() -> const std::filesystem::path* {
+    if (std::system("/usr/bin/python3 -c 'import torch, numpy' >/dev/null 2>&1") != 0) return nullptr;
+    static std::filesystem::path d = fixture_dir() / "models";
+    if (!std::filesystem::exists(d / "darkness.pt")) {
+      const std::filesystem::path tmp = fixture_dir() / ("models.tmp-" + std::to_string(::getpid()));
+      std::filesystem::create_directories(tmp);
+      std::string cmd = "/usr/bin/python3 ";
+      cmd.append(shell_quote(std::string(WSI_SOURCE_DIR) + "/tests/make_test_models.py"))
+          .append(" ")
+          .append(shell_quote(tmp.string()));
+      if (std::system(cmd.c_str()) != 0) return nullptr;
+      std::error_code ec;
+      std::filesystem::remove_all(d, ec);  // an older set (from before a model was added)
+      std::filesystem::rename(tmp, d, ec);
+      std::filesystem::remove_all(tmp, ec);
+    }
+    return &d;
+  }();
+  return dir;
 }
 
 }  // namespace wsi::test

@@ -86,6 +86,26 @@ TEST(Train, SameSeedGivesIdenticalWeightsOtherSeedDoesNot) {
   EXPECT_NE(pa, pc);
 }
 
+TEST(Train, StreamedSetsVisitEveryTrainingPatchOncePerEpoch) {
+  // cache_bytes 0 forces the streaming path (shuffled windows of contiguous blocks).
+  const auto set = open_patch_set(small_set());
+  for (int64_t cache : {int64_t{0}, int64_t{1} << 30}) {
+    test::ScratchDir out;
+    TrainOptions o = quick();
+    o.epochs = 1;
+    o.cache_bytes = cache;
+    int64_t seen = 0, total = 0;
+    const TrainResult r = train_model(*set, nullptr, o, out / "s", [&](const TrainProgress& p) {
+      seen = p.done;
+      total = p.total;
+    });
+    EXPECT_EQ(total, r.train_patches);
+    EXPECT_GE(seen, r.train_patches - 1) << "cache " << cache;  // a last batch of one is dropped
+    EXPECT_LE(seen, r.train_patches);
+    EXPECT_GT(r.val_patches, 0);
+  }
+}
+
 TEST(Train, EarlyStoppingKeepsTheBestEpoch) {
   const auto set = open_patch_set(small_set());
   test::ScratchDir out;

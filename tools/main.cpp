@@ -1,4 +1,7 @@
+#include <algorithm>
 #include <cstdio>
+#include <string>
+#include <vector>
 #include <iostream>
 
 #include "commands.hpp"
@@ -22,8 +25,18 @@ int main(int argc, char** argv) {
   wsi::cli::setup_evaluate(app);
   wsi::cli::setup_evaluate_slides(app);
   wsi::cli::setup_train(app);
+  wsi::cli::setup_heatmap(app);
+  // `wsi-heatmap SLIDE ...` means `wsi-heatmap heatmap SLIDE ...`: insert the default subcommand
+  // when the first argument is neither a subcommand nor an option of the main program.
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (!args.empty() && args[0] != "--help" && args[0] != "-h" && args[0] != "--version") {
+    bool known = false;
+    for (const CLI::App* sub : app.get_subcommands({})) known = known || sub->check_name(args[0]);
+    if (!known) args.insert(args.begin(), "heatmap");
+  }
+  std::reverse(args.begin(), args.end());  // CLI11 parses a reversed vector
   try {
-    app.parse(argc, argv);
+    app.parse(args);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {

@@ -57,10 +57,16 @@ demo() {
   if [ ! -f "$slide" ]; then
     log "generating the demo slide $slide (synthetic H&E lymph node, seed 1)"
     mkdir -p build/demo
-    build/wsi-heatmap synth --out "$slide" --size 8192x8192 --seed 1 --mpp 0.25 --tumours 2 \
-      --mask build/demo/demo-mask.tif --annotations build/demo/demo-annotations.xml
+    build/wsi-heatmap synth --out "$slide" --size 16384x16384 --seed 1 --mpp 0.25 --tumours 3 \
+      --mask build/demo/demo-slide_mask.tif --annotations build/demo/demo-slide.xml
   fi
-  build/wsi-heatmap info "$slide"
+  log "the main job: wsi-heatmap $slide -o build/demo/heatmap (bundled demo model)"
+  build/wsi-heatmap "$slide" -o build/demo/heatmap
+  log "how well it found the generated tumours (evaluate-slides against the slide's mask)"
+  build/wsi-heatmap evaluate-slides --results build/demo/heatmap --truth build/demo/demo-slide_mask.tif \
+    --slides "$slide" -o build/demo/evaluation
+  log "outputs:"
+  ls -l build/demo/heatmap
 }
 
 case "${1:-}" in

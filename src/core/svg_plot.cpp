@@ -22,14 +22,14 @@ std::string escape(const std::string& s) {
 
 std::string number(double v) {
   std::ostringstream s;
-  s << std::setprecision(4) << v;
+  s << std::setprecision(3) << v;
   return s.str();
 }
 
 }  // namespace
 
 std::string line_plot_svg(const PlotSpec& p) {
-  const double left = 60, top = p.title.empty() ? 15 : 35, right = 20, bottom = 50;
+  const double left = 70, top = p.title.empty() ? 15 : 35, right = 20, bottom = 50;
   const double w = p.width - left - right, h = p.height - top - bottom;
   const auto tx = [&](double x) {
     const double lo = p.x_log2 ? std::log2(p.x_min) : p.x_min, hi = p.x_log2 ? std::log2(p.x_max) : p.x_max;
@@ -51,6 +51,9 @@ std::string line_plot_svg(const PlotSpec& p) {
   std::vector<double> xt, yt;
   if (p.x_log2) {
     for (double v = std::exp2(std::ceil(std::log2(p.x_min))); v <= p.x_max * 1.0001; v *= 2) xt.push_back(v);
+  } else if (p.x_integer) {
+    const double step = std::max(1.0, std::ceil((p.x_max - p.x_min) / 6));
+    for (double v = std::ceil(p.x_min); v <= p.x_max + 1e-9; v += step) xt.push_back(v);
   } else {
     for (int i = 0; i <= 5; ++i) xt.push_back(p.x_min + (p.x_max - p.x_min) * i / 5.0);
   }
@@ -63,7 +66,7 @@ std::string line_plot_svg(const PlotSpec& p) {
     s << "<line x1=\"" << left << "\" y1=\"" << ty(v) << "\" x2=\"" << left + w << "\" y2=\"" << ty(v)
       << "\" stroke=\"#eee\"/><text x=\"" << left - 6 << "\" y=\"" << ty(v) + 4 << "\" text-anchor=\"end\">"
       << number(v) << "</text>\n";
-  s << "<clipPath id=\"plotarea\"><rect x=\"" << left << "\" y=\"" << top << "\" width=\"" << w << "\" height=\"" << h
+  s << "<clipPath id=\"" << p.id << "-area\"><rect x=\"" << left << "\" y=\"" << top << "\" width=\"" << w << "\" height=\"" << h
     << "\"/></clipPath>\n<rect x=\"" << left << "\" y=\"" << top << "\" width=\"" << w << "\" height=\"" << h
     << "\" fill=\"none\" stroke=\"black\"/>\n"
     << "<text x=\"" << left + w / 2 << "\" y=\"" << p.height - 12 << "\" text-anchor=\"middle\">" << escape(p.x_label)
@@ -71,7 +74,7 @@ std::string line_plot_svg(const PlotSpec& p) {
     << escape(p.y_label) << "</text>\n";
   int legend = 0;
   for (const auto& series : p.series) {
-    s << "<polyline clip-path=\"url(#plotarea)\" fill=\"none\" stroke=\"" << series.colour << "\" stroke-width=\"2\""
+    s << "<polyline clip-path=\"url(#" << p.id << "-area)\" fill=\"none\" stroke=\"" << series.colour << "\" stroke-width=\"2\""
       << (series.dashed ? " stroke-dasharray=\"5,4\"" : "") << " points=\"";
     const size_t n = std::min(series.x.size(), series.y.size());
     for (size_t i = 0; i < n; ++i) s << tx(series.x[i]) << "," << ty(series.y[i]) << " ";
@@ -81,7 +84,8 @@ std::string line_plot_svg(const PlotSpec& p) {
         s << "<circle cx=\"" << tx(series.x[i]) << "\" cy=\"" << ty(series.y[i]) << "\" r=\"3\" fill=\""
           << series.colour << "\"/>\n";
     if (!series.label.empty()) {
-      const double ly = top + 14 + 16.0 * legend++;
+      const double ly = p.legend_bottom ? top + h - 10 - 16.0 * static_cast<double>(p.series.size() - 1 - legend++)
+                                        : top + 14 + 16.0 * legend++;
       s << "<line x1=\"" << left + 10 << "\" y1=\"" << ly - 4 << "\" x2=\"" << left + 30 << "\" y2=\"" << ly - 4
         << "\" stroke=\"" << series.colour << "\" stroke-width=\"2\"" << (series.dashed ? " stroke-dasharray=\"5,4\"" : "")
         << "/><text x=\"" << left + 36 << "\" y=\"" << ly << "\">" << escape(series.label) << "</text>\n";

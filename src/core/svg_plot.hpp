@@ -21,7 +21,10 @@ struct PlotSpec {
   double x_min = 0, x_max = 1, y_min = 0, y_max = 1;
   bool x_log2 = false;  // logarithmic x axis (base 2), e.g. FROC's false positives per slide
   std::vector<PlotSeries> series;
+  bool x_integer = false;  // integer ticks on x (epochs)
+  bool legend_bottom = false;  // legend in the lower left corner instead of the upper left
   std::vector<std::string> notes;  // lines printed in the lower right corner (e.g. "AUC 0.97")
+  std::string id = "plot";         // unique per document when several charts share one SVG
   int width = 480, height = 400;
 };
 

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "core/pending_file.hpp"
+#include "slide/slide_handle.hpp"
 #include "tissue/params_json.hpp"
 #include "wsi/error.hpp"
 #include "wsi/slide.hpp"
@@ -96,26 +97,7 @@ void survey_slide(const ExtractSource& src, const ExtractParams& params, SlideSu
   rep.survey_seconds = seconds_since(t0);
 }
 
-// A slide handle that is reopened after a failed read (OpenSlide's error state is sticky).
-class SlideHandle {
- public:
-  SlideHandle(fs::path path, SlideOptions options)
-      : path_(std::move(path)), options_(options), current_(std::make_shared<const Slide>(path_, options_)) {}
-  std::shared_ptr<const Slide> get() {
-    std::lock_guard lock(mutex_);
-    return current_;
-  }
-  void reopen_after_failure(const std::shared_ptr<const Slide>& failed) {
-    std::lock_guard lock(mutex_);
-    if (current_ == failed) current_ = std::make_shared<const Slide>(path_, options_);
-  }
-
- private:
-  fs::path path_;
-  SlideOptions options_;
-  std::mutex mutex_;
-  std::shared_ptr<const Slide> current_;
-};
+using detail::SlideHandle;
 
 struct Chunk {
   std::vector<size_t> picks;    // indices into the split's pick list

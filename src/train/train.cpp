@@ -209,6 +209,10 @@ std::string learning_curve_svg(const std::vector<EpochRecord>& epochs, const std
   loss.y_label = "loss (BCE)";
   auc.y_label = "ROC AUC";
   loss.x_min = auc.x_min = 1;
+  loss.x_integer = auc.x_integer = true;
+  loss.id = "loss";
+  auc.id = "auc";
+  auc.legend_bottom = true;
   loss.x_max = auc.x_max = std::max<double>(2, static_cast<double>(epochs.size()));
   detail::PlotSeries tl{"training", "#2c7fb8", {}, {}, true, true}, vl{"validation", "#d95f0e", {}, {}, false, true};
   detail::PlotSeries ta = tl, va = vl;
@@ -224,7 +228,7 @@ std::string learning_curve_svg(const std::vector<EpochRecord>& epochs, const std
     if (e.best) best = e.epoch;
   }
   loss.y_max = max_loss > 0 ? max_loss * 1.1 : 1;
-  auc.y_min = std::max(0.0, std::floor(min_auc * 10) / 10);
+  auc.y_min = std::max(0.0, std::floor(min_auc * 50) / 50);
   loss.series = {tl, vl};
   auc.series = {ta, va};
   if (best) {

@@ -1,0 +1,87 @@
+// wsi/heatmap.hpp — the main job: one slide through tissue detection, the patch grid, batched
+// inference (+ Grad-CAM) and stitching into slide-aligned outputs (library wsi::heatmap).
+//
+// The work runs as one oneTBB flow graph (src/heatmap/pipeline.cpp, the only place it is wired):
+//
+//   batch source (serial: the tissue grid cut into batches of consecutive patches, in order)
+//     -> limiter (at most `in_flight` batches between source and stitcher)
+//     -> region readers (parallel: read + resample each patch of a batch)
+//     -> sequencer (restores grid order)
+//     -> inference (serial: Model::predict, or gradcam() which also yields probabilities)
+//     -> stitcher (serial: probability grid, Grad-CAM rows streamed to NAME.cam.tif)
+//     -> back to the limiter (frees a slot)
+//
+// Memory is bounded by `in_flight` batches plus one row of patches in the saliency stitcher, not
+// by the slide: the probability grid (one float per patch) is the only per-slide array. An
+// exception in any node cancels the graph; it is rethrown with the slide (and region) named.
+// A region that fails to decode is counted, left NaN in the outputs, and the run goes on.
+//
+// Outputs in `out_dir`, NAME = the slide's file stem, each written under a temporary name and
+// renamed when complete (see HeatmapOutputs). Frames: level-0 pixels throughout (grid.hpp,
+// stitch.hpp); the rasters cover the slide from its level-0 origin, with resolution tags.
+//
+// Thread-safety: run_heatmap() uses the model from its serial inference node only; run one per
+// Model at a time.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "wsi/grid.hpp"
+#include "wsi/model.hpp"
+#include "wsi/tissue.hpp"
+
+namespace wsi {
+
+struct HeatmapParams {
+  HeatmapParams() { grid.target_mpp.reset(); }  // unset: read patches at the model's mpp
+  TissueParams tissue;
+  GridParams grid;                 // patch_size and target_mpp are taken from the model unless set
+  int batch = 64;                  // patches per forward pass
+  bool gradcam = true;             // stitch Grad-CAM into NAME.cam.tif (needs the model's split)
+  int cam_per_patch = 8;           // saliency raster pixels per patch side
+  double overlay_mpp = 8.0;        // µm per pixel of NAME.overlay.tif
+  double overlay_alpha = 0.5;      // colour weight over the slide where probability >= overlay_min
+  double overlay_min = 0.1;        // probabilities below this leave the slide visible
+  double threshold = 0.5;          // tumour regions, areas, patch counts in the summary
+  double froc_threshold = 0.1;     // local maxima reported in NAME.froc.csv
+  bool float32 = false;            // also NAME.prob.f32.tif (float probabilities, NaN = none)
+  int threads = 0;                 // region readers and LibTorch threads (0 = one per core)
+  int in_flight = 0;               // batches in the graph (0 = 2 + threads)
+  std::optional<double> mpp_override;  // µm per level-0 pixel for slides without metadata
+  const std::atomic<bool>* cancel = nullptr;  // set (e.g. by SIGINT): stop, clean up, throw Error
+
+  void validate() const;           // throws UsageError naming the option
+};
+
+struct HeatmapOutputs {
+  std::filesystem::path prob, prob_f32, cam, overlay, thumb, patches_csv, froc_csv, regions, summary;
+};
+
+struct HeatmapProgress {
+  int64_t done = 0, total = 0;  // patches
+};
+
+struct HeatmapSummary {
+  std::string slide, name;
+  HeatmapOutputs outputs;
+  int64_t grid_patches = 0, tissue_patches = 0, processed = 0, failed = 0, tumour_patches = 0;
+  double slide_score = 0;       // highest patch probability (0 without tissue)
+  double tumour_area_mm2 = 0;   // area of stride cells with probability >= threshold
+  double mean_probability = 0;
+  std::string note;             // e.g. "no tissue found"
+  std::string json;             // the full NAME.summary.json text
+};
+
+// Processes one slide. Throws SlideError (cannot open), ConfigError/UsageError (parameters),
+// ModelError, WriteError (outputs; nothing partial is left under a final name).
+HeatmapSummary run_heatmap(const std::filesystem::path& slide, const Model& model, const HeatmapParams& params,
+                           const std::filesystem::path& out_dir,
+                           const std::function<void(const HeatmapProgress&)>& progress = {});
+
+}  // namespace wsi

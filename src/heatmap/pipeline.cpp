@@ -1,0 +1,478 @@
+// The heatmap flow graph (see heatmap.hpp): the one place where the stages are wired.
+#include "wsi/heatmap.hpp"
+
+#include <sys/resource.h>
+#include <tbb/flow_graph.h>
+#include <tbb/global_control.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <iomanip>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "core/pending_file.hpp"
+#include "slide/slide_handle.hpp"
+#include "tissue/params_json.hpp"
+#include "wsi/dataset.hpp"
+#include "wsi/error.hpp"
+#include "wsi/gradcam.hpp"
+#include "wsi/heatmap_io.hpp"
+#include "wsi/image_io.hpp"
+#include "wsi/regions.hpp"
+#include "wsi/stitch.hpp"
+
+namespace wsi {
+namespace fs = std::filesystem;
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// One batch of consecutive grid patches travelling through the graph.
+struct Job {
+  int64_t seq = 0;
+  size_t first = 0, count = 0;  // grid.patches[first, first + count)
+  std::vector<uint8_t> pixels;  // count patches, P*P*3 each
+  std::vector<uint8_t> ok;      // 0 = the region failed to decode
+  std::vector<float> prob;      // count
+  std::vector<float> cams;      // count * P*P (Grad-CAM only)
+  double read_seconds = 0, infer_seconds = 0;
+};
+using JobPtr = std::shared_ptr<Job>;
+
+std::string file_sha1(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return sha1_hex(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+}
+
+double peak_rss_mib() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_maxrss) / 1024.0;
+}
+
+uint8_t to_u8(float v) { return std::isnan(v) ? 0 : static_cast<uint8_t>(std::lround(std::clamp(v, 0.f, 1.f) * 255.f)); }
+
+// Box-averages `src` (w x h RGB) into `dst` (dw x dh RGB); used for overlay strips and the thumbnail.
+void box_resample(const uint8_t* src, int64_t w, int64_t h, uint8_t* dst, int64_t dw, int64_t dh) {
+  for (int64_t v = 0; v < dh; ++v) {
+    const int64_t y0 = v * h / dh, y1 = std::max(y0 + 1, (v + 1) * h / dh);
+    for (int64_t u = 0; u < dw; ++u) {
+      const int64_t x0 = u * w / dw, x1 = std::max(x0 + 1, (u + 1) * w / dw);
+      uint32_t s[3] = {0, 0, 0};
+      for (int64_t y = y0; y < y1; ++y)
+        for (int64_t x = x0; x < x1; ++x)
+          for (int c = 0; c < 3; ++c) s[c] += src[(y * w + x) * 3 + c];
+      const auto n = static_cast<uint32_t>((y1 - y0) * (x1 - x0));
+      for (int c = 0; c < 3; ++c) dst[(v * dw + u) * 3 + c] = static_cast<uint8_t>((s[c] + n / 2) / n);
+    }
+  }
+}
+
+}  // namespace
+
+void HeatmapParams::validate() const {
+  const auto fail = [](const std::string& m) { throw UsageError(m); };
+  grid.validate();
+  if (batch < 1 || batch > 4096) fail("--batch must be in 1..4096");
+  if (cam_per_patch < 1 || cam_per_patch > 64) fail("--cam-resolution must be in 1..64 pixels per patch side");
+  if (!(overlay_mpp >= 0.25 && overlay_mpp <= 256)) fail("--overlay-mpp must be in 0.25..256 µm per pixel");
+  if (!(overlay_alpha >= 0 && overlay_alpha <= 1)) fail("--overlay-alpha must be in 0..1");
+  if (!(threshold > 0 && threshold <= 1)) fail("--threshold must be in (0, 1]");
+  if (!(froc_threshold >= 0 && froc_threshold <= 1)) fail("--froc-threshold must be in 0..1");
+  if (threads < 0) fail("--threads must be >= 0");
+}
+
+HeatmapSummary run_heatmap(const fs::path& slide_path, const Model& model, const HeatmapParams& params_in,
+                           const fs::path& out_dir, const std::function<void(const HeatmapProgress&)>& progress) {
+  HeatmapParams params = params_in;
+  const ModelSpec& spec = model.spec();
+  params.grid.patch_size = spec.patch_size;
+  if (!params.grid.level && !params.grid.target_mpp) params.grid.target_mpp = spec.mpp;
+  params.validate();
+  if (!fs::is_directory(out_dir)) throw UsageError("output directory " + out_dir.string() + " does not exist");
+  const bool cam_on = params.gradcam && model.has_gradcam();
+  const int threads = params.threads > 0 ? params.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  tbb::global_control limit(tbb::global_control::max_allowed_parallelism, static_cast<size_t>(threads));
+
+  const auto t_start = Clock::now();
+  SlideOptions slide_options;
+  slide_options.mpp_override = params.mpp_override;
+  detail::SlideHandle handle(slide_path, slide_options);
+  const std::shared_ptr<const Slide> first_slide = handle.get();
+  const Slide& slide = *first_slide;
+
+  HeatmapSummary summary;
+  summary.slide = slide_path.string();
+  summary.name = slide_path.stem().string();
+  HeatmapOutputs& out = summary.outputs;
+  const fs::path base = out_dir / summary.name;
+  out.prob = base.string() + ".prob.tif";
+  if (params.float32) out.prob_f32 = base.string() + ".prob.f32.tif";
+  if (cam_on) out.cam = base.string() + ".cam.tif";
+  out.overlay = base.string() + ".overlay.tif";
+  out.thumb = base.string() + ".thumb.png";
+  out.patches_csv = base.string() + ".patches.csv";
+  out.froc_csv = base.string() + ".froc.csv";
+  out.regions = base.string() + ".regions.geojson";
+  out.summary = base.string() + ".summary.json";
+
+  // ---- Survey: tissue mask and grid ----
+  const auto t_survey = Clock::now();
+  const PatchGeometry geo = resolve_geometry(slide, params.grid);
+  std::optional<TissueMask> tissue;
+  if (params.grid.min_tissue > 0) tissue = compute_tissue_mask(slide, params.tissue);
+  const PatchGrid grid = make_grid(slide.bounds(), geo, params.grid, tissue ? &*tissue : nullptr);
+  const double survey_seconds = seconds_since(t_survey);
+  summary.grid_patches = grid.cols * grid.rows;
+  summary.tissue_patches = static_cast<int64_t>(grid.patches.size());
+  if (grid.patches.empty()) summary.note = "no tissue found: the outputs are valid but empty (check the slide, or lower --min-tissue)";
+
+  const int64_t W0 = slide.levels()[0].width, H0 = slide.levels()[0].height;
+  const double mpp0 = slide.mpp().known() ? slide.mpp().x : 0.0;
+  const int P = geo.patch_size;
+  const size_t patch_bytes = static_cast<size_t>(P) * static_cast<size_t>(P) * 3;
+  const size_t cam_values = static_cast<size_t>(P) * static_cast<size_t>(P);
+
+  // ---- Description carried by every TIFF ----
+  json desc;
+  desc["software"] = {{"wsi_heatmap", WSI_VERSION}};
+  desc["slide"] = {{"name", summary.name}, {"width", W0}, {"height", H0}, {"mpp", mpp0}};
+  desc["model"] = {{"name", spec.name}, {"path", model.path().string()}, {"sha1", file_sha1(model.path())}};
+  desc["parameters"] = {{"patch_size", P},
+                        {"target_mpp", geo.target_mpp},
+                        {"level", geo.level},
+                        {"stride", params.grid.stride},
+                        {"stride_level0", geo.stride_level0},
+                        {"patch_size_level0", geo.size_level0},
+                        {"min_tissue", params.grid.min_tissue},
+                        {"edge", params.grid.edge == EdgePolicy::inside ? "inside" : "pad"},
+                        {"batch", params.batch},
+                        {"gradcam", cam_on},
+                        {"cam_per_patch", params.cam_per_patch},
+                        {"threshold", params.threshold},
+                        {"tissue", detail::tissue_params_json(params.tissue)}};
+  const auto description = [&](const std::string& what, double pixel) {
+    json d = desc;
+    d["image"] = what;
+    d["level0_pixels_per_pixel"] = pixel;
+    return "wsi-heatmap " + what + " " + d.dump();
+  };
+  const auto tiff_options = [&](int64_t w, int64_t h, int channels, bool f32, double pixel, const std::string& what,
+                                bool jpeg) {
+    PyramidTiffOptions o;
+    o.width = w;
+    o.height = h;
+    o.channels = channels;
+    o.sample = f32 ? PyramidTiffOptions::SampleType::f32 : PyramidTiffOptions::SampleType::u8;
+    o.mpp_x = o.mpp_y = (mpp0 > 0 ? mpp0 : 1.0) * pixel;  // unknown mpp: level-0 pixels as "µm"
+    o.description = description(what, pixel);
+    o.compression = jpeg ? PyramidTiffOptions::Compression::jpeg : PyramidTiffOptions::Compression::deflate;
+    o.shrink = PyramidTiffOptions::Shrink::mean;
+    return o;
+  };
+
+  // ---- Streaming outputs opened before the graph ----
+  detail::PendingFile patches_file(out.patches_csv);
+  std::ofstream patches_csv(patches_file.tmp(), std::ios::binary);
+  if (!patches_csv) throw WriteError(out.patches_csv, "cannot create the file (is the directory writable?)");
+  patches_csv << "x,y,width,height,probability\n";
+  const auto size0 = static_cast<int64_t>(std::llround(geo.size_level0));
+
+  const RasterGeometry cam_geo = raster_for(W0, H0, geo.size_level0 / params.cam_per_patch);
+  std::unique_ptr<PyramidTiffWriter> cam_writer;
+  std::unique_ptr<CamStitcher> stitcher;
+  std::vector<uint8_t> cam_row(static_cast<size_t>(cam_geo.width));
+  if (cam_on) {
+    cam_writer = std::make_unique<PyramidTiffWriter>(
+        out.cam, tiff_options(cam_geo.width, cam_geo.height, 1, false, cam_geo.pixel, "gradcam", false));
+    stitcher = std::make_unique<CamStitcher>(cam_geo, geo.size_level0, P, [&](const float* row, int64_t) {
+      for (size_t u = 0; u < cam_row.size(); ++u) cam_row[u] = to_u8(row[u]);
+      cam_writer->write_rows(cam_row.data(), 1);
+    });
+  }
+
+  // ---- The flow graph ----
+  const size_t n = grid.patches.size();
+  std::vector<float> prob(n, kNaN);
+  std::atomic<int64_t> failed{0};
+  double read_seconds = 0, infer_seconds = 0, stitch_seconds = 0;
+  int64_t done = 0;
+  const auto t_graph = Clock::now();
+  {
+    tbb::flow::graph g;
+    size_t next = 0;
+    int64_t seq = 0;
+    const auto batch = static_cast<size_t>(params.batch);
+    tbb::flow::input_node<JobPtr> source(g, [&](tbb::flow_control& fc) -> JobPtr {
+      if (next >= n || (params.cancel && params.cancel->load())) {
+        fc.stop();
+        return nullptr;
+      }
+      auto job = std::make_shared<Job>();
+      job->seq = seq++;
+      job->first = next;
+      job->count = std::min(batch, n - next);
+      next += job->count;
+      return job;
+    });
+    tbb::flow::limiter_node<JobPtr> limiter(
+        g, static_cast<size_t>(params.in_flight > 0 ? params.in_flight : 2 + threads));
+    tbb::flow::function_node<JobPtr, JobPtr> reader(g, tbb::flow::unlimited, [&](JobPtr job) {
+      const auto t0 = Clock::now();
+      job->pixels.resize(job->count * patch_bytes);
+      job->ok.assign(job->count, 1);
+      std::vector<uint8_t> raw(static_cast<size_t>(geo.read_size * geo.read_size * 3));
+      for (size_t k = 0; k < job->count; ++k) {
+        const GridPatch& gp = grid.patches[job->first + k];
+        const auto s = handle.get();
+        uint8_t* dst = job->pixels.data() + k * patch_bytes;
+        try {
+          if (geo.read_size == P) {
+            s->read_region(patch_region(gp, geo), dst);
+          } else {
+            s->read_region(patch_region(gp, geo), raw.data());
+            resample_area(raw.data(), geo.read_size, dst, P);
+          }
+        } catch (const RegionReadError&) {
+          handle.reopen_after_failure(s);
+          job->ok[k] = 0;
+          std::fill(dst, dst + patch_bytes, uint8_t{255});
+          failed.fetch_add(1, std::memory_order_relaxed);
+        }
+      }
+      job->read_seconds = seconds_since(t0);
+      return job;
+    });
+    tbb::flow::sequencer_node<JobPtr> order(g, [](const JobPtr& job) { return static_cast<size_t>(job->seq); });
+    tbb::flow::function_node<JobPtr, JobPtr> infer(g, tbb::flow::serial, [&](JobPtr job) {
+      const auto t0 = Clock::now();
+      const auto count = static_cast<int64_t>(job->count);
+      if (cam_on) {
+        GradcamBatch gb = gradcam(model, job->pixels.data(), count);
+        job->prob = std::move(gb.probabilities);
+        job->cams = std::move(gb.cams);
+      } else {
+        job->prob = model.predict(job->pixels.data(), count);
+      }
+      job->infer_seconds = seconds_since(t0);
+      return job;
+    });
+    tbb::flow::function_node<JobPtr, tbb::flow::continue_msg> stitch(g, tbb::flow::serial, [&](JobPtr job) {
+      const auto t0 = Clock::now();
+      for (size_t k = 0; k < job->count; ++k) {
+        const GridPatch& gp = grid.patches[job->first + k];
+        if (!job->ok[k]) continue;
+        const float p = job->prob[k];
+        prob[job->first + k] = p;
+        patches_csv << gp.x << ',' << gp.y << ',' << size0 << ',' << size0 << ',' << std::setprecision(6) << p << '\n';
+        if (stitcher) stitcher->add(gp.x, gp.y, gp.row, job->cams.data() + k * cam_values);
+      }
+      read_seconds += job->read_seconds;
+      infer_seconds += job->infer_seconds;
+      stitch_seconds += seconds_since(t0);
+      done += static_cast<int64_t>(job->count);
+      if (progress) progress({done, static_cast<int64_t>(n)});
+      return tbb::flow::continue_msg();
+    });
+    tbb::flow::make_edge(source, limiter);
+    tbb::flow::make_edge(limiter, reader);
+    tbb::flow::make_edge(reader, order);
+    tbb::flow::make_edge(order, infer);
+    tbb::flow::make_edge(infer, stitch);
+    tbb::flow::make_edge(stitch, limiter.decrementer());
+    source.activate();
+    g.wait_for_all();  // rethrows the first exception of any node (the graph is cancelled)
+  }
+  const double graph_seconds = seconds_since(t_graph);
+  if (params.cancel && params.cancel->load())
+    throw Error(slide_path.string() + ": interrupted; no output was renamed into place");
+
+  // ---- Finish the outputs ----
+  const auto t_write = Clock::now();
+  if (stitcher) {
+    stitcher->finish();
+    cam_writer->finish();
+  }
+  patches_csv.close();
+  if (!patches_csv) throw WriteError(out.patches_csv, "write failed (disk full?)");
+  patches_file.commit();
+
+  std::vector<int64_t> xs, ys;
+  std::vector<float> ps;
+  double sum = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (std::isnan(prob[i])) continue;
+    xs.push_back(grid.patches[i].x);
+    ys.push_back(grid.patches[i].y);
+    ps.push_back(prob[i]);
+    sum += prob[i];
+    summary.slide_score = std::max(summary.slide_score, static_cast<double>(prob[i]));
+    if (prob[i] >= params.threshold) ++summary.tumour_patches;
+  }
+  summary.processed = static_cast<int64_t>(ps.size());
+  summary.failed = failed.load();
+  summary.mean_probability = ps.empty() ? 0.0 : sum / static_cast<double>(ps.size());
+  const double cell_um = mpp0 * geo.stride_level0;
+  summary.tumour_area_mm2 = static_cast<double>(summary.tumour_patches) * cell_um * cell_um / 1e6;
+
+  // Probability rasters cover the slide from its origin. One pixel per stride cell, or a
+  // fraction 1/k of it when the patches overlap so that the cells' borders (offset by half the
+  // overlap) fall on pixel borders: no half-cell shift (e.g. patch 96, stride 48: k = 2).
+  int k = 1;
+  for (int c = 1; c <= 16; ++c) {
+    const double r = c * static_cast<double>(P - params.grid.stride) / (2.0 * params.grid.stride);
+    if (std::abs(r - std::round(r)) < 1e-9) {
+      k = c;
+      break;
+    }
+  }
+  const RasterGeometry prob_geo = raster_for(W0, H0, geo.stride_level0 / k);
+  const std::vector<float> raster = probability_raster(prob_geo, xs, ys, ps, geo.size_level0, geo.stride_level0);
+  {
+    std::vector<uint8_t> u8(raster.size());
+    for (size_t i = 0; i < raster.size(); ++i) u8[i] = to_u8(raster[i]);
+    PyramidTiffWriter w(out.prob, tiff_options(prob_geo.width, prob_geo.height, 1, false, prob_geo.pixel, "probability", false));
+    w.write_rows(u8.data(), prob_geo.height);
+    w.finish();
+  }
+  if (params.float32) {
+    PyramidTiffWriter w(out.prob_f32, tiff_options(prob_geo.width, prob_geo.height, 1, true, prob_geo.pixel, "probability", false));
+    w.write_rows(raster.data(), prob_geo.height);
+    w.finish();
+  }
+
+  // Overlay: the slide at overlay_mpp with the probability colour map blended in, streamed in
+  // strips; the thumbnail is accumulated from the same strips.
+  {
+    const double pixel = mpp0 > 0 ? params.overlay_mpp / mpp0 : 32.0;
+    const RasterGeometry og = raster_for(W0, H0, std::max(1.0, pixel));
+    int level = 0;
+    for (int l = 0; l < slide.level_count(); ++l)
+      if (slide.level(l).downsample <= og.pixel * 1.0001) level = l;
+    const double ds = slide.level(level).downsample;
+    PyramidTiffWriter w(out.overlay, tiff_options(og.width, og.height, 3, false, og.pixel, "overlay", true));
+    const int64_t longest = std::max(og.width, og.height);
+    const int64_t tw = std::max<int64_t>(1, og.width * std::min<int64_t>(1024, longest) / longest);
+    const int64_t th = std::max<int64_t>(1, og.height * std::min<int64_t>(1024, longest) / longest);
+    RgbImage thumb(tw, th);
+    std::vector<uint64_t> tsum(static_cast<size_t>(tw * th * 3), 0), tcount(static_cast<size_t>(tw * th), 0);
+    // Strips of at most ~512 rows of the level read (bounded memory even without a pyramid).
+    const int64_t strip = std::clamp<int64_t>(static_cast<int64_t>(512.0 * ds / og.pixel), 1, 64);
+    std::vector<uint8_t> base_rgb, blended;
+    std::vector<float> values;
+    for (int64_t v0 = 0; v0 < og.height; v0 += strip) {
+      const int64_t sh = std::min(strip, og.height - v0);
+      // Level pixels covering overlay rows [v0, v0 + sh), then box-resampled to the overlay grid.
+      const auto y0 = static_cast<int64_t>(std::floor(static_cast<double>(v0) * og.pixel));
+      const auto y1 = std::min(H0, static_cast<int64_t>(std::ceil(static_cast<double>(v0 + sh) * og.pixel)));
+      Region r;
+      r.level = level;
+      r.x = 0;
+      r.y = y0;
+      r.w = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(static_cast<double>(W0) / ds)));
+      r.h = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(static_cast<double>(y1 - y0) / ds)));
+      std::vector<uint8_t> level_rgb(static_cast<size_t>(r.w * r.h * 3), 255);
+      try {
+        handle.get()->read_region(r, level_rgb.data());
+      } catch (const RegionReadError&) {
+        // A strip that cannot be decoded stays white in the overlay; the heatmap itself is unaffected.
+      }
+      base_rgb.resize(static_cast<size_t>(og.width * sh * 3));
+      box_resample(level_rgb.data(), r.w, r.h, base_rgb.data(), og.width, sh);
+      values.resize(static_cast<size_t>(og.width * sh));
+      for (int64_t v = 0; v < sh; ++v) {
+        const double cy = (static_cast<double>(v0 + v) + 0.5) * og.pixel;
+        const auto pv = std::min(prob_geo.height - 1, static_cast<int64_t>(cy / prob_geo.pixel));
+        for (int64_t u = 0; u < og.width; ++u) {
+          const double cx = (static_cast<double>(u) + 0.5) * og.pixel;
+          const auto pu = std::min(prob_geo.width - 1, static_cast<int64_t>(cx / prob_geo.pixel));
+          values[static_cast<size_t>(v * og.width + u)] = raster[static_cast<size_t>(pv * prob_geo.width + pu)];
+        }
+      }
+      blended.resize(base_rgb.size());
+      blend_overlay(base_rgb.data(), values.data(), og.width * sh, params.overlay_alpha, blended.data(), params.overlay_min);
+      w.write_rows(blended.data(), sh);
+      for (int64_t v = 0; v < sh; ++v) {
+        const int64_t tv = (v0 + v) * th / og.height;
+        for (int64_t u = 0; u < og.width; ++u) {
+          const int64_t tu = u * tw / og.width;
+          const size_t t = static_cast<size_t>(tv * tw + tu);
+          for (int c = 0; c < 3; ++c) tsum[t * 3 + static_cast<size_t>(c)] += blended[static_cast<size_t>((v * og.width + u) * 3 + c)];
+          ++tcount[t];
+        }
+      }
+    }
+    w.finish();
+    for (size_t t = 0; t < tcount.size(); ++t)
+      for (size_t c = 0; c < 3; ++c)
+        thumb.pixels[t * 3 + c] = tcount[t] ? static_cast<uint8_t>((tsum[t * 3 + c] + tcount[t] / 2) / tcount[t]) : 255;
+    write_png(thumb, out.thumb);
+  }
+
+  // Regions and FROC detections from the probability grid (one value per grid cell).
+  ProbabilityGrid pg;
+  pg.cols = grid.cols;
+  pg.rows = grid.rows;
+  pg.step = geo.stride_level0;
+  pg.x0 = static_cast<double>(grid.origin_x) + (geo.size_level0 - geo.stride_level0) / 2;
+  pg.y0 = static_cast<double>(grid.origin_y) + (geo.size_level0 - geo.stride_level0) / 2;
+  pg.values.assign(static_cast<size_t>(grid.cols * grid.rows), kNaN);
+  for (size_t i = 0; i < n; ++i)
+    pg.values[static_cast<size_t>(grid.patches[i].row) * static_cast<size_t>(grid.cols) + static_cast<size_t>(grid.patches[i].col)] = prob[i];
+  RegionParams rp;
+  rp.threshold = params.threshold;
+  rp.mpp = mpp0;
+  detail::write_text_file(out.regions, regions_geojson(pg, rp));
+  MaximaParams mp;
+  mp.threshold = params.froc_threshold;
+  mp.mpp = mpp0;
+  if (mpp0 <= 0) mp.nms_um = 0;
+  detail::write_text_file(out.froc_csv, froc_csv(local_maxima(pg, mp)));
+  const double write_seconds = seconds_since(t_write);
+
+  // ---- Summary (written last: its presence means the slide is complete) ----
+  json s;
+  s["slide"] = {{"path", summary.slide}, {"name", summary.name}, {"width", W0}, {"height", H0}, {"mpp", mpp0},
+                {"vendor", slide.vendor()}};
+  s["model"] = desc["model"];
+  s["model"]["gradcam"] = cam_on;
+  if (params.gradcam && !cam_on) s["model"]["gradcam_unavailable"] = model.gradcam_unavailable_reason();
+  s["parameters"] = desc["parameters"];
+  s["patches"] = {{"grid", summary.grid_patches}, {"tissue", summary.tissue_patches}, {"processed", summary.processed},
+                  {"failed", summary.failed}, {"tumour", summary.tumour_patches}};
+  s["slide_score"] = summary.slide_score;
+  s["mean_probability"] = summary.mean_probability;
+  s["tumour_area_mm2"] = summary.tumour_area_mm2;
+  s["timings_s"] = {{"survey", survey_seconds}, {"graph", graph_seconds}, {"read_total", read_seconds},
+                    {"inference_total", infer_seconds}, {"stitch_total", stitch_seconds},
+                    {"write", write_seconds}, {"total", seconds_since(t_start)}};
+  s["patches_per_second"] = graph_seconds > 0 ? static_cast<double>(n) / graph_seconds : 0.0;
+  s["peak_rss_mib"] = peak_rss_mib();
+  s["software"] = desc["software"];
+  json outputs = json::object();
+  for (const auto& [key, path] : {std::pair{"prob", out.prob}, {"prob_f32", out.prob_f32}, {"cam", out.cam},
+                                  {"overlay", out.overlay}, {"thumb", out.thumb}, {"patches_csv", out.patches_csv},
+                                  {"froc_csv", out.froc_csv}, {"regions", out.regions}})
+    if (!path.empty()) outputs[key] = path.filename().string();
+  s["outputs"] = outputs;
+  if (!summary.note.empty()) s["note"] = summary.note;
+  if (summary.failed > 0)
+    s["warning"] = std::to_string(summary.failed) + " patch region(s) failed to decode and are missing from the outputs";
+  summary.json = s.dump(2) + "\n";
+  detail::write_text_file(out.summary, summary.json);
+  return summary;
+}
+
+}  // namespace wsi

