@@ -234,3 +234,28 @@ TEST(EvaluateCli, PcamSetMatchesPredictAndRejectsOtherPatchSizes) {
 
 }  // namespace
 }  // namespace wsi
+
+namespace wsi {
+namespace {
+
+TEST(ModelPrecision, Bf16OnCpuAgreesWithFp32AndFp16NeedsCuda) {
+  REQUIRE_MODELS();
+  const auto px = patches();
+  const int64_t n = static_cast<int64_t>(px.size() / (96 * 96 * 3));
+  ModelOptions o;
+  o.threads = 2;
+  const auto p32 = Model(*models() / "cnn.pt", o).predict(px.data(), n);
+  o.precision = Precision::bf16;
+  const Model bf(*models() / "cnn.pt", o);
+  const auto p16 = bf.predict(px.data(), n);
+  ASSERT_EQ(p16.size(), p32.size());
+  for (size_t i = 0; i < p32.size(); ++i) EXPECT_NEAR(p16[i], p32[i], 0.03) << i;
+  const GradcamBatch g = gradcam(bf, px.data(), n);
+  EXPECT_EQ(g.cams.size(), static_cast<size_t>(n) * 96 * 96);
+  o.precision = Precision::fp16;
+  EXPECT_THROW(Model(*models() / "cnn.pt", o), ConfigError);
+  EXPECT_THROW(parse_precision("fp8"), UsageError);
+}
+
+}  // namespace
+}  // namespace wsi

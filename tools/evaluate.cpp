@@ -26,7 +26,7 @@ namespace {
 namespace fs = std::filesystem;
 
 struct EvaluateOptions {
-  std::string data, model, out, device = "cpu";
+  std::string data, model, out, device = "cpu", precision = "fp32";
   int batch = 64, threads = 0, gallery = 16;
   double threshold = 0.5;
   bool quiet = false;
@@ -92,6 +92,7 @@ void run_evaluate(const EvaluateOptions& opt) {
   const auto set = open_patch_set(opt.data);
   ModelOptions mo;
   mo.device = parse_device(opt.device);
+  mo.precision = parse_precision(opt.precision);
   mo.threads = opt.threads;
   const Model model(opt.model, mo);
   if (model.spec().patch_size != set->patch_size())
@@ -189,6 +190,7 @@ void setup_evaluate(CLI::App& app) {
   sub->add_option("--gallery", opt->gallery, "Worst mistakes to show in top_losses.png (0 = none)")
       ->capture_default_str();
   sub->add_option("--device", opt->device, "cpu or cuda")->capture_default_str();
+  sub->add_option("--precision", opt->precision, "fp32, bf16 or fp16 (CUDA)")->capture_default_str();
   sub->add_option("--threads", opt->threads, "Inference threads (0 = one per core)")->capture_default_str();
   sub->add_flag("--quiet,-q", opt->quiet, "No progress bar");
   sub->callback([opt] { run_evaluate(*opt); });

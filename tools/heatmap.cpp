@@ -29,7 +29,7 @@ extern "C" void on_sigint(int) { g_interrupted.store(true); }
 
 struct HeatmapCli {
   std::vector<std::string> slides;
-  std::string out = ".", model, device = "cpu", preset, edge = "inside";
+  std::string out = ".", model, device = "cpu", precision = "fp32", preset, edge = "inside";
   std::optional<double> target_mpp;
   std::optional<int> level;
   HeatmapParams params;
@@ -97,6 +97,7 @@ json effective_config(const HeatmapCli& c, const fs::path& model) {
   json j;
   j["model"] = model.string();
   j["device"] = c.device;
+  j["precision"] = c.precision;
   j["out"] = c.out;
   j["batch"] = p.batch;
   j["stride"] = p.grid.stride;
@@ -139,6 +140,7 @@ int run_heatmap_cli(CLI::App& sub, HeatmapCli& c) {
 
   ModelOptions mo;
   mo.device = parse_device(c.device);
+  mo.precision = parse_precision(c.precision);
   mo.threads = c.params.threads;
   const Model model(model_path, mo);
   if (c.params.gradcam && !model.has_gradcam())
@@ -184,6 +186,8 @@ void setup_heatmap(CLI::App& app) {
   sub->add_option("--out,-o", c->out, "Output directory (created if missing)")->capture_default_str();
   sub->add_option("--model,-m", c->model, "Model NAME.pt with its NAME.json sidecar (default: the bundled demo model)");
   sub->add_option("--device", c->device, "cpu or cuda")->capture_default_str();
+  sub->add_option("--precision", c->precision, "fp32, bf16 (about 2x faster on CPUs with AVX512-BF16) or fp16 (CUDA)")
+      ->capture_default_str();
   sub->add_option("--batch", c->params.batch, "Patches per forward pass")->capture_default_str();
   sub->add_option("--target-mpp", c->target_mpp, "Read patches at this um per pixel (default: the model's mpp)");
   sub->add_option("--level", c->level, "Read this slide level 1:1 instead of a target mpp");
