@@ -1,7 +1,11 @@
 // The heatmap flow graph (see heatmap.hpp): the one place where the stages are wired.
 #include "wsi/heatmap.hpp"
 
+#include <openslide.h>
 #include <sys/resource.h>
+#include <tiffio.h>
+#include <torch/version.h>
+#include <vips/vips.h>
 #include <tbb/flow_graph.h>
 #include <tbb/global_control.h>
 
@@ -80,6 +84,14 @@ void box_resample(const uint8_t* src, int64_t w, int64_t h, uint8_t* dst, int64_
   }
 }
 
+// "LIBTIFF, Version 4.5.0\nCopyright ..." -> "4.5.0".
+std::string libtiff_version() {
+  std::string v = TIFFGetVersion();
+  v = v.substr(0, v.find('\n'));
+  const auto at = v.rfind(' ');
+  return at == std::string::npos ? v : v.substr(at + 1);
+}
+
 }  // namespace
 
 void HeatmapParams::validate() const {
@@ -147,7 +159,8 @@ HeatmapSummary run_heatmap(const fs::path& slide_path, const Model& model, const
 
   // ---- Description carried by every TIFF ----
   json desc;
-  desc["software"] = {{"wsi_heatmap", WSI_VERSION}};
+  desc["software"] = {{"wsi_heatmap", WSI_VERSION}, {"libtorch", TORCH_VERSION}, {"openslide", openslide_get_version()},
+                      {"libvips", vips_version_string()}, {"libtiff", libtiff_version()}};
   desc["slide"] = {{"name", summary.name}, {"width", W0}, {"height", H0}, {"mpp", mpp0}};
   desc["model"] = {{"name", spec.name}, {"path", model.path().string()}, {"sha1", file_sha1(model.path())}};
   desc["parameters"] = {{"patch_size", P},
