@@ -1,0 +1,260 @@
+// bench_inference — how many patches per second does a model run at, and how close is that to
+// what this machine can compute?
+//
+// Benchmarks, all in one process, with the same intra-op thread count:
+//   * predict/batch:N   wsi::Model::predict on N patches (preprocessing included: uint8 HWC
+//                       patches in, probabilities out), N = 1, 16, 64, 128;
+//   * gradcam/batch:N   wsi::gradcam on the same N patches (probabilities + CAMs at patch size);
+//                       only when the model exports the features/classify split;
+//   * conv/contiguous, conv/channels_last
+//                       the machine's convolution rate: one float32 3×3 convolution, 64 -> 64
+//                       channels, 56×56, batch 32, stride 1, padding 1, no bias (ResNet's first
+//                       stage; 7.40 GFLOP per call), under InferenceMode, NCHW-contiguous and
+//                       channels-last tensors.
+// The context (header, JSON "context") carries `gflops_per_patch` when the model knows its FLOPs
+// (Model::gflops_per_patch(): built-in networks; 0 for TorchScript).
+// Counters: `patches/s` for the model benchmarks, `GFLOP/s` (2 × multiply-adds) for conv, and
+// `other_cores`: CPU that other processes used meanwhile, in cores (from /proc/stat minus this
+// process's own CPU time; on a 2-core machine 0.5 cores of neighbours cost a 2-thread run about a
+// quarter of its rate, so re-run when it is high). All times are wall-clock (torch's worker
+// threads do the work, not the timing thread).
+// benchmarks/inference.sh runs this per model and prints patches/s next to GFLOP per patch and
+// the conv rate, so the fraction of the machine's limit a model reaches is visible.
+//
+// Environment:
+//   WSI_BENCH_MODEL    the model (NAME.pt with NAME.json beside it, include/wsi/model.hpp);
+//                      unset: only the conv benchmarks run
+//   WSI_BENCH_THREADS  intra-op threads for the model and conv (default 2)
+//   WSI_BENCH_MALLOC   tuned (default: wsi::tune_allocator_for_inference(), as the CLI does) or
+//                      glibc (malloc's defaults, to see what the tuning is worth)
+//
+// Patches are deterministic pseudo-random bytes (the rate does not depend on pixel values).
+// Each (benchmark, batch) is run once untimed before its first timing, so one-time costs
+// (oneDNN primitive creation for a new shape, TorchScript profiling runs) are not counted.
+// All Google Benchmark flags work. Settings go to stderr, results to stdout.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <benchmark/benchmark.h>
+#include <c10/core/InferenceMode.h>
+#include <sys/resource.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <filesystem>
+#include <memory>
+#include <random>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "wsi/error.hpp"
+#include "wsi/gradcam.hpp"
+#include "wsi/model.hpp"
+#include "wsi/runtime.hpp"
+
+namespace {
+
+constexpr std::array<int64_t, 4> kBatches{1, 16, 64, 128};
+constexpr int kDefaultThreads = 2;
+
+// The reference convolution: N x C x H x W input, C -> C channels, K x K kernel, same padding.
+constexpr int64_t kConvN = 32, kConvC = 64, kConvHW = 56, kConvK = 3;
+constexpr double kConvFlops = 2.0 * kConvN * kConvC * kConvHW * kConvHW * kConvC * kConvK * kConvK;
+
+std::string env_or(const char* name, const std::string& fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::string(v) : fallback;
+}
+
+// Cores used by other processes between two samples (Linux; NaN where /proc/stat is missing).
+struct CpuSample {
+  double wall = 0, own = 0, busy = 0;  // seconds: monotonic clock, this process's CPU, all CPUs busy
+
+  static CpuSample now() {
+    CpuSample s;
+    s.wall = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    const auto secs = [](const timeval& tv) {
+      return static_cast<double>(tv.tv_sec) + 1e-6 * static_cast<double>(tv.tv_usec);
+    };
+    s.own = secs(ru.ru_utime) + secs(ru.ru_stime);
+    s.busy = std::nan("");
+    if (std::FILE* f = std::fopen("/proc/stat", "r")) {
+      unsigned long long v[8] = {};  // cpu  user nice system idle iowait irq softirq steal
+      if (std::fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+                      &v[6], &v[7]) == 8)
+        s.busy = static_cast<double>(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) /
+                 static_cast<double>(sysconf(_SC_CLK_TCK));
+      std::fclose(f);
+    }
+    return s;
+  }
+};
+
+void count_other_cores(benchmark::State& state, const CpuSample& start) {
+  const CpuSample end = CpuSample::now();
+  const double wall = end.wall - start.wall;
+  const double others = (end.busy - start.busy) - (end.own - start.own);
+  state.counters["other_cores"] = wall > 0 && !std::isnan(others) ? std::max(0.0, others / wall) : std::nan("");
+}
+
+// Runs `fn` once the first time `key` is seen: the runner calls a benchmark function several
+// times (to size the iteration count), and the warm-up is needed only before the first.
+template <class Fn>
+void warm_up_once(const std::string& key, Fn&& fn) {
+  static std::set<std::string> done;
+  if (done.insert(key).second) fn();
+}
+
+void bm_predict(benchmark::State& state, const wsi::Model* model, const std::vector<uint8_t>* patches,
+                int64_t batch) {
+  warm_up_once("predict/" + std::to_string(batch), [&] { (void)model->predict(patches->data(), batch); });
+  const CpuSample start = CpuSample::now();
+  for (auto _ : state) {
+    std::vector<float> p = model->predict(patches->data(), batch);
+    benchmark::DoNotOptimize(p.data());
+  }
+  count_other_cores(state, start);
+  state.counters["patches/s"] =
+      benchmark::Counter(static_cast<double>(state.iterations() * batch), benchmark::Counter::kIsRate);
+}
+
+void bm_gradcam(benchmark::State& state, const wsi::Model* model, const std::vector<uint8_t>* patches,
+                int64_t batch) {
+  warm_up_once("gradcam/" + std::to_string(batch), [&] { (void)wsi::gradcam(*model, patches->data(), batch); });
+  const CpuSample start = CpuSample::now();
+  for (auto _ : state) {
+    wsi::GradcamBatch g = wsi::gradcam(*model, patches->data(), batch);
+    benchmark::DoNotOptimize(g.cams.data());
+  }
+  count_other_cores(state, start);
+  state.counters["patches/s"] =
+      benchmark::Counter(static_cast<double>(state.iterations() * batch), benchmark::Counter::kIsRate);
+}
+
+void bm_conv(benchmark::State& state, bool channels_last) {
+  c10::InferenceMode guard;
+  const auto format = channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+  at::manual_seed(0);
+  const at::Tensor x = at::randn({kConvN, kConvC, kConvHW, kConvHW}).contiguous(format);
+  const at::Tensor w = (at::randn({kConvC, kConvC, kConvK, kConvK}) * 0.05).contiguous(format);
+  const std::array<int64_t, 2> stride{1, 1}, padding{kConvK / 2, kConvK / 2};
+  const auto conv = [&] { return at::conv2d(x, w, /*bias=*/{}, stride, padding); };
+  warm_up_once(channels_last ? "conv/cl" : "conv/nchw", [&] { (void)conv(); });
+  const CpuSample start = CpuSample::now();
+  for (auto _ : state) {
+    at::Tensor y = conv();
+    benchmark::DoNotOptimize(y.data_ptr());
+  }
+  count_other_cores(state, start);
+  state.counters["GFLOP/s"] = benchmark::Counter(static_cast<double>(state.iterations()) * kConvFlops / 1e9,
+                                                 benchmark::Counter::kIsRate);
+}
+
+// Deterministic pseudo-random patches, enough for the largest batch.
+std::vector<uint8_t> make_patches(int patch_size) {
+  const auto n = static_cast<size_t>(kBatches.back()) * static_cast<size_t>(patch_size) *
+                 static_cast<size_t>(patch_size) * 3;
+  std::vector<uint8_t> v(n);
+  std::mt19937 rng(1);
+  for (auto& b : v) b = static_cast<uint8_t>(rng() >> 24);
+  return v;
+}
+
+int run(int argc, char** argv) {
+  const std::string malloc_mode = env_or("WSI_BENCH_MALLOC", "tuned");
+  bool tuned = false;
+  if (malloc_mode == "tuned") {
+    tuned = wsi::tune_allocator_for_inference();
+  } else if (malloc_mode != "glibc") {
+    std::fprintf(stderr, "bench_inference: WSI_BENCH_MALLOC=%s: use tuned or glibc\n", malloc_mode.c_str());
+    return 2;
+  }
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 2;
+
+  const std::string threads_text = env_or("WSI_BENCH_THREADS", std::to_string(kDefaultThreads));
+  int threads = 0;
+  try {
+    threads = std::stoi(threads_text);
+  } catch (const std::exception&) {
+  }
+  if (threads < 1) {
+    std::fprintf(stderr, "bench_inference: WSI_BENCH_THREADS=%s: give a thread count >= 1\n", threads_text.c_str());
+    return 2;
+  }
+  at::set_num_threads(threads);
+
+  std::unique_ptr<wsi::Model> model;
+  std::vector<uint8_t> patches;
+  const std::string model_path = env_or("WSI_BENCH_MODEL", "");
+  if (model_path.empty()) {
+    std::fprintf(stderr, "bench_inference: WSI_BENCH_MODEL is not set: only the conv benchmarks run\n");
+  } else {
+    wsi::ModelOptions options;
+    options.device = wsi::Device::cpu;
+    options.threads = threads;
+    model = std::make_unique<wsi::Model>(model_path, options);
+    patches = make_patches(model->spec().patch_size);
+    const wsi::ModelSpec& s = model->spec();
+    std::fprintf(stderr, "bench_inference: model %s (%s): %d px patches -> %d px input, Grad-CAM %s\n",
+                 model_path.c_str(), s.name.c_str(), s.patch_size, s.input_size,
+                 model->has_gradcam() ? "yes" : ("no: " + model->gradcam_unavailable_reason()).c_str());
+    // Built-in networks know their FLOPs; inference.sh reads this from the JSON output's context.
+    if (const double gflops = model->gflops_per_patch(); gflops > 0) {
+      char text[32];
+      std::snprintf(text, sizeof text, "%.6g", gflops);
+      benchmark::AddCustomContext("gflops_per_patch", text);
+      std::fprintf(stderr, "bench_inference: %s GFLOP per patch (forward pass)\n", text);
+    }
+  }
+  std::fprintf(stderr, "bench_inference: %d intra-op threads (at::get_num_threads() = %d), malloc %s\n", threads,
+               at::get_num_threads(),
+               tuned ? "tuned (M_MMAP_MAX 0, M_TRIM_THRESHOLD 1 GiB)"
+                     : malloc_mode == "glibc" ? "glibc defaults (WSI_BENCH_MALLOC=glibc)" : "not tunable (not glibc)");
+
+  for (const bool cl : {false, true})
+    benchmark::RegisterBenchmark(cl ? "conv/channels_last" : "conv/contiguous", bm_conv, cl)->UseRealTime();
+  if (model) {
+    for (const int64_t b : kBatches)
+      benchmark::RegisterBenchmark(("predict/batch:" + std::to_string(b)).c_str(), bm_predict, model.get(), &patches,
+                                   b)
+          ->UseRealTime();
+    if (model->has_gradcam()) {
+      for (const int64_t b : kBatches)
+        benchmark::RegisterBenchmark(("gradcam/batch:" + std::to_string(b)).c_str(), bm_gradcam, model.get(),
+                                     &patches, b)
+            ->UseRealTime();
+    }
+  }
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const wsi::UsageError& e) {
+    std::fprintf(stderr, "bench_inference: %s\n", e.what());
+    return 2;
+  } catch (const c10::Error& e) {  // not a std::runtime_error; its what() carries a backtrace
+    std::fprintf(stderr, "bench_inference: LibTorch: %s\n", e.what_without_backtrace());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_inference: %s\n", e.what());
+    return 1;
+  }
+}

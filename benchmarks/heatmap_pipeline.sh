@@ -1,0 +1,186 @@
+#!/usr/bin/env bash
+# End-to-end heatmap throughput next to bare model inference, measured in the same run (issue 5:
+# pipeline patches/s ÷ bare inference patches/s >= 0.9 on CPU), with the per-stage time split.
+#
+#   benchmarks/heatmap_pipeline.sh [BUILD_DIR]       (default build; this script builds nothing:
+#                                                     cmake --build BUILD_DIR -j2 --target wsi-heatmap bench_inference)
+# Environment (all optional):
+#   WSI_BENCH_THREADS      --threads of wsi-heatmap and intra-op threads of the bare run (default 2)
+#   WSI_BENCH_BATCH        --batch (default 64; the bare run needs 1, 16, 64 or 128)
+#   WSI_BENCH_DEMO_MODEL   the demo model (default models/demo-cnn.pt)
+#   WSI_BENCH_DEMO_SIZE    side of the generated slide for the demo model (default 60000, ~8.7k patches)
+#   WSI_BENCH_RESNET_SIZE  side of the slide for ResNet50 (default 36000, ~3k patches)
+#   WSI_BENCH_CASES        which rows: any of demo-cam demo-nocam resnet50-cam resnet50-nocam
+#                          (default: all four)
+#
+# For each row: `wsi-heatmap SLIDE -o DIR --model M --batch B --threads T -q [--no-gradcam]` under
+# /usr/bin/time, then, right after it, bench_inference on the same model with the same batch and
+# thread count (predict/batch:B, or gradcam/batch:B when the pipeline ran Grad-CAM), timed for at
+# least the pipeline's graph time, so it sees at least as many patches as the pipeline did.
+# Why bench_inference: it times exactly the code the pipeline's inference node calls
+# (wsi::Model::predict / wsi::gradcam, preprocessing included, uint8 patches in), in a process set
+# up as the CLI is (allocator tuning, ModelOptions::threads), after an untimed warm-up; patch
+# content does not change a CNN's speed, so its noise patches stand in for the slide's.
+#
+# Slides are generated once into BUILD_DIR/bench-data/heatmap-SIZE.tif (`wsi-heatmap synth`, seed 5,
+# 5 tumours, 0.25 µm/px); a synthetic slide of that size already in a bench-data folder of this
+# checkout (heatmap-, synth- or extract-SIZE.tif) is reused instead. The ResNet50 (torchvision,
+# random weights, 96×96 input, one logit; tools/export_model.py, as benchmarks/inference.sh does)
+# is exported once into BUILD_DIR/bench-data/resnet50.pt; without /usr/bin/python3 with
+# python3-torch and python3-torchvision its rows are skipped with a message. Everything runs one
+# process at a time; run it on an otherwise idle machine (the table shows what other processes
+# used meanwhile). About 6 minutes on 2 cores once the slides exist.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${1:-build}
+bin=$build/wsi-heatmap
+bench=$build/bench_inference
+threads=${WSI_BENCH_THREADS:-2}
+batch=${WSI_BENCH_BATCH:-64}
+demo=${WSI_BENCH_DEMO_MODEL:-$root/models/demo-cnn.pt}
+demo_size=${WSI_BENCH_DEMO_SIZE:-60000}
+resnet_size=${WSI_BENCH_RESNET_SIZE:-36000}
+cases=${WSI_BENCH_CASES:-demo-cam demo-nocam resnet50-cam resnet50-nocam}
+py=/usr/bin/python3
+data=$build/bench-data
+
+for f in "$bin" "$bench"; do
+  [ -x "$f" ] || { echo "heatmap_pipeline.sh: no $f; build it: cmake --build $build -j2 --target wsi-heatmap bench_inference" >&2; exit 2; }
+done
+[ -x "$py" ] || { echo "heatmap_pipeline.sh: /usr/bin/python3 is needed (to read the JSON outputs)" >&2; exit 2; }
+[ -x /usr/bin/time ] || { echo "heatmap_pipeline.sh: /usr/bin/time is needed (Debian: time)" >&2; exit 2; }
+mkdir -p "$data"
+scratch=$(mktemp -d "${TMPDIR:-/tmp}/wsi-heatmap-pipeline.XXXXXX")
+trap 'rm -rf "$scratch"' EXIT
+
+# A generated SIZE x SIZE slide: reused from a bench-data folder of this checkout, else made once.
+bench_slide() {
+  local size=$1 f
+  for f in "$data"/{heatmap,synth,extract}-"$size".tif "$root"/build*/bench-data/{heatmap,synth,extract}-"$size".tif; do
+    [ -f "$f" ] && { echo "$f"; return; }
+  done
+  f=$data/heatmap-$size.tif
+  echo "heatmap_pipeline.sh: generating $f (once) ..." >&2
+  "$bin" synth --out "$f" --size "${size}x${size}" --seed 5 --tumours 5 >&2  # written under a temporary name
+  echo "$f"
+}
+
+# CPU busy seconds of the whole machine (all cores), from /proc/stat.
+machine_busy() { awk -v hz="$(getconf CLK_TCK)" '/^cpu / {print ($2 + $3 + $4 + $7 + $8 + $9) / hz; exit}' /proc/stat; }
+
+# run_case LABEL MODEL SLIDE on|off: one pipeline run and its bare-inference twin; appends a JSON
+# record to $scratch/records.
+run_case() {
+  local label=$1 model=$2 slide=$3 cam=$4 out=$scratch/$1 kind=predict flag=() b0 b1
+  [ "$cam" = on ] && kind=gradcam || flag=(--no-gradcam)
+  mkdir -p "$out"
+  echo "heatmap_pipeline.sh: $label: $(basename "$slide"), $(basename "$model"), Grad-CAM $cam, batch $batch, $threads threads" >&2
+  b0=$(machine_busy)
+  /usr/bin/time -f '%e %U %S %M' -o "$scratch/$label.time" \
+    "$bin" "$slide" -o "$out" --model "$model" --batch "$batch" --threads "$threads" -q "${flag[@]}" >&2
+  b1=$(machine_busy)
+  local summary graph
+  summary=$out/$(basename "$slide" .tif).summary.json
+  graph=$("$py" -c 'import json, sys; print(max(1.0, json.load(open(sys.argv[1]))["timings_s"]["graph"]))' "$summary")
+  case $batch in
+    1 | 16 | 64 | 128)
+      WSI_BENCH_MODEL=$model WSI_BENCH_THREADS=$threads "$bench" --benchmark_filter="^$kind/batch:$batch/" \
+        --benchmark_min_time="$graph" --benchmark_out="$scratch/$label.bare.json" --benchmark_out_format=json >&2 ||
+        { echo "heatmap_pipeline.sh: bench_inference failed (its message is above)" >&2; rm -f "$scratch/$label.bare.json"; } ;;
+    *) echo "heatmap_pipeline.sh: no bare run: bench_inference measures batches 1, 16, 64, 128 only" >&2 ;;
+  esac
+  "$py" - "$label" "$cam" "$summary" "$scratch/$label.time" "$scratch/$label.bare.json" "$b0" "$b1" \
+    >>"$scratch/records" <<'EOF'
+import json, os, sys
+label, cam, summary, timef, bare, b0, b1 = sys.argv[1:]
+s = json.load(open(summary))
+wall, user, sys_, maxrss_kib = open(timef).read().split()[-4:]
+rec = {"label": label, "model": s["model"]["name"], "cam": cam, "patches": s["patches"]["processed"],
+       "t": s["timings_s"], "wall": float(wall), "cpu": float(user) + float(sys_), "maxrss_mib": int(maxrss_kib) / 1024,
+       "busy": float(b1) - float(b0), "bare": None, "bare_other": None}
+if os.path.exists(bare):
+    for b in json.load(open(bare))["benchmarks"]:
+        rec["bare"] = b.get("patches/s")
+        rec["bare_other"] = b.get("other_cores")
+print(json.dumps(rec))
+EOF
+}
+
+demo_ok=0 resnet_ok=0
+if [ -f "$demo" ]; then demo_ok=1; else echo "heatmap_pipeline.sh: skipping the demo model: no $demo" >&2; fi
+case " $cases " in
+  *" resnet50-"*)
+    if "$py" -c 'import torch, torchvision' 2>/dev/null; then
+      resnet_ok=1
+      if [ ! -f "$data/resnet50.pt" ] || [ ! -f "$data/resnet50.json" ]; then
+        echo "heatmap_pipeline.sh: exporting resnet50 (random weights) to $data/resnet50.pt (once) ..." >&2
+        "$py" "$root/tools/export_model.py" --arch resnet50 --out "$data/resnet50.pt" >&2
+      fi
+    else
+      echo "heatmap_pipeline.sh: skipping resnet50: /usr/bin/python3 lacks torch/torchvision (Debian: python3-torch python3-torchvision)" >&2
+    fi ;;
+esac
+
+: >"$scratch/records"
+for c in $cases; do
+  case $c in
+    demo-cam) [ $demo_ok = 1 ] && run_case "$c" "$demo" "$(bench_slide "$demo_size")" on ;;
+    demo-nocam) [ $demo_ok = 1 ] && run_case "$c" "$demo" "$(bench_slide "$demo_size")" off ;;
+    resnet50-cam) [ $resnet_ok = 1 ] && run_case "$c" "$data/resnet50.pt" "$(bench_slide "$resnet_size")" on ;;
+    resnet50-nocam) [ $resnet_ok = 1 ] && run_case "$c" "$data/resnet50.pt" "$(bench_slide "$resnet_size")" off ;;
+    *) echo "heatmap_pipeline.sh: unknown case '$c' in WSI_BENCH_CASES" >&2; exit 2 ;;
+  esac
+done
+
+"$py" - "$threads" "$batch" "$scratch/records" <<'EOF'
+import json, sys
+
+threads, batch, path = sys.argv[1:]
+recs = [json.loads(l) for l in open(path) if l.strip()]
+if not recs:
+    sys.exit("heatmap_pipeline.sh: nothing was measured")
+BUSY = 0.25
+
+
+def f(x, spec, width):
+    return format("-" if x is None else format(x, spec), f">{width}")
+
+
+print(f"\nHeatmap pipeline vs bare inference: batch {batch}, {threads} threads, float32 CPU")
+print("pipeline p/s = patches / graph time (the summary's patches_per_second); end-to-end = patches / total")
+print("(survey + graph + outputs); bare = bench_inference on the same model, batch and threads.\n")
+head = (f"{'model':<10} {'CAM':<3} {'patches':>7} {'pipeline':>9} {'end2end':>8} {'bare':>8} {'ratio':>6} "
+        f"{'e2e ratio':>9} {'infer-node':>10}  {'survey':>6} {'read':>6} {'infer':>6} {'stitch':>6} {'write':>6} "
+        f"{'total s':>7} {'cores':>5} {'others':>6}")
+print(head)
+print("-" * len(head))
+worst = 0.0
+for r in recs:
+    t, n = r["t"], r["patches"]
+    pipe = n / t["graph"] if t["graph"] > 0 else None
+    e2e = n / t["total"] if t["total"] > 0 else None
+    bare = r["bare"]
+    infer_rate = n / t["inference_total"] if t["inference_total"] > 0 else None
+    pct = lambda k: f"{100 * t[k] / t['total']:5.1f}%"
+    cores = r["cpu"] / r["wall"] if r["wall"] > 0 else 0.0
+    others = max(0.0, (r["busy"] - r["cpu"]) / r["wall"]) if r["wall"] > 0 else 0.0
+    others = max(others, r["bare_other"] or 0.0)
+    worst = max(worst, others)
+    print(f"{r['model']:<10} {r['cam']:<3} {n:>7} {f(pipe, '.1f', 9)} {f(e2e, '.1f', 8)} {f(bare, '.1f', 8)} "
+          f"{f(pipe / bare if pipe and bare else None, '.3f', 6)} {f(e2e / bare if e2e and bare else None, '.3f', 9)} "
+          f"{f(infer_rate, '.1f', 10)}  {pct('survey'):>6} {pct('read_total'):>6} {pct('inference_total'):>6} "
+          f"{pct('stitch_total'):>6} {pct('write'):>6} {t['total']:7.2f} {cores:5.2f} {others:5.2f}{' !' if others > BUSY else ''}")
+print("""
+ratio       pipeline p/s / bare p/s (the issue's target: >= 0.9); e2e ratio: end-to-end p/s / bare p/s
+infer-node  patches / the pipeline's summed inference-node time: below `bare`, inference itself ran
+            slower inside the pipeline (CPU shared with the readers); close to `bare` but `pipeline`
+            lower, the inference node waited for patches (the graph did not keep it busy)
+survey..write  the summary's timings as % of its total. read is summed over the parallel readers and
+            overlaps inference (it is CPU time spent reading, mostly hidden behind inference)
+cores       CPU time of the wsi-heatmap process / its wall time (model loading included)
+others      cores other processes used meanwhile (max of the pipeline and the bare run); rows marked !
+            are unreliable: re-run on an idle machine""")
+if worst > BUSY:
+    print(f"WARNING: other processes used up to {worst:.2f} cores during this run.")
+EOF
