@@ -27,6 +27,8 @@
 //   WSI_BENCH_THREADS  intra-op threads for the model and conv (default 2)
 //   WSI_BENCH_MALLOC   tuned (default: wsi::tune_allocator_for_inference(), as the CLI does) or
 //                      glibc (malloc's defaults, to see what the tuning is worth)
+//   WSI_BENCH_BLAS     one (default: wsi::limit_blas_threads(), as the CLI does) or default
+//                      (OpenBLAS' own thread pool, which spins between calls)
 //
 // Patches are deterministic pseudo-random bytes (the rate does not depend on pixel values).
 // Each (benchmark, batch) is run once untimed before its first timing, so one-time costs
@@ -180,6 +182,14 @@ int run(int argc, char** argv) {
     std::fprintf(stderr, "bench_inference: WSI_BENCH_MALLOC=%s: use tuned or glibc\n", malloc_mode.c_str());
     return 2;
   }
+  const std::string blas_mode = env_or("WSI_BENCH_BLAS", "one");
+  bool blas_one = false;
+  if (blas_mode == "one") {
+    blas_one = wsi::limit_blas_threads();
+  } else if (blas_mode != "default") {
+    std::fprintf(stderr, "bench_inference: WSI_BENCH_BLAS=%s: use one or default\n", blas_mode.c_str());
+    return 2;
+  }
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 2;
 
@@ -218,10 +228,12 @@ int run(int argc, char** argv) {
       std::fprintf(stderr, "bench_inference: %s GFLOP per patch (forward pass)\n", text);
     }
   }
-  std::fprintf(stderr, "bench_inference: %d intra-op threads (at::get_num_threads() = %d), malloc %s\n", threads,
-               at::get_num_threads(),
+  std::fprintf(stderr, "bench_inference: %d intra-op threads (at::get_num_threads() = %d), malloc %s, BLAS %s\n",
+               threads, at::get_num_threads(),
                tuned ? "tuned (M_MMAP_MAX 0, M_TRIM_THRESHOLD 1 GiB)"
-                     : malloc_mode == "glibc" ? "glibc defaults (WSI_BENCH_MALLOC=glibc)" : "not tunable (not glibc)");
+                     : malloc_mode == "glibc" ? "glibc defaults (WSI_BENCH_MALLOC=glibc)" : "not tunable (not glibc)",
+               blas_one ? "OpenBLAS single-threaded" : blas_mode == "default" ? "its own threads (WSI_BENCH_BLAS=default)"
+                                                                               : "not OpenBLAS (left as is)");
 
   for (const bool cl : {false, true})
     benchmark::RegisterBenchmark(cl ? "conv/channels_last" : "conv/contiguous", bm_conv, cl)->UseRealTime();

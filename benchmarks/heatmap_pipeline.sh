@@ -12,6 +12,11 @@
 #   WSI_BENCH_RESNET_SIZE  side of the slide for ResNet50 (default 36000, ~3k patches)
 #   WSI_BENCH_CASES        which rows: any of demo-cam demo-nocam resnet50-cam resnet50-nocam
 #                          (default: all four)
+#   WSI_BENCH_HEATMAP_ARGS extra wsi-heatmap options for every row, e.g. "--level 2" (what-if runs;
+#                          the bare run is unchanged)
+#   WSI_BENCH_REPEAT       runs of each row (default 1); with more, each run is a row and the
+#                          median ratio per case is printed under the table (this shared 2-core
+#                          machine moves single runs by +-20 %)
 #
 # For each row: `wsi-heatmap SLIDE -o DIR --model M --batch B --threads T -q [--no-gradcam]` under
 # /usr/bin/time, then, right after it, bench_inference on the same model with the same batch and
@@ -42,6 +47,8 @@ demo=${WSI_BENCH_DEMO_MODEL:-$root/models/demo-cnn.pt}
 demo_size=${WSI_BENCH_DEMO_SIZE:-60000}
 resnet_size=${WSI_BENCH_RESNET_SIZE:-36000}
 cases=${WSI_BENCH_CASES:-demo-cam demo-nocam resnet50-cam resnet50-nocam}
+repeat=${WSI_BENCH_REPEAT:-1}
+read -r -a extra <<<"${WSI_BENCH_HEATMAP_ARGS:-}"
 py=/usr/bin/python3
 data=$build/bench-data
 
@@ -75,10 +82,10 @@ run_case() {
   local label=$1 model=$2 slide=$3 cam=$4 out=$scratch/$1 kind=predict flag=() b0 b1
   [ "$cam" = on ] && kind=gradcam || flag=(--no-gradcam)
   mkdir -p "$out"
-  echo "heatmap_pipeline.sh: $label: $(basename "$slide"), $(basename "$model"), Grad-CAM $cam, batch $batch, $threads threads" >&2
+  echo "heatmap_pipeline.sh: $label: $(basename "$slide"), $(basename "$model"), Grad-CAM $cam, batch $batch, $threads threads ${extra[*]}" >&2
   b0=$(machine_busy)
   /usr/bin/time -f '%e %U %S %M' -o "$scratch/$label.time" \
-    "$bin" "$slide" -o "$out" --model "$model" --batch "$batch" --threads "$threads" -q "${flag[@]}" >&2
+    "$bin" "$slide" -o "$out" --model "$model" --batch "$batch" --threads "$threads" -q "${flag[@]}" "${extra[@]}" >&2
   b1=$(machine_busy)
   local summary graph
   summary=$out/$(basename "$slide" .tif).summary.json
@@ -123,6 +130,7 @@ case " $cases " in
 esac
 
 : >"$scratch/records"
+for rep in $(seq "$repeat"); do
 for c in $cases; do
   case $c in
     demo-cam) [ $demo_ok = 1 ] && run_case "$c" "$demo" "$(bench_slide "$demo_size")" on ;;
@@ -132,11 +140,12 @@ for c in $cases; do
     *) echo "heatmap_pipeline.sh: unknown case '$c' in WSI_BENCH_CASES" >&2; exit 2 ;;
   esac
 done
+done
 
-"$py" - "$threads" "$batch" "$scratch/records" <<'EOF'
-import json, sys
+"$py" - "$threads" "$batch" "$scratch/records" "${WSI_BENCH_HEATMAP_ARGS:-}" <<'EOF'
+import json, statistics, sys
 
-threads, batch, path = sys.argv[1:]
+threads, batch, path, extra = sys.argv[1:]
 recs = [json.loads(l) for l in open(path) if l.strip()]
 if not recs:
     sys.exit("heatmap_pipeline.sh: nothing was measured")
@@ -147,7 +156,8 @@ def f(x, spec, width):
     return format("-" if x is None else format(x, spec), f">{width}")
 
 
-print(f"\nHeatmap pipeline vs bare inference: batch {batch}, {threads} threads, float32 CPU")
+print(f"\nHeatmap pipeline vs bare inference: batch {batch}, {threads} threads, float32 CPU"
+      + (f", wsi-heatmap {extra}" if extra else ""))
 print("pipeline p/s = patches / graph time (the summary's patches_per_second); end-to-end = patches / total")
 print("(survey + graph + outputs); bare = bench_inference on the same model, batch and threads.\n")
 head = (f"{'model':<10} {'CAM':<3} {'patches':>7} {'pipeline':>9} {'end2end':>8} {'bare':>8} {'ratio':>6} "
@@ -167,6 +177,8 @@ for r in recs:
     others = max(0.0, (r["busy"] - r["cpu"]) / r["wall"]) if r["wall"] > 0 else 0.0
     others = max(others, r["bare_other"] or 0.0)
     worst = max(worst, others)
+    if pipe and bare:
+        r["ratio"] = pipe / bare
     print(f"{r['model']:<10} {r['cam']:<3} {n:>7} {f(pipe, '.1f', 9)} {f(e2e, '.1f', 8)} {f(bare, '.1f', 8)} "
           f"{f(pipe / bare if pipe and bare else None, '.3f', 6)} {f(e2e / bare if e2e and bare else None, '.3f', 9)} "
           f"{f(infer_rate, '.1f', 10)}  {pct('survey'):>6} {pct('read_total'):>6} {pct('inference_total'):>6} "
@@ -181,6 +193,16 @@ survey..write  the summary's timings as % of its total. read is summed over the 
 cores       CPU time of the wsi-heatmap process / its wall time (model loading included)
 others      cores other processes used meanwhile (max of the pipeline and the bare run); rows marked !
             are unreliable: re-run on an idle machine""")
+labels = sorted({r["label"] for r in recs}, key=[r["label"] for r in recs].index)
+if len(recs) > len(labels):
+    print("\nmedian ratio over the runs of each case (runs marked ! left out when others are clean):")
+    for l in labels:
+        runs = [r for r in recs if r["label"] == l and "ratio" in r]
+        clean = [r for r in runs if max(0.0, (r["busy"] - r["cpu"]) / r["wall"], r["bare_other"] or 0.0) <= BUSY]
+        use = clean or runs
+        if use:
+            print(f"  {l:<15} {statistics.median(r['ratio'] for r in use):.3f}  ({len(use)} of {len(runs)} runs: "
+                  + ", ".join(f"{r['ratio']:.3f}" for r in use) + ")")
 if worst > BUSY:
     print(f"WARNING: other processes used up to {worst:.2f} cores during this run.")
 EOF

@@ -104,6 +104,25 @@ sidecar("nosplit", output="logit", gradcam={"features": "features", "classify": 
 
 torch.jit.script(Darkness().eval()).save(f"{out}/darkness.pt")
 sidecar("darkness", mpp=0.25, output="logit", gradcam={"features": "features", "classify": "classify"})
+# The same function of the patch, behind an area resize 96 -> 48: the heatmap then reads its
+# patches at 48 px from level 1 (mean intensity does not change with an area resize).
+torch.jit.script(Darkness().eval()).save(f"{out}/darkness48.pt")
+sidecar("darkness48", mpp=0.25, input_size=48, resize="area", output="logit",
+        gradcam={"features": "features", "classify": "classify"})
+
+
+class FailsOnDark(torch.nn.Module):
+    """Darkness, except that forward() raises for a batch holding a dark pixel: an inference
+    failure in the middle of a slide (the contract check's mid-grey patch passes)."""
+
+    def forward(self, x):
+        if bool(x.amin() < 0.3):
+            raise RuntimeError("test model: dark patch")
+        return 20.0 * (0.6 - x.mean(dim=(1, 2, 3)))
+
+
+torch.jit.script(FailsOnDark().eval()).save(f"{out}/fails_on_dark.pt")
+sidecar("fails_on_dark", mpp=0.25, output="logit")
 
 torch.jit.script(Wrong().eval()).save(f"{out}/wrong.pt")
 sidecar("wrong", output="logit")

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <sstream>
 #include <nlohmann/json.hpp>
 #include <vips/vips8>
@@ -140,6 +141,74 @@ TEST(Heatmap, ProbabilityAlignsWithTheKnownMaskAtSeveralStridesAndLevels) {
     RecordProperty("iou_stride" + std::to_string(c.stride) + "_level" + std::to_string(c.level.value_or(0)),
                    std::to_string(a.iou));
   }
+}
+
+// x,y -> probability of NAME.patches.csv.
+std::map<std::pair<int64_t, int64_t>, double> patch_probabilities(const fs::path& csv_path) {
+  std::istringstream csv(test::slurp(csv_path));
+  std::string line;
+  std::getline(csv, line);  // header
+  std::map<std::pair<int64_t, int64_t>, double> m;
+  while (std::getline(csv, line)) {
+    int64_t x = 0, y = 0, w = 0, h = 0;
+    double p = 0;
+    char c = 0;
+    std::istringstream row(line);
+    row >> x >> c >> y >> c >> w >> c >> h >> c >> p;
+    m[{x, y}] = p;
+  }
+  return m;
+}
+
+// A model that area-resizes 96 px patches to 48 px is fed 48 px patches read from level 1 (4x
+// fewer pixels to decode): the same grid, the same probabilities (darkness is a mean, which an
+// area resize keeps), the same alignment, and Grad-CAM at the 48 px side.
+TEST(Heatmap, ModelWithASmallerInputIsReadAtItsResolutionWithTheSameResults) {
+  REQUIRE_MODELS();
+  test::ScratchDir full_out, small_out;
+  HeatmapParams p;
+  p.gradcam = false;
+  const HeatmapSummary full = run(full_out.path(), p);
+  p.gradcam = true;
+  const HeatmapSummary small = run(small_out.path(), p, "darkness48");
+  const auto jf = nlohmann::json::parse(test::slurp(full.outputs.summary));
+  const auto js = nlohmann::json::parse(test::slurp(small.outputs.summary));
+  EXPECT_EQ(jf["parameters"]["read_level"].get<int>(), 0);
+  EXPECT_EQ(jf["parameters"]["read_side"].get<int>(), 96);
+  EXPECT_EQ(js["parameters"]["read_level"].get<int>(), 1);
+  EXPECT_EQ(js["parameters"]["read_side"].get<int>(), 48);
+  EXPECT_EQ(js["parameters"]["read_size"].get<int>(), 48);
+  const auto pf = patch_probabilities(full.outputs.patches_csv);
+  const auto ps = patch_probabilities(small.outputs.patches_csv);
+  ASSERT_EQ(pf.size(), ps.size());
+  ASSERT_GT(pf.size(), 100u);
+  double worst = 0;
+  for (const auto& [xy, v] : pf) {
+    ASSERT_TRUE(ps.count(xy)) << "patch " << xy.first << "," << xy.second << " missing";
+    worst = std::max(worst, std::abs(v - ps.at(xy)));
+  }
+  EXPECT_LT(worst, 0.05) << "largest probability difference between level-0 96 px and level-1 48 px reads";
+  EXPECT_GE(alignment(small.outputs.prob).iou, 0.85);
+  EXPECT_TRUE(fs::exists(small.outputs.cam));
+}
+
+// An exception inside inference, mid-slide, stops the run: reported with the slide and the
+// region, the graph does not hang, and no output or temporary is left.
+TEST(Heatmap, InferenceFailureMidSlideNamesTheSlideAndRegionAndLeavesNothing) {
+  REQUIRE_MODELS();
+  test::ScratchDir out;
+  HeatmapParams p;
+  p.batch = 4;
+  try {
+    run(out.path(), p, "fails_on_dark");
+    FAIL() << "the run succeeded";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find(disc_slide().string()), std::string::npos) << m;
+    EXPECT_NE(m.find("level-0 ("), std::string::npos) << m;
+    EXPECT_NE(m.find("dark patch"), std::string::npos) << m;
+  }
+  EXPECT_TRUE(fs::is_empty(out.path())) << "outputs or temporaries left behind";
 }
 
 TEST(Heatmap, WritesEveryOutputAndOpenSlideReadsThemWithTheSlideGeometry) {

@@ -113,6 +113,32 @@ TEST(Gradcam, MatchesTheAutogradReferenceWithin1e4) {
   for (size_t i = 0; i < one.cams.size(); ++i) ASSERT_NEAR(one.cams[i], g.cams[3 * 96 * 96 + i], 1e-5);
 }
 
+// A caller that brings patches to the input size itself (the heatmap, reading a coarser level)
+// gets what the model would compute from the full patches resized as its sidecar says.
+TEST(TorchModel, PatchesGivenAtTheInputSizeAreOnlyNormalised) {
+  REQUIRE_MODELS();
+  const Model m(*models() / "cnn.pt");  // 96 px -> 32 px, nearest
+  const auto px = patches();
+  const int64_t n = 5, P = 96, S = 32;
+  const auto nearest = [&](int64_t o) { return (2 * o + 1) * P / (2 * S); };  // floor((o + 0.5) P / S)
+  std::vector<uint8_t> small(static_cast<size_t>(n * S * S * 3));
+  for (int64_t k = 0; k < n; ++k)
+    for (int64_t y = 0; y < S; ++y)
+      for (int64_t x = 0; x < S; ++x) {
+        const int64_t sy = nearest(y), sx = nearest(x);
+        for (int64_t c = 0; c < 3; ++c)
+          small[static_cast<size_t>(((k * S + y) * S + x) * 3 + c)] = px[static_cast<size_t>(((k * P + sy) * P + sx) * 3 + c)];
+      }
+  const auto want = m.predict(px.data(), n);
+  const auto got = m.predict(small.data(), n, static_cast<int>(S));
+  for (int64_t i = 0; i < n; ++i) EXPECT_NEAR(got[static_cast<size_t>(i)], want[static_cast<size_t>(i)], 1e-6) << i;
+  const GradcamBatch g = gradcam(m, small.data(), n, static_cast<int>(S));
+  EXPECT_EQ(g.size, S);
+  EXPECT_EQ(g.cams.size(), static_cast<size_t>(n * S * S));
+  // Any other side is a caller's bug, not a guess.
+  EXPECT_THROW((void)m.predict(small.data(), 1, 50), std::invalid_argument);
+}
+
 TEST(Gradcam, ModelWithoutTheSplitSaysWhy) {
   REQUIRE_MODELS();
   const Model m(*models() / "nosplit.pt");

@@ -116,7 +116,10 @@ inline const std::filesystem::path* models_dir() {
   static const std::filesystem::path* dir = []() -> const std::filesystem::path* {
     if (std::system("/usr/bin/python3 -c 'import torch, numpy' >/dev/null 2>&1") != 0) return nullptr;
     static std::filesystem::path d = fixture_dir() / "models";
-    if (!std::filesystem::exists(d / "darkness.pt")) {
+    // Remade whenever make_test_models.py changes (a stamp of its text), not only when missing.
+    const std::string script = std::string(WSI_SOURCE_DIR) + "/tests/make_test_models.py";
+    const std::string stamp = std::to_string(std::hash<std::string>{}(slurp(script)));
+    if (!std::filesystem::exists(d / "darkness.pt") || slurp(d / "script.stamp") != stamp) {
       const std::filesystem::path tmp = fixture_dir() / ("models.tmp-" + std::to_string(::getpid()));
       std::filesystem::create_directories(tmp);
       std::string cmd = "/usr/bin/python3 ";
@@ -124,6 +127,7 @@ inline const std::filesystem::path* models_dir() {
           .append(" ")
           .append(shell_quote(tmp.string()));
       if (std::system(cmd.c_str()) != 0) return nullptr;
+      std::ofstream(tmp / "script.stamp") << stamp;
       std::error_code ec;
       std::filesystem::remove_all(d, ec);  // an older set (from before a model was added)
       std::filesystem::rename(tmp, d, ec);

@@ -15,6 +15,7 @@ void print_error(const std::string& message) { std::cerr << "wsi-heatmap: error:
 int main(int argc, char** argv) {
   // Before any thread starts: keep LibTorch's activation buffers in the heap between batches.
   wsi::tune_allocator_for_inference();
+  wsi::limit_blas_threads();
   CLI::App app{"wsi-heatmap: tumour-probability and Grad-CAM heatmaps for whole-slide images", "wsi-heatmap"};
   app.set_version_flag("--version", std::string("wsi-heatmap ") + WSI_VERSION);
   app.require_subcommand(1);

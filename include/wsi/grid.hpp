@@ -76,6 +76,14 @@ struct PatchGrid {
 PatchGeometry resolve_geometry(const std::vector<LevelInfo>& levels, double level0_mpp, const GridParams& params);
 PatchGeometry resolve_geometry(const Slide& slide, const GridParams& params);
 
+// The same patches (same level-0 origin, size_level0 and stride) delivered at `out_size` pixels
+// instead of g.patch_size: read from the coarsest level whose pixels are no larger than the
+// patch's pixels at that size (within choose_level's 1e-3), so a model that resizes its 96-pixel
+// patches to a 48-pixel input can be fed from a level 2x coarser and decode 4x fewer pixels.
+// read_size is out_size when that level matches within 1e-3, else size_level0 / the level's
+// downsample, rounded (then resample_area to out_size). target_mpp scales with the size (0 stays 0).
+PatchGeometry geometry_for_size(const std::vector<LevelInfo>& levels, const PatchGeometry& g, int out_size);
+
 // Lays the grid over `bounds` and keeps patches whose tissue fraction (from `tissue`; every
 // patch counts as full tissue when it is null) is >= params.min_tissue.
 PatchGrid make_grid(const Bounds& bounds, const PatchGeometry& geometry, const GridParams& params,

@@ -88,7 +88,10 @@ std::filesystem::path sidecar_path(const std::filesystem::path& model_path);
 //             flow_from_dataframe(target_size) uses;
 //   bilinear: half-pixel centres, edge clamped (PyTorch align_corners=false, no antialias);
 //   area:     coverage-weighted mean (exact for any ratio).
-void preprocess(const uint8_t* patches, int64_t count, const ModelSpec& spec, float* out);
+// `side` is the pixel side of the given patches: 0 or patch_size (resized as above), or
+// input_size (already at the network's resolution, e.g. read from a coarser pyramid level; only
+// channel order and normalisation are applied). Any other side is a std::invalid_argument.
+void preprocess(const uint8_t* patches, int64_t count, const ModelSpec& spec, float* out, int side = 0);
 
 // ---- Running a model (library wsi::torch; this header includes no LibTorch) ----
 
@@ -123,8 +126,11 @@ class Model {
 
   const ModelSpec& spec() const;
   const std::filesystem::path& path() const;
-  // Tumour probabilities (0..1) of `count` patches (spec().patch_size² RGB HWC uint8 each).
-  std::vector<float> predict(const uint8_t* patches, int64_t count) const;
+  // Tumour probabilities (0..1) of `count` patches (side² RGB HWC uint8 each). `side` as for
+  // preprocess(): 0 or spec().patch_size, or spec().input_size for patches the caller already
+  // brought to the network's resolution (the heatmap reads them from the pyramid level closest
+  // to it, which decodes up to 4x fewer pixels than reading at patch_size and resizing here).
+  std::vector<float> predict(const uint8_t* patches, int64_t count, int side = 0) const;
   // Whether the TorchScript module exports the sidecar's features/classify methods; when not,
   // gradcam_unavailable_reason() says why in one sentence.
   bool has_gradcam() const;
@@ -135,7 +141,7 @@ class Model {
   double gflops_per_patch() const;
 
  private:
-  friend struct GradcamBatch gradcam(const Model& model, const uint8_t* patches, int64_t count);
+  friend struct GradcamBatch gradcam(const Model& model, const uint8_t* patches, int64_t count, int side);
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

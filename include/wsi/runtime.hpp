@@ -24,4 +24,15 @@ namespace wsi {
 // not glibc or refused them. Safe to call more than once.
 bool tune_allocator_for_inference();
 
+// Makes the BLAS library LibTorch resolves to (OpenBLAS on Debian, when libopenblas0-pthread is
+// installed) run single-threaded. Why: LibTorch parallelises its own loops, and its convolutions
+// go through oneDNN; OpenBLAS serves only the dense layers, yet it keeps a pool of nproc-1
+// threads that spin on sched_yield() for a while after every call. A batch every few tens of
+// milliseconds keeps them spinning for good: measured 15-18 % of all CPU samples in
+// sched_yield during a heatmap run on 2 cores (perf), taken from the inference threads and the
+// slide readers. Same effect as OPENBLAS_NUM_THREADS=1 (MACHINE-NOTES), but that variable must be
+// set before the library loads, which a program linked to LibTorch cannot do for itself.
+// Returns true when OpenBLAS was found and set; false (nothing changed) for another BLAS.
+bool limit_blas_threads();
+
 }  // namespace wsi

@@ -5,6 +5,7 @@
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
+#include <dlfcn.h>
 
 namespace wsi {
 
@@ -18,6 +19,15 @@ bool tune_allocator_for_inference() {
 #else
   return false;
 #endif
+}
+
+bool limit_blas_threads() {
+  // Looked up at run time: we do not link OpenBLAS ourselves (LibTorch does, or uses another BLAS).
+  using SetThreads = void (*)(int);
+  void* sym = dlsym(RTLD_DEFAULT, "openblas_set_num_threads");
+  if (!sym) return false;
+  reinterpret_cast<SetThreads>(sym)(1);
+  return true;
 }
 
 }  // namespace wsi

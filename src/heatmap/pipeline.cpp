@@ -13,9 +13,13 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
+#include <deque>
+#include <exception>
 #include <fstream>
 #include <iomanip>
 #include <limits>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
@@ -46,13 +50,97 @@ double seconds_since(Clock::time_point t) { return std::chrono::duration<double>
 struct Job {
   int64_t seq = 0;
   size_t first = 0, count = 0;  // grid.patches[first, first + count)
-  std::vector<uint8_t> pixels;  // count patches, P*P*3 each
+  std::vector<uint8_t> pixels;  // count patches, side*side*3 each (side = the read geometry's patch_size)
   std::vector<uint8_t> ok;      // 0 = the region failed to decode
   std::vector<float> prob;      // count
-  std::vector<float> cams;      // count * P*P (Grad-CAM only)
+  std::vector<float> cams;      // count * side*side (Grad-CAM only)
   double read_seconds = 0, infer_seconds = 0;
 };
 using JobPtr = std::shared_ptr<Job>;
+
+// The one thread that runs the model, fed by the graph's async_node (oneTBB's pattern for work
+// owned by an outside thread). Why not a serial function_node: its body runs on whichever TBB
+// thread is free, and LibTorch's OpenMP team belongs to the calling thread; each hop to another
+// thread starts a second team while the last one's workers still spin (libgomp spins ~300k
+// iterations before sleeping), so on 2 cores inference ran at ~60 % of its speed
+// (benchmarks/heatmap_pipeline.sh). Jobs run in the order they are submitted; a job whose work
+// throws is not passed on, the first exception is kept for the caller and the graph is cancelled.
+class InferenceThread {
+ public:
+  using Node = tbb::flow::async_node<JobPtr, JobPtr>;
+  InferenceThread(tbb::flow::graph& g, std::function<void(Job&)> work)
+      : graph_(g), work_(std::move(work)), thread_([this] { loop(); }) {}
+  ~InferenceThread() { finish(); }
+  // Runs what was submitted and joins the thread; call it before the async_node is destroyed
+  // (its gateway is used until then). Idempotent.
+  void finish() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+    }
+    ready_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+  InferenceThread(const InferenceThread&) = delete;
+  InferenceThread& operator=(const InferenceThread&) = delete;
+
+  // Called by the async_node's body: the graph waits for the job (reserve_wait) until it is done.
+  void submit(JobPtr job, Node::gateway_type& gateway) {
+    gateway.reserve_wait();
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      queue_.push_back({std::move(job), &gateway});
+    }
+    ready_.notify_one();
+  }
+  // The first exception a job threw (after the graph's wait_for_all), or null.
+  std::exception_ptr error() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return error_;
+  }
+
+ private:
+  struct Item {
+    JobPtr job;
+    Node::gateway_type* gateway;
+  };
+  void loop() {
+    for (;;) {
+      Item item;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        ready_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+        if (queue_.empty()) return;
+        item = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      if (!failed_ && !graph_.is_cancelled()) {
+        try {
+          work_(*item.job);
+          item.gateway->try_put(item.job);
+        } catch (...) {
+          failed_ = true;
+          {
+            std::lock_guard<std::mutex> lock(mutex_);
+            error_ = std::current_exception();
+          }
+          graph_.cancel();
+        }
+      }
+      item.gateway->release_wait();
+    }
+  }
+
+  tbb::flow::graph& graph_;
+  std::function<void(Job&)> work_;
+  mutable std::mutex mutex_;
+  std::condition_variable ready_;
+  std::deque<Item> queue_;
+  bool stop_ = false;
+  bool failed_ = false;  // only touched by the inference thread
+  std::exception_ptr error_;
+  std::thread thread_;  // last: starts after the members above exist
+};
 
 std::string file_sha1(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
@@ -154,8 +242,14 @@ HeatmapSummary run_heatmap(const fs::path& slide_path, const Model& model, const
   const int64_t W0 = slide.levels()[0].width, H0 = slide.levels()[0].height;
   const double mpp0 = slide.mpp().known() ? slide.mpp().x : 0.0;
   const int P = geo.patch_size;
-  const size_t patch_bytes = static_cast<size_t>(P) * static_cast<size_t>(P) * 3;
-  const size_t cam_values = static_cast<size_t>(P) * static_cast<size_t>(P);
+  // What the readers deliver: patches at the network's input size when the model area-resizes
+  // down to it anyway (the same pixels up to rounding, read from a coarser level: for the demo
+  // model 4x fewer to decode), else at patch_size.
+  const bool feed_input = spec.resize == ResizeMode::area && spec.input_size < P;
+  const PatchGeometry read_geo = feed_input ? geometry_for_size(slide.levels(), geo, spec.input_size) : geo;
+  const int side = read_geo.patch_size;
+  const size_t patch_bytes = static_cast<size_t>(side) * static_cast<size_t>(side) * 3;
+  const size_t cam_values = static_cast<size_t>(side) * static_cast<size_t>(side);
 
   // ---- Description carried by every TIFF ----
   json desc;
@@ -166,6 +260,9 @@ HeatmapSummary run_heatmap(const fs::path& slide_path, const Model& model, const
   desc["parameters"] = {{"patch_size", P},
                         {"target_mpp", geo.target_mpp},
                         {"level", geo.level},
+                        {"read_level", read_geo.level},
+                        {"read_size", read_geo.read_size},
+                        {"read_side", side},
                         {"stride", params.grid.stride},
                         {"stride_level0", geo.stride_level0},
                         {"patch_size_level0", geo.size_level0},
@@ -210,7 +307,7 @@ HeatmapSummary run_heatmap(const fs::path& slide_path, const Model& model, const
   if (cam_on) {
     cam_writer = std::make_unique<PyramidTiffWriter>(
         out.cam, tiff_options(cam_geo.width, cam_geo.height, 1, false, cam_geo.pixel, "gradcam", false));
-    stitcher = std::make_unique<CamStitcher>(cam_geo, geo.size_level0, P, [&](const float* row, int64_t) {
+    stitcher = std::make_unique<CamStitcher>(cam_geo, geo.size_level0, side, [&](const float* row, int64_t) {
       for (size_t u = 0; u < cam_row.size(); ++u) cam_row[u] = to_u8(row[u]);
       cam_writer->write_rows(cam_row.data(), 1);
     });
@@ -246,17 +343,17 @@ HeatmapSummary run_heatmap(const fs::path& slide_path, const Model& model, const
       const auto t0 = Clock::now();
       job->pixels.resize(job->count * patch_bytes);
       job->ok.assign(job->count, 1);
-      std::vector<uint8_t> raw(static_cast<size_t>(geo.read_size * geo.read_size * 3));
+      std::vector<uint8_t> raw(static_cast<size_t>(read_geo.read_size * read_geo.read_size * 3));
       for (size_t k = 0; k < job->count; ++k) {
         const GridPatch& gp = grid.patches[job->first + k];
         const auto s = handle.get();
         uint8_t* dst = job->pixels.data() + k * patch_bytes;
         try {
-          if (geo.read_size == P) {
-            s->read_region(patch_region(gp, geo), dst);
+          if (read_geo.read_size == side) {
+            s->read_region(patch_region(gp, read_geo), dst);
           } else {
-            s->read_region(patch_region(gp, geo), raw.data());
-            resample_area(raw.data(), geo.read_size, dst, P);
+            s->read_region(patch_region(gp, read_geo), raw.data());
+            resample_area(raw.data(), read_geo.read_size, dst, side);
           }
         } catch (const RegionReadError&) {
           handle.reopen_after_failure(s);
@@ -269,19 +366,38 @@ HeatmapSummary run_heatmap(const fs::path& slide_path, const Model& model, const
       return job;
     });
     tbb::flow::sequencer_node<JobPtr> order(g, [](const JobPtr& job) { return static_cast<size_t>(job->seq); });
-    tbb::flow::function_node<JobPtr, JobPtr> infer(g, tbb::flow::serial, [&](JobPtr job) {
+    InferenceThread inference(g, [&](Job& job) {
       const auto t0 = Clock::now();
-      const auto count = static_cast<int64_t>(job->count);
-      if (cam_on) {
-        GradcamBatch gb = gradcam(model, job->pixels.data(), count);
-        job->prob = std::move(gb.probabilities);
-        job->cams = std::move(gb.cams);
-      } else {
-        job->prob = model.predict(job->pixels.data(), count);
+      const auto count = static_cast<int64_t>(job.count);
+      try {
+        if (cam_on) {
+          GradcamBatch gb = gradcam(model, job.pixels.data(), count, side);
+          job.prob = std::move(gb.probabilities);
+          job.cams = std::move(gb.cams);
+        } else {
+          job.prob = model.predict(job.pixels.data(), count, side);
+        }
+      } catch (const std::exception& e) {
+        // The model names itself; add the slide and where on it.
+        const GridPatch& a = grid.patches[job.first];
+        const GridPatch& b = grid.patches[job.first + job.count - 1];
+        std::ostringstream m;
+        m << slide_path.string() << ": inference failed on the batch of " << job.count << " patches from level-0 ("
+          << a.x << ", " << a.y << ") to (" << b.x + size0 << ", " << b.y + size0 << "): " << e.what();
+        throw Error(m.str());
       }
-      job->infer_seconds = seconds_since(t0);
-      return job;
+      job.infer_seconds = seconds_since(t0);
     });
+    InferenceThread::Node infer(g, tbb::flow::serial,
+                                [&](JobPtr job, InferenceThread::Node::gateway_type& gateway) {
+                                  inference.submit(std::move(job), gateway);
+                                });
+    // Declared after `infer`, so destroyed before it, also when wait_for_all throws: the thread
+    // finishes with the node's gateway before the node goes.
+    const struct Finish {
+      InferenceThread& thread;
+      ~Finish() { thread.finish(); }
+    } finish_inference{inference};
     tbb::flow::function_node<JobPtr, tbb::flow::continue_msg> stitch(g, tbb::flow::serial, [&](JobPtr job) {
       const auto t0 = Clock::now();
       for (size_t k = 0; k < job->count; ++k) {
@@ -307,6 +423,7 @@ HeatmapSummary run_heatmap(const fs::path& slide_path, const Model& model, const
     tbb::flow::make_edge(stitch, limiter.decrementer());
     source.activate();
     g.wait_for_all();  // rethrows the first exception of any node (the graph is cancelled)
+    if (const std::exception_ptr e = inference.error()) std::rethrow_exception(e);
   }
   const double graph_seconds = seconds_since(t_graph);
   if (params.cancel && params.cancel->load())

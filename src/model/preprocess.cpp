@@ -2,6 +2,8 @@
 // reused by every backend.
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "wsi/model.hpp"
@@ -57,8 +59,12 @@ Taps make_taps(int in, int out, ResizeMode mode) {
 
 }  // namespace
 
-void preprocess(const uint8_t* patches, int64_t count, const ModelSpec& spec, float* out) {
-  const int P = spec.patch_size, S = spec.input_size;
+void preprocess(const uint8_t* patches, int64_t count, const ModelSpec& spec, float* out, int side) {
+  const int S = spec.input_size;
+  if (side != 0 && side != spec.patch_size && side != S)
+    throw std::invalid_argument("preprocess: patches of side " + std::to_string(side) + " fit neither patch_size " +
+                                std::to_string(spec.patch_size) + " nor input_size " + std::to_string(S));
+  const int P = side == 0 ? spec.patch_size : side;
   const ResizeMode mode = (spec.resize == ResizeMode::none || P == S) ? ResizeMode::none : spec.resize;
   const Taps taps = make_taps(P, S, mode);
   float mul[3], add[3];

@@ -87,12 +87,12 @@ struct Model::Impl {
   std::string gradcam_reason;
 
   // The preprocessed batch as a tensor on the model's device (owns its memory).
-  torch::Tensor input(const uint8_t* patches, int64_t count) const {
+  torch::Tensor input(const uint8_t* patches, int64_t count, int side) const {
     const int64_t S = spec.input_size;
     // On a GPU the batch is staged in pinned host memory so the copy can run asynchronously.
     const auto options = torch::TensorOptions().dtype(torch::kFloat32).pinned_memory(device != torch::kCPU);
     torch::Tensor x = torch::empty({count, 3, S, S}, options);
-    preprocess(patches, count, spec, x.data_ptr<float>());
+    preprocess(patches, count, spec, x.data_ptr<float>(), side);
     if (device != torch::kCPU || dtype != torch::kFloat32) x = x.to(device, dtype, /*non_blocking=*/true);
     // oneDNN's convolutions run up to 2x faster on NHWC (see MACHINE-NOTES); same values.
     return channels_last ? x.contiguous(torch::MemoryFormat::ChannelsLast) : x;
@@ -122,9 +122,9 @@ struct Model::Impl {
   }
 
   // Runs the network on `count` patches and turns its output into probabilities.
-  std::vector<float> run(const uint8_t* patches, int64_t count) const {
+  std::vector<float> run(const uint8_t* patches, int64_t count, int side = 0) const {
     c10::InferenceMode guard;
-    const torch::Tensor logits = call("forward", input(patches, count));
+    const torch::Tensor logits = call("forward", input(patches, count, side));
     const torch::Tensor p = probabilities(logits, count).contiguous();
     return std::vector<float>(p.data_ptr<float>(), p.data_ptr<float>() + count);
   }
@@ -222,9 +222,9 @@ Model& Model::operator=(Model&&) noexcept = default;
 
 const ModelSpec& Model::spec() const { return impl_->spec; }
 const fs::path& Model::path() const { return impl_->path; }
-std::vector<float> Model::predict(const uint8_t* patches, int64_t count) const {
+std::vector<float> Model::predict(const uint8_t* patches, int64_t count, int side) const {
   if (count <= 0) return {};
-  return impl_->run(patches, count);
+  return impl_->run(patches, count, side);
 }
 bool Model::has_gradcam() const { return impl_->gradcam; }
 const std::string& Model::gradcam_unavailable_reason() const { return impl_->gradcam_reason; }
@@ -233,14 +233,14 @@ double Model::gflops_per_patch() const {
   return impl_->net ? 2.0 * impl_->net->macs(impl_->spec.input_size) / 1e9 : 0.0;
 }
 
-GradcamBatch gradcam(const Model& model, const uint8_t* patches, int64_t count) {
+GradcamBatch gradcam(const Model& model, const uint8_t* patches, int64_t count, int side) {
   const Model::Impl& m = *model.impl_;
   if (!m.gradcam) throw ModelError(m.path, "Grad-CAM is unavailable: " + m.gradcam_reason);
   GradcamBatch out;
-  const int64_t P = m.spec.patch_size;
+  const int64_t P = side == 0 ? m.spec.patch_size : side;
   out.size = static_cast<int>(P);
   if (count <= 0) return out;
-  const torch::Tensor x = m.input(patches, count);
+  const torch::Tensor x = m.input(patches, count, side);
   torch::Tensor a;
   {
     torch::NoGradGuard no_grad;  // the feature extractor needs no graph
