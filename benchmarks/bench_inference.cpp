@@ -58,6 +58,7 @@
 #include <utility>
 #include <vector>
 
+#include "bench_common.hpp"
 #include "wsi/error.hpp"
 #include "wsi/gradcam.hpp"
 #include "wsi/model.hpp"
@@ -72,42 +73,11 @@ constexpr int kDefaultThreads = 2;
 constexpr int64_t kConvN = 32, kConvC = 64, kConvHW = 56, kConvK = 3;
 constexpr double kConvFlops = 2.0 * kConvN * kConvC * kConvHW * kConvHW * kConvC * kConvK * kConvK;
 
-std::string env_or(const char* name, const std::string& fallback) {
-  const char* v = std::getenv(name);
-  return v && *v ? std::string(v) : fallback;
-}
-
-// Cores used by other processes between two samples (Linux; NaN where /proc/stat is missing).
-struct CpuSample {
-  double wall = 0, own = 0, busy = 0;  // seconds: monotonic clock, this process's CPU, all CPUs busy
-
-  static CpuSample now() {
-    CpuSample s;
-    s.wall = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-    rusage ru{};
-    getrusage(RUSAGE_SELF, &ru);
-    const auto secs = [](const timeval& tv) {
-      return static_cast<double>(tv.tv_sec) + 1e-6 * static_cast<double>(tv.tv_usec);
-    };
-    s.own = secs(ru.ru_utime) + secs(ru.ru_stime);
-    s.busy = std::nan("");
-    if (std::FILE* f = std::fopen("/proc/stat", "r")) {
-      unsigned long long v[8] = {};  // cpu  user nice system idle iowait irq softirq steal
-      if (std::fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
-                      &v[6], &v[7]) == 8)
-        s.busy = static_cast<double>(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) /
-                 static_cast<double>(sysconf(_SC_CLK_TCK));
-      std::fclose(f);
-    }
-    return s;
-  }
-};
+using wsi::bench::CpuSample;
+using wsi::bench::env_or;
 
 void count_other_cores(benchmark::State& state, const CpuSample& start) {
-  const CpuSample end = CpuSample::now();
-  const double wall = end.wall - start.wall;
-  const double others = (end.busy - start.busy) - (end.own - start.own);
-  state.counters["other_cores"] = wall > 0 && !std::isnan(others) ? std::max(0.0, others / wall) : std::nan("");
+  state.counters["other_cores"] = wsi::bench::other_cores(start, CpuSample::now());
 }
 
 // Runs `fn` once the first time `key` is seen: the runner calls a benchmark function several

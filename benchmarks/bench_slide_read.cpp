@@ -55,6 +55,7 @@
 #include <utility>
 #include <vector>
 
+#include "bench_common.hpp"
 #include "wsi/region.hpp"
 #include "wsi/slide.hpp"
 #include "wsi/synth.hpp"
@@ -97,16 +98,13 @@ int64_t bench_size() {
   return static_cast<int64_t>(v);
 }
 
-fs::path bench_dir() {
-  const char* s = std::getenv("WSI_BENCH_DIR");
-  return (s == nullptr || *s == '\0') ? fs::path("bench-data") : fs::path(s);
-}
+fs::path bench_dir() { return wsi::bench::env_or("WSI_BENCH_DIR", "bench-data"); }
 
 Split bench_split() {
-  const char* s = std::getenv("WSI_BENCH_SPLIT");
-  if (s == nullptr || *s == '\0' || std::string_view(s) == "interleaved") return Split::interleaved;
-  if (std::string_view(s) == "blocks") return Split::blocks;
-  throw std::runtime_error("WSI_BENCH_SPLIT=" + std::string(s) + " is neither 'interleaved' nor 'blocks'");
+  const std::string s = wsi::bench::env_or("WSI_BENCH_SPLIT", "interleaved");
+  if (s == "interleaved") return Split::interleaved;
+  if (s == "blocks") return Split::blocks;
+  throw std::runtime_error("WSI_BENCH_SPLIT=" + s + " is neither 'interleaved' nor 'blocks'");
 }
 
 wsi::SynthParams synth_params(int64_t size) {
@@ -252,41 +250,17 @@ void bm_wsi_slide(benchmark::State& state, const wsi::Slide& slide, const Region
 // neighbour halves the 2-thread numbers). Linux only; NaN elsewhere.
 class NeighbourLoad {
  public:
-  NeighbourLoad() : last_(sample()) {}
+  NeighbourLoad() : last_(wsi::bench::CpuSample::now()) {}
   // Average number of cores used by other processes since the previous call (or construction).
   double cores_since_last() {
-    const Sample now = sample();
-    const double wall = now.wall - last_.wall;
-    const double others = (now.busy - last_.busy) - (now.own - last_.own);
+    const wsi::bench::CpuSample now = wsi::bench::CpuSample::now();
+    const double cores = wsi::bench::other_cores(last_, now);
     last_ = now;
-    if (!(wall > 0) || std::isnan(others)) return std::nan("");
-    return std::max(0.0, others / wall);
+    return cores;
   }
 
  private:
-  struct Sample {
-    double wall = 0, own = 0, busy = 0;  // seconds: monotonic clock, this process's CPU, all CPUs busy
-  };
-  static Sample sample() {
-    Sample s;
-    s.wall = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-    rusage ru{};
-    getrusage(RUSAGE_SELF, &ru);
-    const auto secs = [](const timeval& tv) { return static_cast<double>(tv.tv_sec) + 1e-6 * static_cast<double>(tv.tv_usec); };
-    s.own = secs(ru.ru_utime) + secs(ru.ru_stime);
-    s.busy = std::nan("");
-    if (std::FILE* f = std::fopen("/proc/stat", "r")) {
-      // cpu  user nice system idle iowait irq softirq steal
-      unsigned long long v[8] = {};
-      if (std::fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
-                      &v[6], &v[7]) == 8)
-        s.busy = static_cast<double>(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) /
-                 static_cast<double>(sysconf(_SC_CLK_TCK));
-      std::fclose(f);
-    }
-    return s;
-  }
-  Sample last_;
+  wsi::bench::CpuSample last_;
 };
 
 // Prints as ConsoleReporter does and keeps, per (benchmark, threads), items_per_second and the

@@ -45,19 +45,9 @@ mkdir -p "$data"
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/wsi-heatmap-memory.XXXXXX")
 trap 'rm -rf "$scratch"' EXIT
 
-# A generated SIZE x SIZE slide: reused from a bench-data folder of this checkout, else made once.
-bench_slide() {
-  local size=$1 f
-  for f in "$data"/{heatmap,synth,extract}-"$size".tif "$root"/build*/bench-data/{heatmap,synth,extract}-"$size".tif; do
-    [ -f "$f" ] && { echo "$f"; return; }
-  done
-  f=$data/heatmap-$size.tif
-  echo "heatmap_memory.sh: generating $f (once) ..." >&2
-  "$bin" synth --out "$f" --size "${size}x${size}" --seed 5 --tumours 5 >&2  # written under a temporary name
-  echo "$f"
-}
-
-machine_busy() { awk -v hz="$(getconf CLK_TCK)" '/^cpu / {print ($2 + $3 + $4 + $7 + $8 + $9) / hz; exit}' /proc/stat; }
+me=heatmap_memory.sh
+# shellcheck source=benchmarks/common.sh
+. "$root/benchmarks/common.sh"  # bench_slide, machine_busy
 
 slides=()
 for s in "${sizes[@]}"; do slides+=("$(bench_slide "$s")"); done

@@ -14,9 +14,9 @@
 #                          (default: all four)
 #   WSI_BENCH_HEATMAP_ARGS extra wsi-heatmap options for every row, e.g. "--level 2" (what-if runs;
 #                          the bare run is unchanged)
-#   WSI_BENCH_REPEAT       runs of each row (default 1); with more, each run is a row and the
-#                          median ratio per case is printed under the table (this shared 2-core
-#                          machine moves single runs by +-20 %)
+#   WSI_BENCH_REPEAT       runs of each row (default 3); each run is a row, and under the table each
+#                          case gets its best-of and median ratio (this shared 2-core machine
+#                          moves single runs by +-20 % and more)
 #
 # For each row: `wsi-heatmap SLIDE -o DIR --model M --batch B --threads T -q [--no-gradcam]` under
 # /usr/bin/time, then, right after it, bench_inference on the same model with the same batch and
@@ -34,7 +34,7 @@
 # is exported once into BUILD_DIR/bench-data/resnet50.pt; without /usr/bin/python3 with
 # python3-torch and python3-torchvision its rows are skipped with a message. Everything runs one
 # process at a time; run it on an otherwise idle machine (the table shows what other processes
-# used meanwhile). About 6 minutes on 2 cores once the slides exist.
+# used meanwhile). About 15 minutes on 2 cores once the slides exist (3 runs of each row).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -47,7 +47,7 @@ demo=${WSI_BENCH_DEMO_MODEL:-$root/models/demo-cnn.pt}
 demo_size=${WSI_BENCH_DEMO_SIZE:-60000}
 resnet_size=${WSI_BENCH_RESNET_SIZE:-36000}
 cases=${WSI_BENCH_CASES:-demo-cam demo-nocam resnet50-cam resnet50-nocam}
-repeat=${WSI_BENCH_REPEAT:-1}
+repeat=${WSI_BENCH_REPEAT:-3}
 read -r -a extra <<<"${WSI_BENCH_HEATMAP_ARGS:-}"
 py=/usr/bin/python3
 data=$build/bench-data
@@ -61,20 +61,9 @@ mkdir -p "$data"
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/wsi-heatmap-pipeline.XXXXXX")
 trap 'rm -rf "$scratch"' EXIT
 
-# A generated SIZE x SIZE slide: reused from a bench-data folder of this checkout, else made once.
-bench_slide() {
-  local size=$1 f
-  for f in "$data"/{heatmap,synth,extract}-"$size".tif "$root"/build*/bench-data/{heatmap,synth,extract}-"$size".tif; do
-    [ -f "$f" ] && { echo "$f"; return; }
-  done
-  f=$data/heatmap-$size.tif
-  echo "heatmap_pipeline.sh: generating $f (once) ..." >&2
-  "$bin" synth --out "$f" --size "${size}x${size}" --seed 5 --tumours 5 >&2  # written under a temporary name
-  echo "$f"
-}
-
-# CPU busy seconds of the whole machine (all cores), from /proc/stat.
-machine_busy() { awk -v hz="$(getconf CLK_TCK)" '/^cpu / {print ($2 + $3 + $4 + $7 + $8 + $9) / hz; exit}' /proc/stat; }
+me=heatmap_pipeline.sh
+# shellcheck source=benchmarks/common.sh
+. "$root/benchmarks/common.sh"  # bench_slide, machine_busy
 
 # run_case LABEL MODEL SLIDE on|off: one pipeline run and its bare-inference twin; appends a JSON
 # record to $scratch/records.
@@ -195,13 +184,18 @@ others      cores other processes used meanwhile (max of the pipeline and the ba
             are unreliable: re-run on an idle machine""")
 labels = sorted({r["label"] for r in recs}, key=[r["label"] for r in recs].index)
 if len(recs) > len(labels):
-    print("\nmedian ratio over the runs of each case (runs marked ! left out when others are clean):")
+    print("\nper case over its runs: best = the fastest pipeline run / the fastest bare run (each side's")
+    print("least disturbed run: on a shared machine other load only ever slows a run down); median =")
+    print("the median of the paired ratios (runs marked ! left out when others are clean):")
     for l in labels:
         runs = [r for r in recs if r["label"] == l and "ratio" in r]
         clean = [r for r in runs if max(0.0, (r["busy"] - r["cpu"]) / r["wall"], r["bare_other"] or 0.0) <= BUSY]
         use = clean or runs
         if use:
-            print(f"  {l:<15} {statistics.median(r['ratio'] for r in use):.3f}  ({len(use)} of {len(runs)} runs: "
+            best_pipe = max(r["patches"] / r["t"]["graph"] for r in runs)
+            best_bare = max(r["bare"] for r in runs)
+            print(f"  {l:<15} best {best_pipe / best_bare:.3f} ({best_pipe:.1f} / {best_bare:.1f} p/s)   median "
+                  f"{statistics.median(r['ratio'] for r in use):.3f} ({len(use)} of {len(runs)} runs: "
                   + ", ".join(f"{r['ratio']:.3f}" for r in use) + ")")
 if worst > BUSY:
     print(f"WARNING: other processes used up to {worst:.2f} cores during this run.")

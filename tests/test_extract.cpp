@@ -378,32 +378,8 @@ TEST(ExtractBadInput, UnreadableRegionIsSkippedAndCounted) {
   test::ScratchDir dir;
   const fs::path broken = dir / "broken.tif";
   fs::copy_file(fx.slide, broken);
-  // Zero the bytes of three level-0 tiles in the middle of the slide: their JPEG data no longer
-  // starts with a JPEG marker, so decoding them fails.
-  {
-    TIFF* t = TIFFOpen(broken.c_str(), "r");
-    ASSERT_NE(t, nullptr);
-    const uint64_t* offsets = nullptr;
-    const uint64_t* sizes = nullptr;
-    ASSERT_TRUE(TIFFGetField(t, TIFFTAG_TILEOFFSETS, &offsets));
-    ASSERT_TRUE(TIFFGetField(t, TIFFTAG_TILEBYTECOUNTS, &sizes));
-    uint32_t tw = 0, tl = 0;
-    TIFFGetField(t, TIFFTAG_TILEWIDTH, &tw);
-    TIFFGetField(t, TIFFTAG_TILELENGTH, &tl);
-    const uint32_t across = (8000 + tw - 1) / tw;
-    std::vector<std::pair<uint64_t, uint64_t>> spans;
-    for (uint32_t k = 0; k < 3; ++k) {
-      const uint32_t tile = (3000 / tl) * across + (4000 / tw) + k;
-      spans.push_back({offsets[tile], sizes[tile]});
-    }
-    TIFFClose(t);
-    std::fstream f(broken, std::ios::in | std::ios::out | std::ios::binary);
-    for (auto [off, n] : spans) {
-      f.seekp(static_cast<std::streamoff>(off));
-      const std::string zeros(static_cast<size_t>(n), '\0');
-      f.write(zeros.data(), static_cast<std::streamsize>(zeros.size()));
-    }
-  }
+  // Three level-0 tiles in the middle of the slide no longer decode.
+  test::corrupt_tiles(broken, 4000, 3000, 3);
   test::ScratchDir out;
   const auto r = run_wsi({"extract", broken.string(), "--mask", fx.mask.string(), "-o", out.path().string(), "-q",
                           "--min-tissue", "0"});

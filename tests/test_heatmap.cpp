@@ -441,30 +441,8 @@ TEST(HeatmapBadInput, RegionThatFailsToDecodeIsCountedAndTheRunCompletes) {
   test::ScratchDir dir;
   const fs::path broken = dir / "broken.tif";
   fs::copy_file(disc_slide(), broken);
-  // Zero three level-0 tiles inside the tissue: their JPEG data no longer decodes.
-  {
-    TIFF* t = TIFFOpen(broken.c_str(), "r");
-    ASSERT_NE(t, nullptr);
-    const uint64_t* offsets = nullptr;
-    const uint64_t* sizes = nullptr;
-    ASSERT_TRUE(TIFFGetField(t, TIFFTAG_TILEOFFSETS, &offsets));
-    ASSERT_TRUE(TIFFGetField(t, TIFFTAG_TILEBYTECOUNTS, &sizes));
-    uint32_t tw = 0;
-    TIFFGetField(t, TIFFTAG_TILEWIDTH, &tw);
-    const uint32_t across = static_cast<uint32_t>(kSide) / tw;
-    std::vector<std::pair<uint64_t, uint64_t>> spans;
-    for (uint32_t k = 0; k < 3; ++k) {
-      const uint32_t tile = (1600 / tw) * across + 1600 / tw + k;
-      spans.push_back({offsets[tile], sizes[tile]});
-    }
-    TIFFClose(t);
-    std::fstream f(broken, std::ios::in | std::ios::out | std::ios::binary);
-    for (auto [off, n] : spans) {
-      f.seekp(static_cast<std::streamoff>(off));
-      const std::string zeros(static_cast<size_t>(n), '\0');
-      f.write(zeros.data(), static_cast<std::streamsize>(zeros.size()));
-    }
-  }
+  // Three level-0 tiles inside the tissue no longer decode.
+  test::corrupt_tiles(broken, 1600, 1600, 3);
   const Model m(*test::models_dir() / "darkness.pt", {Device::cpu, 2});
   HeatmapParams p;
   p.threads = 2;

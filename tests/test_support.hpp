@@ -3,12 +3,14 @@
 
 #include <gtest/gtest.h>
 #include <sys/wait.h>
+#include <tiffio.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <stdexcept>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -57,6 +59,40 @@ inline std::string slurp(const std::filesystem::path& p) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+// Zeroes the compressed bytes of `count` level-0 tiles of a tiled TIFF, in a row starting with
+// the tile that holds level-0 pixel (x, y): their JPEG data no longer starts with a JPEG marker,
+// so decoding them fails while the rest of the file stays valid (a region that fails mid-slide).
+inline void corrupt_tiles(const std::filesystem::path& tif, uint32_t x, uint32_t y, uint32_t count) {
+  std::vector<std::pair<uint64_t, uint64_t>> spans;
+  {
+    TIFF* t = TIFFOpen(tif.c_str(), "r");
+    if (!t) throw std::runtime_error("corrupt_tiles: cannot open " + tif.string());
+    const uint64_t* offsets = nullptr;
+    const uint64_t* sizes = nullptr;
+    uint32_t width = 0, tw = 0, tl = 0;
+    const bool ok = TIFFGetField(t, TIFFTAG_TILEOFFSETS, &offsets) && TIFFGetField(t, TIFFTAG_TILEBYTECOUNTS, &sizes) &&
+                    TIFFGetField(t, TIFFTAG_IMAGEWIDTH, &width) && TIFFGetField(t, TIFFTAG_TILEWIDTH, &tw) &&
+                    TIFFGetField(t, TIFFTAG_TILELENGTH, &tl);
+    if (!ok) {
+      TIFFClose(t);
+      throw std::runtime_error("corrupt_tiles: " + tif.string() + " is not a tiled TIFF");
+    }
+    const uint32_t across = (width + tw - 1) / tw;
+    for (uint32_t k = 0; k < count; ++k) {
+      const uint32_t tile = (y / tl) * across + x / tw + k;
+      spans.push_back({offsets[tile], sizes[tile]});
+    }
+    TIFFClose(t);
+  }
+  std::fstream f(tif, std::ios::in | std::ios::out | std::ios::binary);
+  for (const auto& [off, n] : spans) {
+    f.seekp(static_cast<std::streamoff>(off));
+    const std::string zeros(static_cast<size_t>(n), '\0');
+    f.write(zeros.data(), static_cast<std::streamsize>(zeros.size()));
+  }
+  if (!f) throw std::runtime_error("corrupt_tiles: cannot write " + tif.string());
 }
 
 inline std::string shell_quote(const std::string& s) {

@@ -13,13 +13,15 @@
 namespace wsi::cli {
 namespace {
 
+constexpr double kPcamMpp = 0.972;  // PatchCamelyon's um per pixel (Camelyon16 level 2)
+
 struct ExtractCliOptions {
   std::vector<std::string> slides, masks, annotations;
   ExtractParams params;
   std::string format = "pcam", rule = "center", mask_values, exclusion = "normal", balance = "none",
-              ratio = "1:1", split = "train=1", edge = "inside";
-  double mpp = 0, target_mpp = 0.972;
-  int level = -1;
+              ratio = "1:1", split = "train=1";
+  GridOptions grid;
+  double mpp = 0;
   bool json = false, quiet = false;
 };
 
@@ -55,9 +57,7 @@ int run_extract_cli(ExtractCliOptions opt) {
   p.balance.mode = parse_balance_mode(opt.balance);
   p.balance.ratio = parse_ratio(opt.ratio);
   p.split = SplitSpec::parse(opt.split);
-  p.grid.edge = parse_edge_policy(opt.edge);
-  if (opt.level >= 0) p.grid.level = opt.level;
-  p.grid.target_mpp = opt.target_mpp;
+  apply_grid_options(opt.grid, p.grid, kPcamMpp);
   if (opt.mpp > 0) p.mpp_override = opt.mpp;
   const auto masks = pair_with(opt.masks, opt.slides, "--mask");
   const auto annots = pair_with(opt.annotations, opt.slides, "--annotations");
@@ -120,14 +120,7 @@ void setup_extract(CLI::App& app) {
       ->capture_default_str();
   sub->add_option("--prefix", opt->params.prefix, "File prefix of the pcam files")->capture_default_str();
   sub->add_option("--patch-size", opt->params.grid.patch_size, "Patch side in target pixels")->capture_default_str();
-  sub->add_option("--stride", opt->params.grid.stride, "Grid step in target pixels (< patch size = overlap)")
-      ->capture_default_str();
-  sub->add_option("--target-mpp", opt->target_mpp, "Target resolution, um per patch pixel (PCam: 0.972)")
-      ->capture_default_str();
-  sub->add_option("--level", opt->level, "Read this slide level 1:1 instead of a target mpp");
-  sub->add_option("--min-tissue", opt->params.grid.min_tissue, "Minimum tissue fraction of a patch (0 = all)")
-      ->capture_default_str();
-  sub->add_option("--edge", opt->edge, "Edge policy: inside (whole patches only) or pad")->capture_default_str();
+  add_grid_options(*sub, opt->params.grid, opt->grid, "Target resolution, um per patch pixel (default: 0.972, PCam's)");
   sub->add_option("--label-rule", opt->rule, "center[:N] (PCam), any, or fraction:T")->capture_default_str();
   sub->add_option("--balance", opt->balance, "none, undersample or oversample")->capture_default_str();
   sub->add_option("--ratio", opt->ratio, "positives:negatives after balancing")->capture_default_str();

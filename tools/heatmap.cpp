@@ -29,9 +29,8 @@ extern "C" void on_sigint(int) { g_interrupted.store(true); }
 
 struct HeatmapCli {
   std::vector<std::string> slides;
-  std::string out = ".", model, device = "cpu", precision = "fp32", preset, edge = "inside";
-  std::optional<double> target_mpp;
-  std::optional<int> level;
+  std::string out = ".", model, device = "cpu", precision = "fp32", preset;
+  GridOptions grid;
   HeatmapParams params;
   bool no_gradcam = false, print_config = false, quiet = false;
 };
@@ -104,7 +103,7 @@ json effective_config(const HeatmapCli& c, const fs::path& model) {
   j["target-mpp"] = p.grid.target_mpp ? json(*p.grid.target_mpp) : json("from the model's sidecar");
   if (p.grid.level) j["level"] = *p.grid.level;
   j["min-tissue"] = p.grid.min_tissue;
-  j["edge"] = c.edge;
+  j["edge"] = c.grid.edge;
   j["gradcam"] = p.gradcam;
   j["cam-resolution"] = p.cam_per_patch;
   j["overlay-mpp"] = p.overlay_mpp;
@@ -124,9 +123,7 @@ int run_heatmap_cli(CLI::App& sub, HeatmapCli& c) {
   std::signal(SIGTERM, on_sigint);
   if (!c.preset.empty()) apply_preset(sub, c.preset);
   c.params.gradcam = !c.no_gradcam;
-  c.params.grid.target_mpp = c.target_mpp;
-  c.params.grid.level = c.level;
-  c.params.grid.edge = parse_edge_policy(c.edge);
+  apply_grid_options(c.grid, c.params.grid, std::nullopt);  // no --target-mpp: the model's mpp
   const fs::path model_path = c.model.empty() ? default_model() : fs::path(c.model);
   if (c.print_config) {
     std::cout << effective_config(c, model_path).dump(2) << "\n";
@@ -189,13 +186,7 @@ void setup_heatmap(CLI::App& app) {
   sub->add_option("--precision", c->precision, "fp32, bf16 (about 2x faster on CPUs with AVX512-BF16) or fp16 (CUDA)")
       ->capture_default_str();
   sub->add_option("--batch", c->params.batch, "Patches per forward pass")->capture_default_str();
-  sub->add_option("--target-mpp", c->target_mpp, "Read patches at this um per pixel (default: the model's mpp)");
-  sub->add_option("--level", c->level, "Read this slide level 1:1 instead of a target mpp");
-  sub->add_option("--stride", c->params.grid.stride, "Grid step in patch pixels (< patch size = overlapping patches)")
-      ->capture_default_str();
-  sub->add_option("--min-tissue", c->params.grid.min_tissue, "Minimum tissue fraction of a patch (0 = every patch)")
-      ->capture_default_str();
-  sub->add_option("--edge", c->edge, "inside (whole patches only) or pad")->capture_default_str();
+  add_grid_options(*sub, c->params.grid, c->grid, "Read patches at this um per pixel (default: the model's mpp)");
   sub->add_flag("--no-gradcam", c->no_gradcam, "Skip Grad-CAM (no NAME.cam.tif; faster)");
   sub->add_option("--cam-resolution", c->params.cam_per_patch, "Grad-CAM raster pixels per patch side")
       ->capture_default_str();

@@ -136,6 +136,7 @@ class Model {
   bool has_gradcam() const;
   const std::string& gradcam_unavailable_reason() const;
   bool cuda_available() const;  // of this build and machine
+  Device device() const;        // where it runs (ModelOptions::device)
   // Floating-point operations (2 x multiply-accumulates) of one patch's forward pass, for
   // reporting the fraction of the machine's speed reached; 0 when unknown (TorchScript models).
   double gflops_per_patch() const;

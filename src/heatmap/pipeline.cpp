@@ -2,6 +2,8 @@
 #include "wsi/heatmap.hpp"
 
 #include <openslide.h>
+#include <pthread.h>
+#include <sched.h>
 #include <sys/resource.h>
 #include <tiffio.h>
 #include <torch/version.h>
@@ -58,20 +60,31 @@ struct Job {
 };
 using JobPtr = std::shared_ptr<Job>;
 
-// The one thread that runs the model, fed by the graph's async_node (oneTBB's pattern for work
-// owned by an outside thread). Why not a serial function_node: its body runs on whichever TBB
-// thread is free, and LibTorch's OpenMP team belongs to the calling thread; each hop to another
-// thread starts a second team while the last one's workers still spin (libgomp spins ~300k
-// iterations before sleeping), so on 2 cores inference ran at ~60 % of its speed
-// (benchmarks/heatmap_pipeline.sh). Jobs run in the order they are submitted; a job whose work
-// throws is not passed on, the first exception is kept for the caller and the graph is cancelled.
-class InferenceThread {
+// Threads of our own behind one of the graph's async_nodes (oneTBB's pattern for work owned by
+// outside threads): submit() queues a job, a worker runs `work` on it and puts it to the node's
+// output. One worker runs jobs in submission order. A job whose work throws is not passed on; the
+// first exception is kept (error()) and the graph is cancelled. `idle_priority` puts the workers
+// under SCHED_IDLE: they get a core only when no normal thread wants it.
+class Workers {
  public:
   using Node = tbb::flow::async_node<JobPtr, JobPtr>;
-  InferenceThread(tbb::flow::graph& g, std::function<void(Job&)> work)
-      : graph_(g), work_(std::move(work)), thread_([this] { loop(); }) {}
-  ~InferenceThread() { finish(); }
-  // Runs what was submitted and joins the thread; call it before the async_node is destroyed
+  Workers(tbb::flow::graph& g, int threads, bool idle_priority, std::function<void(Job&)> work)
+      : graph_(g), work_(std::move(work)) {
+    for (int i = 0; i < threads; ++i)
+      threads_.emplace_back([this, idle_priority] {
+        if (idle_priority) {
+          sched_param none{};
+          none.sched_priority = 0;
+          (void)pthread_setschedparam(pthread_self(), SCHED_IDLE, &none);  // best effort
+        }
+        loop();
+      });
+  }
+  ~Workers() { finish(); }
+  Workers(const Workers&) = delete;
+  Workers& operator=(const Workers&) = delete;
+
+  // Runs what was submitted and joins the threads; call it before the async_node is destroyed
   // (its gateway is used until then). Idempotent.
   void finish() {
     {
@@ -79,12 +92,10 @@ class InferenceThread {
       stop_ = true;
     }
     ready_.notify_all();
-    if (thread_.joinable()) thread_.join();
+    for (std::thread& t : threads_)
+      if (t.joinable()) t.join();
   }
-  InferenceThread(const InferenceThread&) = delete;
-  InferenceThread& operator=(const InferenceThread&) = delete;
-
-  // Called by the async_node's body: the graph waits for the job (reserve_wait) until it is done.
+  // The async_node's body: the graph waits for the job (reserve_wait) until a worker is done.
   void submit(JobPtr job, Node::gateway_type& gateway) {
     gateway.reserve_wait();
     {
@@ -93,7 +104,7 @@ class InferenceThread {
     }
     ready_.notify_one();
   }
-  // The first exception a job threw (after the graph's wait_for_all), or null.
+  // The first exception a job threw (read it after the graph's wait_for_all), or null.
   std::exception_ptr error() const {
     std::lock_guard<std::mutex> lock(mutex_);
     return error_;
@@ -107,22 +118,23 @@ class InferenceThread {
   void loop() {
     for (;;) {
       Item item;
+      bool skip = false;
       {
         std::unique_lock<std::mutex> lock(mutex_);
         ready_.wait(lock, [&] { return stop_ || !queue_.empty(); });
         if (queue_.empty()) return;
         item = std::move(queue_.front());
         queue_.pop_front();
+        skip = error_ != nullptr;
       }
-      if (!failed_ && !graph_.is_cancelled()) {
+      if (!skip && !graph_.is_cancelled()) {
         try {
           work_(*item.job);
           item.gateway->try_put(item.job);
         } catch (...) {
-          failed_ = true;
           {
             std::lock_guard<std::mutex> lock(mutex_);
-            error_ = std::current_exception();
+            if (!error_) error_ = std::current_exception();
           }
           graph_.cancel();
         }
@@ -137,9 +149,8 @@ class InferenceThread {
   std::condition_variable ready_;
   std::deque<Item> queue_;
   bool stop_ = false;
-  bool failed_ = false;  // only touched by the inference thread
   std::exception_ptr error_;
-  std::thread thread_;  // last: starts after the members above exist
+  std::vector<std::thread> threads_;  // last: started after the members above exist
 };
 
 std::string file_sha1(const fs::path& p) {
@@ -320,6 +331,17 @@ HeatmapSummary run_heatmap(const fs::path& slide_path, const Model& model, const
   double read_seconds = 0, infer_seconds = 0, stitch_seconds = 0;
   int64_t done = 0;
   const auto t_graph = Clock::now();
+  // Readers and inference run on threads of their own (see Workers). The model's thread is
+  // dedicated: LibTorch's OpenMP team belongs to the calling thread, and a serial function_node
+  // hops between TBB threads, each hop starting a new team while the last one still spins
+  // (libgomp spins ~300k iterations before sleeping). On a CPU the readers run at idle priority:
+  // LibTorch splits every operation evenly over its threads and waits for the slowest, so a
+  // reader that takes a core from one of them stalls the whole team (on 2 cores, readers using a
+  // third of a core cost inference two thirds of one: 1.5 of 2 cores busy against 1.94 for the
+  // model alone). At idle priority they use what the model leaves idle (its serial stretches, and
+  // the waits for a batch), never preempting it. On a GPU they run normally, overlapping the device.
+  const int reader_threads = std::max(1, threads);
+  const bool idle_readers = model.device() == Device::cpu;
   {
     tbb::flow::graph g;
     size_t next = 0;
@@ -339,15 +361,15 @@ HeatmapSummary run_heatmap(const fs::path& slide_path, const Model& model, const
     });
     tbb::flow::limiter_node<JobPtr> limiter(
         g, static_cast<size_t>(params.in_flight > 0 ? params.in_flight : 2 + threads));
-    tbb::flow::function_node<JobPtr, JobPtr> reader(g, tbb::flow::unlimited, [&](JobPtr job) {
+    Workers readers(g, reader_threads, idle_readers, [&](Job& job) {
       const auto t0 = Clock::now();
-      job->pixels.resize(job->count * patch_bytes);
-      job->ok.assign(job->count, 1);
+      job.pixels.resize(job.count * patch_bytes);
+      job.ok.assign(job.count, 1);
       std::vector<uint8_t> raw(static_cast<size_t>(read_geo.read_size * read_geo.read_size * 3));
-      for (size_t k = 0; k < job->count; ++k) {
-        const GridPatch& gp = grid.patches[job->first + k];
+      for (size_t k = 0; k < job.count; ++k) {
+        const GridPatch& gp = grid.patches[job.first + k];
         const auto s = handle.get();
-        uint8_t* dst = job->pixels.data() + k * patch_bytes;
+        uint8_t* dst = job.pixels.data() + k * patch_bytes;
         try {
           if (read_geo.read_size == side) {
             s->read_region(patch_region(gp, read_geo), dst);
@@ -357,16 +379,18 @@ HeatmapSummary run_heatmap(const fs::path& slide_path, const Model& model, const
           }
         } catch (const RegionReadError&) {
           handle.reopen_after_failure(s);
-          job->ok[k] = 0;
+          job.ok[k] = 0;
           std::fill(dst, dst + patch_bytes, uint8_t{255});
           failed.fetch_add(1, std::memory_order_relaxed);
         }
       }
-      job->read_seconds = seconds_since(t0);
-      return job;
+      job.read_seconds = seconds_since(t0);
+    });
+    Workers::Node reader(g, tbb::flow::unlimited, [&](JobPtr job, Workers::Node::gateway_type& gateway) {
+      readers.submit(std::move(job), gateway);
     });
     tbb::flow::sequencer_node<JobPtr> order(g, [](const JobPtr& job) { return static_cast<size_t>(job->seq); });
-    InferenceThread inference(g, [&](Job& job) {
+    Workers inference(g, 1, false, [&](Job& job) {
       const auto t0 = Clock::now();
       const auto count = static_cast<int64_t>(job.count);
       try {
@@ -388,16 +412,19 @@ HeatmapSummary run_heatmap(const fs::path& slide_path, const Model& model, const
       }
       job.infer_seconds = seconds_since(t0);
     });
-    InferenceThread::Node infer(g, tbb::flow::serial,
-                                [&](JobPtr job, InferenceThread::Node::gateway_type& gateway) {
-                                  inference.submit(std::move(job), gateway);
-                                });
-    // Declared after `infer`, so destroyed before it, also when wait_for_all throws: the thread
-    // finishes with the node's gateway before the node goes.
+    Workers::Node infer(g, tbb::flow::serial, [&](JobPtr job, Workers::Node::gateway_type& gateway) {
+      inference.submit(std::move(job), gateway);
+    });
+    // Declared after the nodes, so destroyed before them, also when wait_for_all throws: the
+    // workers finish with the nodes' gateways before the nodes go.
     const struct Finish {
-      InferenceThread& thread;
-      ~Finish() { thread.finish(); }
-    } finish_inference{inference};
+      Workers& a;
+      Workers& b;
+      ~Finish() {
+        a.finish();
+        b.finish();
+      }
+    } finish_workers{readers, inference};
     tbb::flow::function_node<JobPtr, tbb::flow::continue_msg> stitch(g, tbb::flow::serial, [&](JobPtr job) {
       const auto t0 = Clock::now();
       for (size_t k = 0; k < job->count; ++k) {
@@ -423,7 +450,8 @@ HeatmapSummary run_heatmap(const fs::path& slide_path, const Model& model, const
     tbb::flow::make_edge(stitch, limiter.decrementer());
     source.activate();
     g.wait_for_all();  // rethrows the first exception of any node (the graph is cancelled)
-    if (const std::exception_ptr e = inference.error()) std::rethrow_exception(e);
+    for (const Workers* w : {&readers, &inference})
+      if (const std::exception_ptr e = w->error()) std::rethrow_exception(e);
   }
   const double graph_seconds = seconds_since(t_graph);
   if (params.cancel && params.cancel->load())

@@ -229,6 +229,7 @@ std::vector<float> Model::predict(const uint8_t* patches, int64_t count, int sid
 bool Model::has_gradcam() const { return impl_->gradcam; }
 const std::string& Model::gradcam_unavailable_reason() const { return impl_->gradcam_reason; }
 bool Model::cuda_available() const { return torch_cuda_available(); }
+Device Model::device() const { return impl_->device.is_cuda() ? Device::cuda : Device::cpu; }
 double Model::gflops_per_patch() const {
   return impl_->net ? 2.0 * impl_->net->macs(impl_->spec.input_size) / 1e9 : 0.0;
 }

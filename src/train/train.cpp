@@ -64,37 +64,36 @@ class PartReader {
   template <typename Fn>
   void for_each_batch(int batch, bool shuffled, uint64_t seed, int64_t limit, Fn&& fn) const {
     SplitMix64 rng(seed);
-    std::vector<int64_t> queue;  // set indices waiting to be emitted
     std::vector<uint8_t> pixels;
     int64_t emitted = 0;
     const int64_t cap = limit > 0 ? std::min(limit, size()) : size();
-    const auto emit = [&](const std::vector<uint8_t>& source, const std::vector<size_t>& offsets, size_t n) {
-      pixels.resize(n * bytes_);
-      std::vector<int64_t> ids(n);
-      for (size_t i = 0; i < n; ++i) {
-        std::memcpy(pixels.data() + i * bytes_, source.data() + offsets[i], bytes_);
-        ids[i] = queue[i];
-      }
-      fn(pixels.data(), ids);
-      emitted += static_cast<int64_t>(n);
-    };
-    if (!cache_.empty() || members_.empty()) {
-      std::vector<size_t> order(members_.size());
+    // Emits batches from `pool` (patches back to back, set indices `ids`) in shuffled order and
+    // returns the pool positions left over: a remainder smaller than a batch is carried into the
+    // next window unless this is the `last` one.
+    const auto drain = [&](const std::vector<uint8_t>& pool, const std::vector<int64_t>& ids, bool last) {
+      std::vector<size_t> order(ids.size());
       for (size_t i = 0; i < order.size(); ++i) order[i] = i;
       if (shuffled) shuffle(order, rng);
-      for (size_t at = 0; at < order.size() && emitted < cap;) {
-        const size_t n = static_cast<size_t>(std::min<int64_t>(batch, cap - emitted));
-        const size_t take = std::min(n, order.size() - at);
+      size_t at = 0;
+      while (at < order.size() && emitted < cap) {
+        const size_t want = static_cast<size_t>(std::min<int64_t>(batch, cap - emitted));
+        if (order.size() - at < want && !last) break;
+        const size_t take = std::min(want, order.size() - at);
         if (take < 2 && shuffled) break;
-        std::vector<size_t> offsets(take);
-        queue.resize(take);
+        pixels.resize(take * bytes_);
+        std::vector<int64_t> batch_ids(take);
         for (size_t i = 0; i < take; ++i) {
-          offsets[i] = order[at + i] * bytes_;
-          queue[i] = members_[order[at + i]];
+          std::memcpy(pixels.data() + i * bytes_, pool.data() + order[at + i] * bytes_, bytes_);
+          batch_ids[i] = ids[order[at + i]];
         }
-        emit(cache_, offsets, take);
+        fn(pixels.data(), batch_ids);
+        emitted += static_cast<int64_t>(take);
         at += take;
       }
+      return std::vector<size_t>(order.begin() + static_cast<ptrdiff_t>(at), order.end());
+    };
+    if (!cache_.empty() || members_.empty()) {
+      drain(cache_, members_, true);
       return;
     }
     // Streaming: blocks of the underlying set that hold members, in shuffled windows.
@@ -120,31 +119,13 @@ class PartReader {
           ids.push_back(*it);
         }
       }
-      std::vector<size_t> order(ids.size());
-      for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-      if (shuffled) shuffle(order, rng);
-      const bool last_window = w + kWindow >= blocks.size();
-      size_t at = 0;
-      while (at < order.size() && emitted < cap) {
-        const size_t want = static_cast<size_t>(std::min<int64_t>(batch, cap - emitted));
-        if (order.size() - at < want && !last_window) break;  // carry the remainder over
-        const size_t take = std::min(want, order.size() - at);
-        if (take < 2 && shuffled) break;
-        std::vector<size_t> offsets(take);
-        queue.resize(take);
-        for (size_t i = 0; i < take; ++i) {
-          offsets[i] = order[at + i] * bytes_;
-          queue[i] = ids[order[at + i]];
-        }
-        emit(window, offsets, take);
-        at += take;
-      }
+      const std::vector<size_t> rest = drain(window, ids, w + kWindow >= blocks.size());
       carry.clear();
       carry_ids.clear();
-      for (; at < order.size(); ++at) {
-        carry.insert(carry.end(), window.begin() + static_cast<ptrdiff_t>(order[at] * bytes_),
-                     window.begin() + static_cast<ptrdiff_t>((order[at] + 1) * bytes_));
-        carry_ids.push_back(ids[order[at]]);
+      for (const size_t i : rest) {
+        carry.insert(carry.end(), window.begin() + static_cast<ptrdiff_t>(i * bytes_),
+                     window.begin() + static_cast<ptrdiff_t>((i + 1) * bytes_));
+        carry_ids.push_back(ids[i]);
       }
     }
   }

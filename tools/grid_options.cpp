@@ -1,0 +1,24 @@
+// The patch-grid flags, shared by every subcommand that lays a grid over a slide (extract, heatmap).
+#include "commands.hpp"
+#include "wsi/grid.hpp"
+
+namespace wsi::cli {
+
+void add_grid_options(CLI::App& app, GridParams& grid, GridOptions& o, const std::string& target_help) {
+  const std::string g = "Patch grid";
+  app.add_option("--target-mpp", o.target_mpp, target_help)->group(g);
+  app.add_option("--level", o.level, "Read this slide level 1:1 instead of a target mpp")->group(g);
+  app.add_option("--stride", grid.stride, "Grid step in patch pixels (< patch size = overlapping patches)")
+      ->capture_default_str()->group(g);
+  app.add_option("--min-tissue", grid.min_tissue, "Minimum tissue fraction of a patch (0 = every patch)")
+      ->capture_default_str()->group(g);
+  app.add_option("--edge", o.edge, "inside (whole patches only) or pad")->capture_default_str()->group(g);
+}
+
+void apply_grid_options(const GridOptions& o, GridParams& grid, std::optional<double> default_target_mpp) {
+  grid.edge = parse_edge_policy(o.edge);
+  grid.level = o.level;
+  grid.target_mpp = o.target_mpp ? o.target_mpp : default_target_mpp;
+}
+
+}  // namespace wsi::cli
