@@ -38,6 +38,7 @@ void setup_evaluate(CLI::App& app);
 void setup_evaluate_slides(CLI::App& app);
 void setup_train(CLI::App& app);
 void setup_heatmap(CLI::App& app);
+void setup_batch(CLI::App& app);
 
 // Prints to stderr with the program prefix; the CLI is the only place that prints.
 void print_error(const std::string& message);

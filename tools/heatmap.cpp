@@ -130,6 +130,7 @@ int run_heatmap_cli(CLI::App& sub, HeatmapCli& c) {
     return 0;
   }
   if (c.slides.empty()) throw UsageError("no slide given (usage: wsi-heatmap SLIDE... [-o DIR])");
+  if (!c.params.name.empty() && c.slides.size() > 1) throw UsageError("--name names the outputs of one slide; give one slide");
   std::error_code ec;
   fs::create_directories(c.out, ec);
   if (!fs::is_directory(c.out)) throw UsageError("cannot create the output directory " + c.out);
@@ -197,6 +198,7 @@ void setup_heatmap(CLI::App& app) {
       ->capture_default_str();
   sub->add_flag("--float32", c->params.float32, "Also write NAME.prob.f32.tif (float probabilities, NaN = none)");
   sub->add_option("--mpp", c->params.mpp_override, "Level-0 um per pixel, overriding the slide's metadata");
+  sub->add_option("--name", c->params.name, "NAME of the outputs NAME.prob.tif, ... (default: the slide's file name without extension; one slide)");
   sub->add_option("--threads", c->params.threads, "Threads (0 = one per core)")->capture_default_str();
   sub->add_option("--preset", c->preset, "Parameter preset: a name in pipelines/presets/ (e.g. camelyon16) or a JSON file");
   sub->add_flag("--print-config", c->print_config, "Print the effective parameters (after --preset) and exit");

@@ -100,5 +100,7 @@ std::unique_ptr<PatchSet> open_patch_set(const std::filesystem::path& path);
 
 // Lower-case hex SHA-1 of `size` bytes (OpenSSL).
 std::string sha1_hex(const uint8_t* data, size_t size);
+// Lower-case hex SHA-1 of a file's contents, read in 1 MiB blocks. Throws Error naming the file.
+std::string sha1_file(const std::filesystem::path& path);
 
 }  // namespace wsi

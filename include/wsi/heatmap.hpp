@@ -54,6 +54,7 @@ struct HeatmapParams {
   int threads = 0;                 // region readers and LibTorch threads (0 = one per core)
   int in_flight = 0;               // batches in the graph (0 = 2 + threads)
   std::optional<double> mpp_override;  // µm per level-0 pixel for slides without metadata
+  std::string name;                    // NAME of the outputs (empty: the slide's file stem)
   const std::atomic<bool>* cancel = nullptr;  // set (e.g. by SIGINT): stop, clean up, throw Error
 
   void validate() const;           // throws UsageError naming the option

@@ -153,11 +153,6 @@ class Workers {
   std::vector<std::thread> threads_;  // last: started after the members above exist
 };
 
-std::string file_sha1(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  return sha1_hex(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
-}
 
 double peak_rss_mib() {
   rusage u{};
@@ -226,7 +221,9 @@ HeatmapSummary run_heatmap(const fs::path& slide_path, const Model& model, const
 
   HeatmapSummary summary;
   summary.slide = slide_path.string();
-  summary.name = slide_path.stem().string();
+  summary.name = params.name.empty() ? slide_path.stem().string() : params.name;
+  if (summary.name.find('/') != std::string::npos || summary.name == "." || summary.name == "..")
+    throw UsageError("output name '" + summary.name + "' must be a file name, not a path");
   HeatmapOutputs& out = summary.outputs;
   const fs::path base = out_dir / summary.name;
   out.prob = base.string() + ".prob.tif";
@@ -267,7 +264,7 @@ HeatmapSummary run_heatmap(const fs::path& slide_path, const Model& model, const
   desc["software"] = {{"wsi_heatmap", WSI_VERSION}, {"libtorch", TORCH_VERSION}, {"openslide", openslide_get_version()},
                       {"libvips", vips_version_string()}, {"libtiff", libtiff_version()}};
   desc["slide"] = {{"name", summary.name}, {"width", W0}, {"height", H0}, {"mpp", mpp0}};
-  desc["model"] = {{"name", spec.name}, {"path", model.path().string()}, {"sha1", file_sha1(model.path())}};
+  desc["model"] = {{"name", spec.name}, {"path", model.path().string()}, {"sha1", sha1_file(model.path())}};
   desc["parameters"] = {{"patch_size", P},
                         {"target_mpp", geo.target_mpp},
                         {"level", geo.level},

@@ -1,0 +1,354 @@
+// Batch runs over slide archives (batch.hpp, `wsi-heatmap batch`): inputs, names, shards, the
+// manifest, the lock, child processes with a time limit, resuming, and crash safety under SIGKILL.
+#include <gtest/gtest.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "test_support.hpp"
+#include "wsi/batch.hpp"
+#include "wsi/error.hpp"
+
+namespace wsi {
+namespace {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+void touch(const fs::path& p, const std::string& bytes = "x") {
+  fs::create_directories(p.parent_path());
+  std::ofstream(p, std::ios::binary) << bytes;
+}
+
+std::set<std::string> filenames(const std::vector<fs::path>& v) {
+  std::set<std::string> s;
+  for (const auto& p : v) s.insert(p.filename().string());
+  return s;
+}
+
+TEST(BatchInputs, DirectoriesAreSearchedRecursivelyByExtensionAndLinkLoopsEnd) {
+  test::ScratchDir d;
+  touch(d / "in/a.svs");
+  touch(d / "in/sub/b.TIF");
+  touch(d / "in/sub/deeper/c.ndpi");
+  touch(d / "in/sub/readme.md");
+  touch(d / "in/out/old.tif");  // inside the output directory: never an input
+  fs::create_directory_symlink(d / "in", d / "in/sub/loop");  // a loop back to the top
+  fs::create_directory_symlink(d / "in/sub", d / "in/again");  // a second way to the same files
+  const auto slides = collect_slides({d / "in"}, d / "in/out");
+  EXPECT_EQ(filenames(slides), (std::set<std::string>{"a.svs", "b.TIF", "c.ndpi"}));
+  EXPECT_EQ(slides.size(), 3u) << "each real file once";
+  EXPECT_TRUE(std::is_sorted(slides.begin(), slides.end()));
+}
+
+TEST(BatchInputs, ListFilesNameSlidesRelativeToThemselves) {
+  test::ScratchDir d;
+  touch(d / "s/one.svs");
+  touch(d / "s/two.tiff");
+  touch(d / "more/three.mrxs");
+  touch(d / "s/list.txt", "# today's slides\none.svs\n\n  two.tiff  \n../more\n");
+  EXPECT_EQ(filenames(collect_slides({d / "s/list.txt"})), (std::set<std::string>{"one.svs", "two.tiff", "three.mrxs"}));
+  touch(d / "s/bad.txt", "one.svs\nmissing.svs\n");
+  try {
+    collect_slides({d / "s/bad.txt"});
+    FAIL() << "a missing entry was accepted";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("bad.txt:2"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(collect_slides({d / "nothing-here"}), UsageError);
+  touch(d / "notes.md");
+  EXPECT_THROW(collect_slides({d / "notes.md"}), UsageError);
+}
+
+TEST(BatchNames, UnsafeNamesStayInOneFolderAndAreUnique) {
+  const std::vector<fs::path> slides = {"/a/case 1.svs", "/b/case 1.svs", "/c/..svs", "/d/.hidden.tif",
+                                        "/e/Ölprobe µ.tif", "/f/CASE_1.svs", "/g/x;rm -rf.tif"};
+  const auto names = unique_safe_names(slides);
+  ASSERT_EQ(names.size(), slides.size());
+  EXPECT_EQ(names[0], "case_1");
+  EXPECT_EQ(names[1], "case_1-2");
+  EXPECT_EQ(names[2], "_");
+  EXPECT_EQ(names[3], "_hidden");
+  EXPECT_EQ(names[4], "Ölprobe_µ");
+  EXPECT_EQ(names[5], "CASE_1-3") << "names differing only in case collide on some file systems";
+  EXPECT_EQ(names[6], "x_rm_-rf");
+  for (const auto& n : names) {
+    EXPECT_EQ(fs::path(n).filename().string(), n) << n;
+    EXPECT_NE(n, "..");
+    EXPECT_NE(n[0], '.');
+  }
+  EXPECT_EQ(std::set<std::string>(names.begin(), names.end()).size(), names.size());
+}
+
+TEST(BatchShard, ShardsPartitionTheSlidesAndBadSpecsAreUsageErrors) {
+  std::map<std::string, int> owner;
+  for (int i = 1; i <= 3; ++i) {
+    const ShardSpec s = ShardSpec::parse(std::to_string(i) + "/3");
+    for (int k = 0; k < 300; ++k) {
+      const std::string name = "slide_" + std::to_string(k);
+      if (s.contains(name)) owner[name] += 1;
+    }
+  }
+  EXPECT_EQ(owner.size(), 300u);
+  for (const auto& [name, n] : owner) EXPECT_EQ(n, 1) << name;
+  EXPECT_EQ(ShardSpec::parse("2/8").suffix(), ".shard-2-of-8");
+  EXPECT_EQ(ShardSpec::parse("1/1").suffix(), "");
+  for (const char* bad : {"0/3", "4/3", "3", "a/b", "1/0", "1/2x", ""}) EXPECT_THROW(ShardSpec::parse(bad), UsageError) << bad;
+}
+
+TEST(BatchManifest, RoundTripsAndNoticesChangedOutputs) {
+  test::ScratchDir d;
+  touch(d / "s1/s1.prob.tif", "probabilities");
+  touch(d / "s1/s1.summary.json", "{}");
+  touch(d / "s1/.s1.cam.tif.partial-12-0", "half");  // a temporary is never an output
+  Manifest m;
+  ManifestEntry e;
+  e.name = "s1";
+  e.slide = "/slides/s 1,\"x\".svs";
+  e.status = SlideStatus::done;
+  e.seconds = 12.5;
+  e.attempts = 2;
+  e.outputs = describe_outputs(d / "s1", d.path());
+  ASSERT_EQ(e.outputs.size(), 2u);
+  EXPECT_EQ(e.outputs[0].file, "s1/s1.prob.tif");
+  m.upsert(e);
+  ManifestEntry f;
+  f.name = "s2";
+  f.slide = "/slides/s2.svs";
+  f.reason = "exit status 1: wsi-heatmap: error: broken";
+  m.upsert(f);
+  write_manifest(m, d / "manifest.json", d / "manifest.csv");
+  const Manifest back = read_manifest(d / "manifest.json");
+  ASSERT_EQ(back.entries.size(), 2u);
+  EXPECT_EQ(back.find("s1")->slide, e.slide);
+  EXPECT_EQ(back.find("s1")->status, SlideStatus::done);
+  EXPECT_EQ(back.find("s2")->reason, f.reason);
+  EXPECT_NE(test::slurp(d / "manifest.csv").find("\"/slides/s 1,\"\"x\"\".svs\""), std::string::npos);
+  std::string why;
+  EXPECT_TRUE(outputs_intact(back.find("s1")->outputs, d.path(), &why)) << why;
+  touch(d / "s1/s1.prob.tif", "probabilitieZ");  // same size, other content
+  EXPECT_FALSE(outputs_intact(back.find("s1")->outputs, d.path(), &why));
+  EXPECT_NE(why.find("s1.prob.tif"), std::string::npos);
+  fs::remove(d / "s1/s1.summary.json");
+  EXPECT_FALSE(outputs_intact(back.find("s1")->outputs, d.path(), &why));
+  EXPECT_TRUE(read_manifest(d / "absent.json").entries.empty());
+  touch(d / "junk.json", "{\"slides\": 3}");
+  EXPECT_THROW(read_manifest(d / "junk.json"), ConfigError);
+}
+
+TEST(BatchLockFile, SecondHolderIsRefusedUntilTheFirstLetsGo) {
+  test::ScratchDir d;
+  {
+    const BatchLock first(d / ".batch.lock");
+    try {
+      const BatchLock second(d / ".batch.lock");
+      FAIL() << "two locks at once";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("another batch run"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_NO_THROW(BatchLock(d / ".batch.lock"));
+}
+
+TEST(BatchChild, ExitStatusErrorLineAndTimeout) {
+  test::ScratchDir d;
+  const ChildResult r =
+      run_child({"/bin/sh", "-c", "echo working; echo 'wsi-heatmap: error: slide.svs: broken tile' >&2; exit 3"}, d / "log", 0);
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_FALSE(r.timed_out);
+  EXPECT_EQ(r.last_error, "wsi-heatmap: error: slide.svs: broken tile");
+  const auto t0 = std::chrono::steady_clock::now();
+  const ChildResult hung = run_child({"/bin/sleep", "30"}, d / "log2", 0.3);
+  EXPECT_TRUE(hung.timed_out);
+  EXPECT_EQ(hung.signal, SIGTERM);
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 10.0);
+  EXPECT_THROW(run_child({"/bin/true"}, d / "no-such-dir/log", 0), WriteError);
+}
+
+// ---- The CLI on generated slides ----
+
+// Three small generated slides (2048², different seeds), made once per build.
+const std::vector<fs::path>& small_slides() {
+  static const std::vector<fs::path> slides = [] {
+    std::vector<fs::path> v;
+    const fs::path dir = test::fixture_dir() / "batch-slides";
+    fs::create_directories(dir);
+    for (int seed = 1; seed <= 3; ++seed) {
+      const fs::path p = dir / ("slide " + std::to_string(seed) + ".tif");
+      if (!fs::exists(p)) {
+        const auto r = test::run_wsi({"synth", "--out", p.string(), "--size", "2048x2048", "--seed", std::to_string(seed),
+                                      "--tumours", "1"});
+        if (r.code != 0) throw std::runtime_error("synth failed: " + r.err);
+      }
+      v.push_back(p);
+    }
+    return v;
+  }();
+  return slides;
+}
+
+// An archive: the three slides, a broken one, an empty one, and a text file to ignore.
+fs::path make_archive(const fs::path& root) {
+  const fs::path a = root / "archive";
+  fs::create_directories(a / "week 2");
+  fs::copy_file(small_slides()[0], a / "slide 1.tif");
+  fs::copy_file(small_slides()[1], a / "week 2" / "slide 2.tif");
+  fs::copy_file(small_slides()[2], a / "week 2" / "ü slide 3.tif");
+  touch(a / "broken.svs", std::string(4096, 'z'));
+  touch(a / "empty.tif", "");
+  touch(a / "notes.md", "not a slide");
+  return a;
+}
+
+json manifest_of(const fs::path& dir) { return json::parse(test::slurp(dir / "manifest.json")); }
+
+std::map<std::string, std::string> statuses(const json& m) {
+  std::map<std::string, std::string> s;
+  for (const auto& e : m["slides"]) s[e["name"].get<std::string>()] = e["status"].get<std::string>();
+  return s;
+}
+
+TEST(BatchCli, MixedArchiveFinishesReportsEachAndResumesWithoutRedoingWork) {
+  test::ScratchDir d;
+  const fs::path archive = make_archive(d.path());
+  const fs::path out = d / "out";
+  const auto r = test::run_wsi({"batch", archive.string(), "-o", out.string(), "-q", "--no-gradcam"});
+  EXPECT_EQ(r.code, 1) << "a failed slide makes the exit status non-zero\n" << r.out << r.err;
+  const auto st = statuses(manifest_of(out));
+  EXPECT_EQ(st, (std::map<std::string, std::string>{{"broken", "failed"},
+                                                   {"empty", "skipped"},
+                                                   {"slide_1", "done"},
+                                                   {"slide_2", "done"},
+                                                   {"ü_slide_3", "done"}}))
+      << r.out;
+  EXPECT_TRUE(fs::exists(out / "slide_1" / "slide_1.prob.tif"));
+  EXPECT_TRUE(fs::exists(out / "ü_slide_3" / "ü_slide_3.summary.json"));
+  EXPECT_NE(r.out.find("FAILED broken"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("broken.svs"), std::string::npos) << "the reason names the file\n" << r.out;
+  EXPECT_NE(r.out.find("slides/hour"), std::string::npos) << r.out;
+  EXPECT_TRUE(test::partial_files(out).empty());
+  EXPECT_NE(test::slurp(out / "manifest.csv").find("slide_2,"), std::string::npos);
+
+  // A rerun trusts the finished slides (sizes and SHA-1s checked) and runs nothing.
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto again = test::run_wsi({"batch", archive.string(), "-o", out.string(), "-q", "--no-gradcam"});
+  EXPECT_EQ(again.code, 1);
+  EXPECT_NE(again.out.find("0 done now, 3 already done"), std::string::npos) << again.out;
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 5.0);
+  // An output that changed is not trusted: that slide runs again.
+  std::ofstream(out / "slide_2" / "slide_2.patches.csv", std::ios::app) << "tampered\n";
+  const auto third = test::run_wsi({"batch", archive.string(), "-o", out.string(), "-q", "--no-gradcam", "--retry-failed"});
+  EXPECT_NE(third.out.find("1 done now, 2 already done"), std::string::npos) << third.out;
+  EXPECT_EQ(manifest_of(out)["slides"][0]["attempts"].get<int>(), 2) << "broken ran again with --retry-failed";
+}
+
+TEST(BatchCli, ShardsSplitTheArchiveAndALockedDirectoryIsRefused) {
+  test::ScratchDir d;
+  const fs::path out = d / "out";
+  std::vector<std::string> slides;
+  for (const auto& s : small_slides()) slides.push_back(s.string());
+  std::set<std::string> done;
+  for (const char* shard : {"1/2", "2/2"}) {
+    std::vector<std::string> args = {"batch"};
+    args.insert(args.end(), slides.begin(), slides.end());
+    args.insert(args.end(), {"-o", out.string(), "-q", "--no-gradcam", "--shard", shard});
+    const auto r = test::run_wsi(args);
+    EXPECT_EQ(r.code, 0) << r.out << r.err;
+    const std::string suffix = std::string(".shard-") + shard[0] + "-of-2";
+    const json m = json::parse(test::slurp(out / ("manifest" + suffix + ".json")));
+    for (const auto& e : m["slides"]) EXPECT_TRUE(done.insert(e["name"].get<std::string>()).second) << "in two shards";
+  }
+  EXPECT_EQ(done.size(), 3u);
+  // Another run holding the directory's lock: refused, nothing touched.
+  const BatchLock held(out / ".batch.lock");
+  const auto r = test::run_wsi({"batch", slides[0], "-o", out.string(), "-q"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("another batch run"), std::string::npos) << r.err;
+}
+
+TEST(BatchCli, SlideOverItsTimeLimitIsStoppedAndRecordedAsFailed) {
+  test::ScratchDir d;
+  const auto r = test::run_wsi({"batch", small_slides()[0].string(), "-o", (d / "out").string(), "-q", "--timeout", "0.05"});
+  EXPECT_EQ(r.code, 1);
+  const json m = manifest_of(d / "out");
+  EXPECT_EQ(m["slides"][0]["status"], "failed");
+  EXPECT_NE(m["slides"][0]["reason"].get<std::string>().find("timed out"), std::string::npos) << m.dump(1);
+  EXPECT_TRUE(test::partial_files(d / "out").empty());
+}
+
+// Everything under `dir` except the manifests, logs and lock: path -> bytes, with each summary's
+// run-dependent fields (timings, memory) removed.
+std::map<std::string, std::string> results(const fs::path& dir) {
+  std::map<std::string, std::string> m;
+  for (const auto& e : fs::recursive_directory_iterator(dir)) {
+    if (!e.is_regular_file()) continue;
+    const std::string rel = fs::relative(e.path(), dir).generic_string();
+    if (rel.rfind("manifest", 0) == 0 || rel.rfind("logs/", 0) == 0 || rel.rfind(".batch", 0) == 0) continue;
+    std::string bytes = test::slurp(e.path());
+    if (rel.size() > 13 && rel.substr(rel.size() - 13) == ".summary.json") {
+      json j = json::parse(bytes);
+      for (const char* k : {"timings_s", "patches_per_second", "peak_rss_mib"}) j.erase(k);
+      bytes = j.dump();
+    }
+    m[rel] = bytes;
+  }
+  return m;
+}
+
+// Killed with SIGKILL at random moments, several times, then run to completion: the same bytes
+// as a run never interrupted, and no temporary left anywhere.
+TEST(BatchCli, SigkillAtRandomMomentsThenRerunGivesTheUninterruptedResult) {
+  test::ScratchDir d;
+  std::vector<std::string> args = {"batch"};
+  for (const auto& s : small_slides()) args.push_back(s.string());
+  args.insert(args.end(), {"-q", "--threads", "2"});
+  const auto with_out = [&](const fs::path& out) {
+    auto a = args;
+    a.insert(a.end(), {"-o", out.string()});
+    return a;
+  };
+  const auto reference = test::run_wsi(with_out(d / "reference"));
+  ASSERT_EQ(reference.code, 0) << reference.out << reference.err;
+
+  std::mt19937 rng(20261123);
+  std::uniform_real_distribution<double> when(0.2, 3.0);
+  for (int kill = 0; kill < 4; ++kill) {
+    const pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      std::vector<std::string> a = with_out(d / "killed");
+      std::vector<char*> argv{const_cast<char*>(WSI_CLI_PATH)};
+      for (auto& s : a) argv.push_back(s.data());
+      argv.push_back(nullptr);
+      const int null = ::open("/dev/null", O_WRONLY);
+      ::dup2(null, STDOUT_FILENO);
+      ::dup2(null, STDERR_FILENO);
+      ::execv(WSI_CLI_PATH, argv.data());
+      ::_exit(127);
+    }
+    std::this_thread::sleep_for(std::chrono::duration<double>(when(rng)));
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+  }
+  const auto finish = test::run_wsi(with_out(d / "killed"));
+  ASSERT_EQ(finish.code, 0) << finish.out << finish.err;
+  EXPECT_TRUE(test::partial_files(d / "killed").empty());
+  const auto want = results(d / "reference"), got = results(d / "killed");
+  ASSERT_EQ(want.size(), got.size());
+  for (const auto& [file, bytes] : want) {
+    ASSERT_TRUE(got.count(file)) << file << " missing after the interrupted runs";
+    EXPECT_TRUE(got.at(file) == bytes) << file << " differs from the uninterrupted run";
+  }
+}
+
+}  // namespace
+}  // namespace wsi
