@@ -28,8 +28,20 @@ struct BatchCli {
   std::string out, model, preset, device, precision, shard = "1/1";
   int batch = 0, threads = 0;
   double timeout = 0;
-  bool no_gradcam = false, retry_failed = false, quiet = false;
+  bool no_gradcam = false, retry_failed = false, quiet = false, list = false;
 };
+
+// --list: what a run would process, as NAME<TAB>SLIDE lines (for workflow engines: the
+// Snakemake workflow in pipelines/ takes its slide names from here).
+int list_slides(const BatchCli& c) {
+  const ShardSpec shard = ShardSpec::parse(c.shard);
+  std::vector<fs::path> inputs(c.inputs.begin(), c.inputs.end());
+  const std::vector<fs::path> slides = collect_slides(inputs, c.out.empty() ? fs::path() : fs::path(c.out));
+  const std::vector<std::string> names = unique_safe_names(slides);
+  for (size_t i = 0; i < slides.size(); ++i)
+    if (shard.contains(names[i])) std::cout << names[i] << '\t' << slides[i].string() << '\n';
+  return 0;
+}
 
 std::string utc_now() {
   const std::time_t t = std::time(nullptr);
@@ -78,6 +90,8 @@ std::string failure_reason(const ChildResult& r, double timeout) {
 }
 
 int run_batch(const BatchCli& c) {
+  if (c.list) return list_slides(c);
+  if (c.out.empty()) throw UsageError("batch needs an output directory: -o DIR");
   std::signal(SIGINT, on_batch_signal);
   std::signal(SIGTERM, on_batch_signal);
   const ShardSpec shard = ShardSpec::parse(c.shard);
@@ -192,7 +206,7 @@ void setup_batch(CLI::App& app) {
       "batch", "Heatmaps of every slide in files, directories or list files; resumable (manifest in DIR)");
   sub->add_option("inputs", c->inputs, "Slides, directories (searched recursively) or list files (.txt: one per line)")
       ->required();
-  sub->add_option("--out,-o", c->out, "Output directory: DIR/NAME/ per slide, DIR/manifest.json")->required();
+  sub->add_option("--out,-o", c->out, "Output directory: DIR/NAME/ per slide, DIR/manifest.json");
   sub->add_option("--model,-m", c->model, "Model NAME.pt (default: the bundled demo model)");
   sub->add_option("--preset", c->preset, "Heatmap parameter preset (a name in pipelines/presets/ or a JSON file)");
   sub->add_option("--device", c->device, "cpu or cuda");
@@ -206,6 +220,7 @@ void setup_batch(CLI::App& app) {
   sub->add_option("--shard", c->shard, "Only shard I of N (I/N, 1 <= I <= N; e.g. a Slurm array task)")
       ->capture_default_str();
   sub->add_flag("--quiet,-q", c->quiet, "No progress bar");
+  sub->add_flag("--list", c->list, "Print NAME<TAB>SLIDE for each slide a run would process (this shard) and exit");
   sub->callback([c] {
     const int rc = run_batch(*c);
     if (rc != 0) throw CLI::RuntimeError(rc);

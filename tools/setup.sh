@@ -19,18 +19,20 @@ PACKAGES=(
   openslide-tools libvips-tools hdf5-tools
   python3-h5py python3-openslide python3-numpy python3-torch python3-torchvision
 )
+# Only the test suite needs these: the workflow engine whose workflow in pipelines/ it runs.
+TEST_PACKAGES=(snakemake)
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 
 install_deps() {
-  local missing=()
-  for p in "${PACKAGES[@]}"; do
+  local missing=() wanted=("${PACKAGES[@]}" "$@")
+  for p in "${wanted[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
       missing+=("$p")
     fi
   done
   if [ ${#missing[@]} -eq 0 ]; then
-    log "all ${#PACKAGES[@]} Debian packages already installed"
+    log "all ${#wanted[@]} Debian packages already installed"
     return
   fi
   local sudo=()
@@ -74,7 +76,7 @@ case "${1:-}" in
   build) install_deps; build release ;;
   demo) install_deps; build release; demo ;;
   test)
-    install_deps
+    install_deps "${TEST_PACKAGES[@]}"
     build ci
     log "running the test suite"
     ctest --preset ci -j "$(jobs)"
