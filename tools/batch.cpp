@@ -20,8 +20,8 @@ namespace wsi::cli {
 namespace {
 namespace fs = std::filesystem;
 
-volatile bool g_stop = false;
-extern "C" void on_batch_signal(int) { g_stop = true; }
+volatile std::sig_atomic_t g_stop = 0;
+extern "C" void on_batch_signal(int) { g_stop = 1; }
 
 struct BatchCli {
   std::vector<std::string> inputs;

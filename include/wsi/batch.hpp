@@ -19,6 +19,7 @@
 // directory and shard per process.
 #pragma once
 
+#include <csignal>
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -129,6 +130,6 @@ struct ChildResult {
 // a slide running behind it. After `timeout_s` seconds (0 = none) it gets SIGTERM, and SIGKILL
 // 10 s later. `cancel`, polled, stops it the same way. Throws Error when it cannot be started.
 ChildResult run_child(const std::vector<std::string>& argv, const std::filesystem::path& log, double timeout_s,
-                      const volatile bool* cancel = nullptr);
+                      const volatile std::sig_atomic_t* cancel = nullptr);
 
 }  // namespace wsi

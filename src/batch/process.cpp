@@ -62,7 +62,7 @@ BatchLock::~BatchLock() {
 }
 
 ChildResult run_child(const std::vector<std::string>& argv, const fs::path& log, double timeout_s,
-                      const volatile bool* cancel) {
+                      const volatile std::sig_atomic_t* cancel) {
   if (argv.empty()) throw Error("run_child: no command");
   std::vector<char*> args;
   for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
