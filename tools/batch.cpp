@@ -31,15 +31,29 @@ struct BatchCli {
   bool no_gradcam = false, retry_failed = false, quiet = false, list = false;
 };
 
+// The slides of the inputs (the output directory excluded), their names, and which of them
+// belong to this shard.
+struct Selection {
+  std::vector<fs::path> slides;
+  std::vector<std::string> names;
+  std::vector<size_t> mine;  // indices into slides/names
+};
+
+Selection select_slides(const BatchCli& c, const ShardSpec& shard) {
+  Selection s;
+  const std::vector<fs::path> inputs(c.inputs.begin(), c.inputs.end());
+  s.slides = collect_slides(inputs, c.out.empty() ? fs::path() : fs::path(c.out));
+  s.names = unique_safe_names(s.slides);
+  for (size_t i = 0; i < s.slides.size(); ++i)
+    if (shard.contains(s.names[i])) s.mine.push_back(i);
+  return s;
+}
+
 // --list: what a run would process, as NAME<TAB>SLIDE lines (for workflow engines: the
 // Snakemake workflow in pipelines/ takes its slide names from here).
 int list_slides(const BatchCli& c) {
-  const ShardSpec shard = ShardSpec::parse(c.shard);
-  std::vector<fs::path> inputs(c.inputs.begin(), c.inputs.end());
-  const std::vector<fs::path> slides = collect_slides(inputs, c.out.empty() ? fs::path() : fs::path(c.out));
-  const std::vector<std::string> names = unique_safe_names(slides);
-  for (size_t i = 0; i < slides.size(); ++i)
-    if (shard.contains(names[i])) std::cout << names[i] << '\t' << slides[i].string() << '\n';
+  const Selection sel = select_slides(c, ShardSpec::parse(c.shard));
+  for (const size_t i : sel.mine) std::cout << sel.names[i] << '\t' << sel.slides[i].string() << '\n';
   return 0;
 }
 
@@ -102,12 +116,10 @@ int run_batch(const BatchCli& c) {
   if (::access(out.c_str(), W_OK) != 0) throw UsageError("output directory " + out.string() + " is not writable");
   const BatchLock lock(out / (".batch" + shard.suffix() + ".lock"));
 
-  std::vector<fs::path> inputs(c.inputs.begin(), c.inputs.end());
-  const std::vector<fs::path> slides = collect_slides(inputs, out);
-  const std::vector<std::string> names = unique_safe_names(slides);
-  std::vector<size_t> mine;
-  for (size_t i = 0; i < slides.size(); ++i)
-    if (shard.contains(names[i])) mine.push_back(i);
+  const Selection sel = select_slides(c, shard);
+  const std::vector<fs::path>& slides = sel.slides;
+  const std::vector<std::string>& names = sel.names;
+  const std::vector<size_t>& mine = sel.mine;
   if (slides.empty()) throw UsageError("no slides found in the inputs (extensions: .svs .tif .tiff .ndpi .mrxs ...)");
 
   const fs::path manifest_json = out / ("manifest" + shard.suffix() + ".json");
@@ -143,9 +155,10 @@ int run_batch(const BatchCli& c) {
         continue;
       }
     }
-    if (::access(slide.c_str(), R_OK) != 0 || fs::file_size(slide, ec) == 0) {
+    const bool readable = ::access(slide.c_str(), R_OK) == 0;
+    if (!readable || fs::file_size(slide, ec) == 0) {
       e.status = SlideStatus::skipped;
-      e.reason = ::access(slide.c_str(), R_OK) != 0 ? "cannot be read (permission denied?)" : "empty file";
+      e.reason = readable ? "empty file" : "cannot be read (permission denied?)";
       e.finished = utc_now();
       manifest.upsert(e);
       write_manifest(manifest, manifest_json, manifest_csv);

@@ -29,6 +29,16 @@ void GridParams::validate() const {
     throw ConfigError("grid: minimum tissue fraction must be in 0..1");
 }
 
+namespace {
+
+// Level pixels to read for `size` output pixels. Within the 1e-3 tolerance choose_level uses,
+// read 1:1 rather than resample by 0.1 %.
+int64_t read_size_for(int size, double read_scale) {
+  return std::abs(read_scale - 1.0) <= 1e-3 ? size : std::max<int64_t>(1, std::llround(size * read_scale));
+}
+
+}  // namespace
+
 PatchGeometry resolve_geometry(const std::vector<LevelInfo>& levels, double level0_mpp, const GridParams& params) {
   params.validate();
   if (levels.empty()) throw ConfigError("grid: the slide has no levels");
@@ -64,10 +74,7 @@ PatchGeometry resolve_geometry(const std::vector<LevelInfo>& levels, double leve
   const double ratio = target / level0_mpp;  // level-0 pixels per target pixel
   g.size_level0 = params.patch_size * ratio;
   g.stride_level0 = params.stride * ratio;
-  // Within the 1e-3 tolerance choose_level uses, read 1:1 rather than resample by 0.1 %.
-  const double rs = c.read_scale;
-  g.read_size = std::abs(rs - 1.0) <= 1e-3 ? params.patch_size
-                                           : std::max<int64_t>(1, std::llround(params.patch_size * rs));
+  g.read_size = read_size_for(params.patch_size, c.read_scale);
   return g;
 }
 
@@ -82,7 +89,7 @@ PatchGeometry geometry_for_size(const std::vector<LevelInfo>& levels, const Patc
   const LevelChoice c = choose_level(levels, 1.0, px);
   r.level = c.level;
   r.level_downsample = levels[static_cast<size_t>(c.level)].downsample;
-  r.read_size = c.read_scale == 1.0 ? out_size : std::max<int64_t>(1, std::llround(out_size * c.read_scale));
+  r.read_size = read_size_for(out_size, c.read_scale);
   return r;
 }
 
@@ -140,14 +147,14 @@ void resample_area(const uint8_t* src, int64_t src_size, uint8_t* dst, int64_t d
     first[o] = static_cast<int64_t>(std::floor(a));
     const int64_t last = std::min<int64_t>(src_size - 1, static_cast<int64_t>(std::ceil(b)) - 1);
     offset[o] = static_cast<int64_t>(w.size());
+    std::vector<double> cover;
     double total = 0;
-    for (int64_t i = first[o]; i <= last; ++i)
-      total += std::max(0.0, std::min<double>(b, static_cast<double>(i + 1)) - std::max<double>(a, static_cast<double>(i)));
-    for (int64_t i = first[o]; i <= last; ++i)
-      w.push_back(static_cast<float>(
-          std::max(0.0, std::min<double>(b, static_cast<double>(i + 1)) - std::max<double>(a, static_cast<double>(i))) /
-          total));
-    count[o] = static_cast<int64_t>(w.size()) - offset[o];
+    for (int64_t i = first[o]; i <= last; ++i) {
+      cover.push_back(std::max(0.0, std::min<double>(b, static_cast<double>(i + 1)) - std::max<double>(a, static_cast<double>(i))));
+      total += cover.back();
+    }
+    for (const double c : cover) w.push_back(static_cast<float>(c / total));
+    count[o] = static_cast<int64_t>(cover.size());
   }
   // Vertical pass first, over whole source rows (contiguous, so the compiler vectorises it),
   // then the horizontal pass on dst_size rows only: the scalar per-pixel work is on the small
