@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
 #include <chrono>
 #include <fstream>
 #include <map>
@@ -16,6 +17,7 @@
 
 #include "test_support.hpp"
 #include "wsi/batch.hpp"
+#include "wsi/dataset.hpp"
 #include "wsi/error.hpp"
 
 namespace wsi {
@@ -348,6 +350,164 @@ TEST(BatchCli, SigkillAtRandomMomentsThenRerunGivesTheUninterruptedResult) {
     ASSERT_TRUE(got.count(file)) << file << " missing after the interrupted runs";
     EXPECT_TRUE(got.at(file) == bytes) << file << " differs from the uninterrupted run";
   }
+}
+
+// ---- --extract: per-slide parts merged into one dataset ----
+
+// Three generated slides at 0.5 um/px with their tumour masks (masks/<stem>.mask.tif), and a
+// broken slide whose mask pattern points nowhere.
+fs::path make_labelled_archive(const fs::path& root) {
+  static const fs::path made = [] {
+    const fs::path dir = test::fixture_dir() / "batch-labelled";
+    for (int seed = 1; seed <= 3; ++seed) {
+      const std::string stem = "case " + std::to_string(seed);
+      const fs::path slide = dir / "slides" / (stem + ".tif"), mask = dir / "masks" / (stem + ".mask.tif");
+      if (fs::exists(slide) && fs::exists(mask)) continue;
+      fs::create_directories(slide.parent_path());
+      fs::create_directories(mask.parent_path());
+      const auto r = test::run_wsi({"synth", "--out", slide.string(), "--mask", mask.string(), "--size", "3000x3000",
+                                    "--mpp", "0.5", "--seed", std::to_string(10 + seed), "--tumours", "2"});
+      if (r.code != 0) throw std::runtime_error("synth failed: " + r.err);
+    }
+    return dir;
+  }();
+  const fs::path a = root / "labelled";
+  fs::copy(made, a, fs::copy_options::recursive);
+  touch(a / "slides" / "broken.svs", std::string(4096, 'z'));
+  return a;
+}
+
+std::vector<std::string> extract_args(const fs::path& archive, const fs::path& out) {
+  return {"batch", "--extract", (archive / "slides").string(), "-o", out.string(), "-q",
+          "--mask", (archive / "masks" / "{stem}.mask.tif").string(), "--split", "train=0.5,test=0.5",
+          "--balance", "undersample", "--max-per-slide", "60", "--seed", "7", "--threads", "2"};
+}
+
+// wsi column -> rows per label, from a split's meta CSV.
+std::map<std::string, std::array<int, 2>> rows_by_slide(const fs::path& meta_csv) {
+  std::map<std::string, std::array<int, 2>> m;
+  for (const PatchMeta& r : read_patch_meta(meta_csv)) m[r.wsi][r.label] += 1;
+  return m;
+}
+
+TEST(BatchExtract, PartsMergeIntoOneBalancedDatasetWithEachSlideInOneSplit) {
+  test::ScratchDir d;
+  const fs::path archive = make_labelled_archive(d.path()), out = d / "out";
+  const auto r = test::run_wsi(extract_args(archive, out));
+  EXPECT_EQ(r.code, 1) << "the broken slide failed\n" << r.out << r.err;
+  EXPECT_EQ(statuses(manifest_of(out)), (std::map<std::string, std::string>{
+                                            {"broken", "failed"}, {"case_1", "done"}, {"case_2", "done"}, {"case_3", "done"}}))
+      << r.out;
+  EXPECT_NE(r.out.find("dataset: " + (out / "dataset").string() + " from 3 slides"), std::string::npos) << r.out;
+  const json summary = json::parse(test::slurp(out / "dataset" / "patches_summary.json"));
+  std::set<std::string> seen;
+  int64_t total = 0;
+  for (const char* split : {"train", "test"}) {
+    const auto rows = rows_by_slide(out / "dataset" / (std::string("patches_") + split + "_meta.csv"));
+    int pos = 0, neg = 0;
+    for (const auto& [slide, n] : rows) {
+      EXPECT_TRUE(seen.insert(slide).second) << slide << " is in two splits";
+      EXPECT_LE(n[0] + n[1], 60) << slide << ": --max-per-slide is applied per slide";
+      neg += n[0];
+      pos += n[1];
+    }
+    const json& js = summary["splits"][split];
+    EXPECT_EQ(js["positives"].get<int>(), pos) << split;
+    EXPECT_EQ(js["negatives"].get<int>(), neg) << split;
+    if (pos > 0 && neg > 0) {
+      EXPECT_EQ(pos, neg) << split << ": undersampled to 1:1 across its slides";
+    }
+    total += pos + neg;
+    const auto x = open_patch_set(out / "dataset" / (std::string("patches_") + split + "_x.h5"));
+    EXPECT_EQ(x->size(), pos + neg);
+  }
+  EXPECT_EQ(seen, (std::set<std::string>{"case 1", "case 2", "case 3"})) << "the wsi column is the slide's stem";
+  EXPECT_GT(total, 0);
+  EXPECT_EQ(summary["patches_written"].get<int64_t>(), total);
+  EXPECT_TRUE(test::partial_files(out).empty());
+
+  // A rerun extracts nothing and leaves the dataset as it is.
+  const std::string before = test::slurp(out / "dataset" / "patches_train_x.h5");
+  const auto again = test::run_wsi(extract_args(archive, out));
+  EXPECT_NE(again.out.find("0 done now, 3 already done"), std::string::npos) << again.out;
+  EXPECT_NE(again.out.find("is up to date"), std::string::npos) << again.out;
+  EXPECT_TRUE(test::slurp(out / "dataset" / "patches_train_x.h5") == before);
+
+  // Balancing is the merge's: another --balance merges again from the same parts.
+  auto none = extract_args(archive, out);
+  none[std::find(none.begin(), none.end(), "undersample") - none.begin()] = "none";
+  const auto third = test::run_wsi(none);
+  EXPECT_NE(third.out.find("0 done now, 3 already done"), std::string::npos) << third.out;
+  const json all = json::parse(test::slurp(out / "dataset" / "patches_summary.json"));
+  EXPECT_GE(all["patches_written"].get<int64_t>(), total);
+  EXPECT_EQ(all["parameters"]["balance"], "none");
+
+  // A per-slide option is a slide's setting: another --max-per-slide extracts every slide again.
+  auto capped = extract_args(archive, out);
+  capped[std::find(capped.begin(), capped.end(), "60") - capped.begin()] = "20";
+  const auto fourth = test::run_wsi(capped);
+  EXPECT_NE(fourth.out.find("3 done now, 0 already done"), std::string::npos) << fourth.out;
+}
+
+TEST(BatchExtract, OptionsThatCannotWorkAreRefusedBeforeAnySlideRuns) {
+  test::ScratchDir d;
+  const fs::path archive = make_labelled_archive(d.path()), out = d / "out";
+  const std::string slides = (archive / "slides").string();
+  struct Case {
+    std::vector<std::string> args;
+    const char* says;
+  };
+  const std::vector<Case> cases = {
+      {{"batch", "--extract", slides, "-o", out.string()}, "needs ground truth"},
+      {{"batch", "--extract", slides, "-o", out.string(), "--mask", "one.tif"}, "{stem}"},
+      {{"batch", slides, "-o", out.string(), "--mask", "m/{stem}.tif"}, "--mask is an option of --extract runs"},
+      {{"batch", "--extract", slides, "-o", out.string(), "--unlabelled", "--stride", "many"}, "--stride"},
+      {{"batch", "--extract", slides, "-o", out.string(), "--unlabelled", "--split", "train=2"}, "split"},
+  };
+  for (const Case& c : cases) {
+    const auto r = test::run_wsi(c.args);
+    EXPECT_EQ(r.code, 2) << c.says << "\n" << r.out << r.err;
+    EXPECT_NE(r.err.find(c.says), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(out / "manifest.json")) << "no slide ran: " << c.says;
+  }
+}
+
+// Killed with SIGKILL while extracting and merging, then run to completion: the same dataset as
+// an uninterrupted run, and no temporary left.
+TEST(BatchExtract, SigkillDuringExtractionAndMergeThenRerunGivesTheUninterruptedDataset) {
+  test::ScratchDir d;
+  const fs::path archive = make_labelled_archive(d.path());
+  fs::remove(archive / "slides" / "broken.svs");
+  ASSERT_EQ(test::run_wsi(extract_args(archive, d / "reference")).code, 0);
+  std::mt19937 rng(1123);
+  std::uniform_real_distribution<double> when(0.1, 2.5);
+  for (int kill = 0; kill < 3; ++kill) {
+    const pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      std::vector<std::string> a = extract_args(archive, d / "killed");
+      std::vector<char*> argv{const_cast<char*>(WSI_CLI_PATH)};
+      for (auto& s : a) argv.push_back(s.data());
+      argv.push_back(nullptr);
+      const int null = ::open("/dev/null", O_WRONLY);
+      ::dup2(null, STDOUT_FILENO);
+      ::dup2(null, STDERR_FILENO);
+      ::execv(WSI_CLI_PATH, argv.data());
+      ::_exit(127);
+    }
+    std::this_thread::sleep_for(std::chrono::duration<double>(when(rng)));
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+  }
+  const auto finish = test::run_wsi(extract_args(archive, d / "killed"));
+  ASSERT_EQ(finish.code, 0) << finish.out << finish.err;
+  EXPECT_TRUE(test::partial_files(d / "killed").empty());
+  for (const auto& e : fs::directory_iterator(d / "killed"))
+    EXPECT_NE(e.path().filename().string().rfind(".dataset.", 0), 0u) << e.path() << " left behind";
+  for (const char* f : {"patches_train_x.h5", "patches_train_y.h5", "patches_train_meta.csv", "patches_test_x.h5",
+                        "patches_test_meta.csv", "patches_summary.json"})
+    EXPECT_TRUE(test::slurp(d / "killed" / "dataset" / f) == test::slurp(d / "reference" / "dataset" / f)) << f;
 }
 
 }  // namespace

@@ -357,6 +357,37 @@ TEST(PcamWriter, QuotesSlideNamesThatNeedItPerRfc4180) {
   EXPECT_EQ(lines[1], "2000,1000,True,True,\"slide, \"\"A\"\"\",1,0,0,,2,384");
 }
 
+TEST(PcamWriter, MetaCsvReadsBackAsWritten) {
+  ScratchDir dir;
+  auto w = wsi::make_pcam_writer(dir.path(), "p", "train", kP);
+  std::vector<wsi::PatchRecord> want;
+  for (int i = 0; i < 5; ++i) {
+    auto px = make_pixels(i);
+    auto r = make_record(i, px);
+    if (i == 3) r.wsi = "slide, \"A\"";  // quoted in the file
+    w->add(r);
+    want.push_back(r);
+  }
+  w->commit();
+  const auto got = wsi::read_patch_meta(dir / "p_train_meta.csv");
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    EXPECT_EQ(got[i].x, want[i].x);
+    EXPECT_EQ(got[i].y, want[i].y);
+    EXPECT_EQ(got[i].size_level0, want[i].size_level0);
+    EXPECT_EQ(got[i].level, want[i].level);
+    EXPECT_EQ(got[i].label, want[i].label);
+    EXPECT_EQ(got[i].tumor_patch, want[i].tumor_patch);
+    EXPECT_EQ(got[i].center_tumor_patch, want[i].center_tumor_patch);
+    EXPECT_NEAR(got[i].tumour_fraction, want[i].tumour_fraction, 1e-6);
+    EXPECT_EQ(got[i].copy, want[i].copy);
+    EXPECT_EQ(got[i].augment, want[i].augment);
+    EXPECT_EQ(got[i].wsi, want[i].wsi);
+  }
+  std::ofstream(dir / "bad_meta.csv") << "coord_y,coord_x\n1,2\n";
+  EXPECT_THROW(wsi::read_patch_meta(dir / "bad_meta.csv"), wsi::ConfigError);
+}
+
 TEST(PcamWriter, ZeroPatchesGiveValidEmptyDatasets) {
   ScratchDir dir;
   write_pcam(dir.path(), 0);

@@ -127,6 +127,23 @@ TEST(Splits, EverySlideInExactlyOneSplitSizedByFractions) {
   for (size_t i = 0; i < names.size(); ++i) EXPECT_EQ(s[i], r[names.size() - 1 - i]);
 }
 
+TEST(Splits, SplitByNameIsStableAndNearTheFractionsOnAverage) {
+  const auto spec = SplitSpec::parse("train=0.7,valid=0.1,test=0.2");
+  std::map<std::string, int> n;
+  for (int i = 0; i < 4000; ++i) ++n[split_for_name("slide_" + std::to_string(i), spec, 7)];
+  // Binomial spread: 4000 draws put each fraction within +-0.03 (over 4 standard deviations).
+  EXPECT_NEAR(n["train"] / 4000.0, 0.7, 0.03);
+  EXPECT_NEAR(n["valid"] / 4000.0, 0.1, 0.03);
+  EXPECT_NEAR(n["test"] / 4000.0, 0.2, 0.03);
+  // A slide's split depends on its name and the seed only (no other slide, no call order).
+  EXPECT_EQ(split_for_name("tumor_001", spec, 7), split_for_name("tumor_001", spec, 7));
+  int moved = 0;
+  for (int i = 0; i < 200; ++i)
+    moved += split_for_name("slide_" + std::to_string(i), spec, 7) != split_for_name("slide_" + std::to_string(i), spec, 8);
+  EXPECT_GT(moved, 20) << "another seed gives another assignment";
+  EXPECT_EQ(split_for_name("anything", SplitSpec::parse("train=1"), 3), "train");
+}
+
 TEST(Splits, ParseRejectsBadSpecs) {
   for (const char* bad : {"train=0.8", "train=0.5,train=0.5", "a/b=1", "train", "train=x", "train=0"})
     EXPECT_THROW(SplitSpec::parse(bad), UsageError) << bad;

@@ -1,20 +1,28 @@
-// `wsi-heatmap batch INPUT... -o DIR`: every slide of an archive through the heatmap, one child
-// process per slide, resumable from the manifest (include/wsi/batch.hpp).
+// `wsi-heatmap batch INPUT... -o DIR [--extract]`: every slide of an archive through the heatmap
+// (or patch extraction), one child process per slide, resumable from the manifest
+// (include/wsi/batch.hpp); with --extract the slides' parts are then merged into one balanced
+// dataset with splits by slide (merge_dataset_parts in include/wsi/extract.hpp).
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <cstring>
 #include <ctime>
+#include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <list>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "commands.hpp"
 #include "progress.hpp"
 #include "wsi/batch.hpp"
 #include "wsi/error.hpp"
+#include "wsi/extract.hpp"
+#include "wsi/sampling.hpp"
 
 namespace wsi::cli {
 namespace {
@@ -23,12 +31,27 @@ namespace fs = std::filesystem;
 volatile std::sig_atomic_t g_stop = 0;
 extern "C" void on_batch_signal(int) { g_stop = 1; }
 
+// An option of `heatmap` or `extract` that batch passes to every child as given.
+struct Forwarded {
+  enum Mode { both, heatmap, extract };
+  std::string flag;
+  Mode mode = both;
+  bool is_flag = false;
+  std::string value;  // options: as given
+  bool given = false;
+};
+
 struct BatchCli {
   std::vector<std::string> inputs;
   std::string out, model, preset, device, precision, shard = "1/1";
   int batch = 0, threads = 0;
   double timeout = 0;
   bool no_gradcam = false, retry_failed = false, quiet = false, list = false;
+  // --extract: per-slide parts, then one dataset.
+  bool extract = false, merge_only = false, augment = false;
+  std::string split = "train=1", balance = "none", ratio = "1:1", format = "pcam", prefix = "patches";
+  uint64_t seed = 0;
+  std::list<Forwarded> forwarded;  // a list: CLI11 keeps pointers to the members
 };
 
 // The slides of the inputs (the output directory excluded), their names, and which of them
@@ -73,21 +96,105 @@ fs::path self_exe() {
   return p;
 }
 
-// The child's command line: this program's heatmap subcommand on one slide.
-std::vector<std::string> child_argv(const BatchCli& c, const fs::path& exe, const fs::path& slide, const fs::path& dir,
-                                    const std::string& name) {
-  std::vector<std::string> a = {exe.string(), "heatmap", slide.string(), "-o", dir.string(), "--name", name, "-q"};
+// The file names of one slide's extraction part (extract --prefix part --split SPLIT=1).
+constexpr const char* kPartPrefix = "part";
+
+// The split a slide's patches go to (--extract): from its name alone, so it never changes as
+// the archive grows or is sharded.
+std::string split_of(const BatchCli& c, const std::string& name) {
+  return split_for_name(name, SplitSpec::parse(c.split), c.seed);
+}
+
+// The options every child of this run gets, after its slide and output folder: they are also
+// the manifest's `settings`, so a rerun with other options redoes the slide.
+std::vector<std::string> child_options(const BatchCli& c, const std::string& name) {
+  std::vector<std::string> a;
   const auto add = [&](const char* flag, const std::string& v) {
     if (!v.empty()) a.insert(a.end(), {flag, v});
   };
-  add("--model", c.model);
-  add("--preset", c.preset);
-  add("--device", c.device);
-  add("--precision", c.precision);
-  if (c.batch > 0) add("--batch", std::to_string(c.batch));
+  if (c.extract) {
+    a = {"--prefix", kPartPrefix, "--split", split_of(c, name) + "=1", "--format", "pcam", "--balance", "none",
+         "--seed", std::to_string(c.seed), "-q"};
+  } else {
+    a = {"--name", name, "-q"};
+    add("--model", c.model);
+    add("--preset", c.preset);
+    add("--device", c.device);
+    add("--precision", c.precision);
+    if (c.batch > 0) add("--batch", std::to_string(c.batch));
+    if (c.no_gradcam) a.push_back("--no-gradcam");
+  }
   if (c.threads > 0) add("--threads", std::to_string(c.threads));
-  if (c.no_gradcam) a.push_back("--no-gradcam");
+  for (const Forwarded& f : c.forwarded) {
+    if (!f.given) continue;
+    if (f.is_flag)
+      a.push_back(f.flag);
+    else
+      a.insert(a.end(), {f.flag, f.value});
+  }
   return a;
+}
+
+// The child's command line: this program's heatmap or extract subcommand on one slide.
+std::vector<std::string> child_argv(const BatchCli& c, const fs::path& exe, const fs::path& slide, const fs::path& dir,
+                                    const std::string& name) {
+  std::vector<std::string> a = {exe.string(), c.extract ? "extract" : "heatmap", slide.string(), "-o", dir.string()};
+  const std::vector<std::string> rest = child_options(c, name);
+  a.insert(a.end(), rest.begin(), rest.end());
+  return a;
+}
+
+std::string settings_of(const BatchCli& c, const std::string& name) {
+  std::string s = c.extract ? "extract" : "heatmap";
+  for (const std::string& a : child_options(c, name)) s += " " + a;
+  return s;
+}
+
+// Before any slide runs: the options must make sense to the subcommand that gets them, or every
+// slide would fail the same way. Parses a child's command line with the real subcommand's
+// parser, its action switched off.
+void check_child_options(const BatchCli& c, const fs::path& some_slide) {
+  for (const Forwarded& f : c.forwarded)
+    if (f.given && f.mode != Forwarded::both && (f.mode == Forwarded::extract) != c.extract)
+      throw UsageError(f.flag + " is an option of " + (c.extract ? "the heatmap" : "--extract") + " runs, not of " +
+                       (c.extract ? "--extract" : "heatmap") + " runs");
+  if (c.extract) {
+    const auto pattern = [&](const char* flag) -> const Forwarded* {
+      for (const Forwarded& f : c.forwarded)
+        if (f.flag == flag && f.given) return &f;
+      return nullptr;
+    };
+    const Forwarded* truth = pattern("--mask");
+    if (!truth) truth = pattern("--annotations");
+    if (pattern("--mask") && pattern("--annotations")) throw UsageError("give --mask or --annotations, not both");
+    if (truth && truth->value.find("{stem}") == std::string::npos)
+      throw UsageError(truth->flag + " " + truth->value + ": in a batch, give a pattern with {stem}, the slide's file "
+                       "name without extension (e.g. " + truth->flag + " 'masks/{stem}_mask.tif')");
+    if (!truth && !pattern("--unlabelled"))
+      throw UsageError("--extract needs ground truth: --mask or --annotations with {stem} (e.g. --mask "
+                       "'masks/{stem}_mask.tif'), or --unlabelled");
+    SplitSpec::parse(c.split);
+    parse_balance_mode(c.balance);
+    parse_ratio(c.ratio);
+    parse_dataset_format(c.format);
+    if (c.prefix.empty() || c.prefix.find('/') != std::string::npos)
+      throw UsageError("--prefix '" + c.prefix + "' must be a plain file name part (no '/')");
+  }
+  CLI::App app;
+  if (c.extract)
+    setup_extract(app);
+  else
+    setup_heatmap(app);
+  CLI::App* sub = app.get_subcommands({}).front();
+  sub->callback(std::function<void()>());
+  std::vector<std::string> argv = child_argv(c, "wsi-heatmap", some_slide, "out", "check");
+  argv.erase(argv.begin());  // the program name
+  std::reverse(argv.begin(), argv.end());  // CLI11 takes the arguments last-first
+  try {
+    app.parse(argv);
+  } catch (const CLI::ParseError& e) {
+    throw UsageError(std::string("an option for the slides is not accepted: ") + e.what());
+  }
 }
 
 std::string failure_reason(const ChildResult& r, double timeout) {
@@ -101,6 +208,93 @@ std::string failure_reason(const ChildResult& r, double timeout) {
   }
   if (!r.last_error.empty()) m << ": " << r.last_error;
   return m.str();
+}
+
+// Every manifest in DIR: this run's, or with shards all of them (merging after the last shard).
+Manifest all_manifests(const fs::path& out) {
+  Manifest all;
+  std::vector<fs::path> files;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(out, ec)) {
+    const std::string f = entry.path().filename().string();
+    if (f.rfind("manifest", 0) == 0 && entry.path().extension() == ".json") files.push_back(entry.path());
+  }
+  std::sort(files.begin(), files.end());
+  for (const fs::path& f : files)
+    for (const ManifestEntry& e : read_manifest(f).entries) all.upsert(e);
+  return all;
+}
+
+// --extract: the parts of the done slides merged into DIR/dataset, unless that is already the
+// merge of exactly these parts with these parameters. Built under a temporary name and swapped
+// in whole, so DIR/dataset is always one complete merge (or absent).
+int merge_parts(const BatchCli& c, const fs::path& out, const Selection& sel, const Manifest& manifest) {
+  std::vector<DatasetPart> parts;
+  nlohmann::json inputs = nlohmann::json::array();
+  int missing = 0;
+  for (size_t i = 0; i < sel.slides.size(); ++i) {
+    const std::string& name = sel.names[i];
+    const ManifestEntry* e = manifest.find(name);
+    if (!e || e->status != SlideStatus::done || e->settings != settings_of(c, name) || !outputs_intact(e->outputs, out)) {
+      ++missing;
+      continue;
+    }
+    const std::string split = split_of(c, name);
+    const std::string stem = std::string(kPartPrefix) + "_" + split;
+    parts.push_back({name, split, out / name / (stem + "_x.h5"), out / name / (stem + "_meta.csv")});
+    nlohmann::json files = nlohmann::json::array();
+    for (const OutputFile& o : e->outputs) files.push_back(o.sha1);
+    inputs.push_back({{"name", name}, {"split", split}, {"sha1", files}});
+  }
+  const nlohmann::json key = {{"parts", inputs}, {"split", c.split}, {"balance", c.balance}, {"ratio", c.ratio},
+                              {"seed", c.seed}, {"augment", c.augment}, {"format", c.format}, {"prefix", c.prefix}};
+  const fs::path dataset = out / "dataset", key_file = dataset / "merge-inputs.json";
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(out, ec))  // left by a merge that was killed
+    if (entry.path().filename().string().rfind(".dataset.", 0) == 0) fs::remove_all(entry.path(), ec);
+  if (fs::exists(key_file) && fs::exists(dataset / (c.prefix + "_summary.json"))) {
+    std::ifstream f(key_file);
+    nlohmann::json old;
+    try {
+      f >> old;
+    } catch (const nlohmann::json::exception&) {
+    }
+    if (old == key) {
+      std::cout << "  dataset: " << dataset.string() << " is up to date (" << parts.size() << " slides)\n";
+      return 0;
+    }
+  }
+  if (parts.empty()) {
+    print_error("no slide has finished, so there is no dataset to merge yet");
+    return 1;
+  }
+  MergeParams mp;
+  mp.split = SplitSpec::parse(c.split);
+  mp.balance.mode = parse_balance_mode(c.balance);
+  mp.balance.ratio = parse_ratio(c.ratio);
+  mp.balance.seed = c.seed;
+  mp.balance.augment = c.augment;
+  mp.format = parse_dataset_format(c.format);
+  mp.prefix = c.prefix;
+  mp.out_dir = out / (".dataset.partial-" + std::to_string(::getpid()));
+  const MergeSummary m = merge_dataset_parts(parts, mp);
+  {
+    std::ofstream f(mp.out_dir / "merge-inputs.json");  // inside the temporary folder: renamed with it
+    f << key.dump(2) << "\n";
+    if (!f.flush()) throw WriteError(mp.out_dir / "merge-inputs.json", "writing failed (is the disk full?)");
+  }
+  const fs::path old = out / (".dataset.old-" + std::to_string(::getpid()));
+  if (fs::exists(dataset)) fs::rename(dataset, old);
+  fs::rename(mp.out_dir, dataset);
+  fs::remove_all(old, ec);
+  std::cout << "  dataset: " << dataset.string() << " from " << parts.size() << " slides";
+  if (missing) std::cout << " (" << missing << " without a finished part left out)";
+  std::cout << "\n";
+  for (const SplitReport& r : m.splits)
+    std::cout << "    " << r.name << ": " << r.positives + r.negatives << " patches (" << r.positives << " tumour, "
+              << r.negatives << " normal" << (r.copies ? ", " + std::to_string(r.copies) + " oversampled copies" : "")
+              << ") from " << r.slides << " slide(s)\n";
+  return 0;
 }
 
 int run_batch(const BatchCli& c) {
@@ -126,6 +320,12 @@ int run_batch(const BatchCli& c) {
   const fs::path manifest_csv = out / ("manifest" + shard.suffix() + ".csv");
   Manifest manifest = read_manifest(manifest_json);
   const fs::path exe = self_exe();
+  check_child_options(c, slides.front());
+  if (c.merge_only) {
+    if (!c.extract) throw UsageError("--merge-only goes with --extract");
+    std::cout << "batch " << out.string() << ": merging the finished parts\n";
+    return merge_parts(c, out, select_slides(c, ShardSpec{}), all_manifests(out));
+  }
 
   int ran_ok = 0, ran_failed = 0, already = 0, kept_failed = 0, skipped = 0;
   double run_seconds = 0;
@@ -142,8 +342,9 @@ int run_batch(const BatchCli& c) {
     ManifestEntry e;
     e.name = name;
     e.slide = slide.string();
+    e.settings = settings_of(c, name);
     e.attempts = old ? old->attempts : 0;
-    if (old && old->slide == e.slide) {
+    if (old && old->slide == e.slide && old->settings == e.settings) {
       std::string why;
       if (old->status == SlideStatus::done && outputs_intact(old->outputs, out, &why)) {
         ++already;
@@ -208,7 +409,14 @@ int run_batch(const BatchCli& c) {
     print_error("interrupted; finished slides are recorded, a rerun goes on from there");
     return 130;
   }
-  return failures.empty() ? 0 : 1;
+  int merged = 0;
+  if (c.extract && shard.whole()) {
+    merged = merge_parts(c, out, sel, manifest);
+  } else if (c.extract) {
+    std::cout << "  dataset: not merged in a shard; when every shard has finished, run the same command with "
+                 "--merge-only instead of --shard\n";
+  }
+  return failures.empty() && merged == 0 ? 0 : 1;
 }
 
 }  // namespace
@@ -234,6 +442,62 @@ void setup_batch(CLI::App& app) {
       ->capture_default_str();
   sub->add_flag("--quiet,-q", c->quiet, "No progress bar");
   sub->add_flag("--list", c->list, "Print NAME<TAB>SLIDE for each slide a run would process (this shard) and exit");
+
+  const char* ex = "Datasets (--extract)";
+  sub->add_flag("--extract", c->extract,
+                "Extract labelled patches from every slide (DIR/NAME/part_*), then merge them into one balanced "
+                "dataset in DIR/dataset with splits by slide")
+      ->group(ex);
+  sub->add_flag("--merge-only", c->merge_only, "Run no slide; merge the finished parts of every shard into DIR/dataset")
+      ->group(ex);
+  sub->add_option("--split", c->split, "Splits by slide, e.g. train=0.8,valid=0.1,test=0.2 (each slide's split comes "
+                                       "from its name and --seed, so it never moves as the archive grows)")
+      ->capture_default_str()->group(ex);
+  sub->add_option("--balance", c->balance, "none, undersample or oversample, over all slides of a split")
+      ->capture_default_str()->group(ex);
+  sub->add_option("--ratio", c->ratio, "positives:negatives after balancing")->capture_default_str()->group(ex);
+  sub->add_option("--seed", c->seed, "Seed of every random choice (splits, caps, balancing)")->capture_default_str()->group(ex);
+  sub->add_flag("--augment", c->augment, "Give oversampled copies a random flip / 90-degree rotation")->group(ex);
+  sub->add_option("--format", c->format, "pcam (HDF5 x/y + meta CSV) or kaggle (train/<sha1>.tif + labels CSV)")
+      ->capture_default_str()->group(ex);
+  sub->add_option("--prefix", c->prefix, "File prefix of the pcam files")->capture_default_str()->group(ex);
+
+  // Passed to every child as given: see `wsi-heatmap extract --help` / `wsi-heatmap heatmap --help`.
+  struct Spec {
+    const char* flag;
+    Forwarded::Mode mode;
+    bool is_flag;
+  };
+  const Spec specs[] = {
+      {"--mpp", Forwarded::both, false},           {"--target-mpp", Forwarded::both, false},
+      {"--level", Forwarded::both, false},         {"--stride", Forwarded::both, false},
+      {"--min-tissue", Forwarded::both, false},    {"--edge", Forwarded::both, false},
+      {"--mask-mpp", Forwarded::both, false},      {"--white-threshold", Forwarded::both, false},
+      {"--black-threshold", Forwarded::both, false}, {"--min-saturation", Forwarded::both, false},
+      {"--no-pen-removal", Forwarded::both, true}, {"--closing-um", Forwarded::both, false},
+      {"--opening-um", Forwarded::both, false},    {"--margin-um", Forwarded::both, false},
+      {"--max-hole-um2", Forwarded::both, false},  {"--min-component-um2", Forwarded::both, false},
+      {"--cam-resolution", Forwarded::heatmap, false}, {"--overlay-mpp", Forwarded::heatmap, false},
+      {"--threshold", Forwarded::heatmap, false},  {"--froc-threshold", Forwarded::heatmap, false},
+      {"--float32", Forwarded::heatmap, true},     {"--mask", Forwarded::extract, false},
+      {"--annotations", Forwarded::extract, false}, {"--annotation-scale", Forwarded::extract, false},
+      {"--mask-values", Forwarded::extract, false}, {"--exclusion", Forwarded::extract, false},
+      {"--unlabelled", Forwarded::extract, true},  {"--patch-size", Forwarded::extract, false},
+      {"--label-rule", Forwarded::extract, false}, {"--max-per-slide", Forwarded::extract, false},
+  };
+  for (const Spec& sp : specs) {
+    Forwarded& f = c->forwarded.emplace_back();
+    f.flag = sp.flag;
+    f.mode = sp.mode;
+    f.is_flag = sp.is_flag;
+    const std::string help = sp.mode == Forwarded::both      ? "as in heatmap / extract"
+                             : sp.mode == Forwarded::heatmap ? "as in heatmap"
+                                                             : "as in extract (--mask/--annotations: a pattern with {stem})";
+    const char* group = sp.mode == Forwarded::extract ? ex : "Passed to each slide's run";
+    CLI::Option* o = sp.is_flag ? sub->add_flag(sp.flag, f.given, help) : sub->add_option(sp.flag, f.value, help);
+    o->group(group);
+    if (!sp.is_flag) o->each([&f](const std::string&) { f.given = true; });
+  }
   sub->callback([c] {
     const int rc = run_batch(*c);
     if (rc != 0) throw CLI::RuntimeError(rc);

@@ -47,7 +47,8 @@ std::vector<std::filesystem::path> collect_slides(const std::vector<std::filesys
 // A name per slide that is safe as one path component and unique in the batch: the file stem,
 // with every byte other than ASCII letters, digits, '.', '_', '-' and UTF-8 bytes (>= 0x80)
 // replaced by '_', a leading '.' replaced by '_' (no "..", no hidden files), an empty result
-// "slide", and a repeated name suffixed "-2", "-3", ... in input order. Pure.
+// "slide", and a repeated name suffixed "-2", "-3", ... in input order. The batch's own folder
+// names "logs" and "dataset" count as taken (a slide logs.svs becomes logs-2). Pure.
 std::vector<std::string> unique_safe_names(const std::vector<std::filesystem::path>& slides);
 
 // --shard I/N: shard I (1..N) of N. A slide belongs to the shard FNV-1a(name) mod N + 1: the same
@@ -79,6 +80,9 @@ struct ManifestEntry {
   double seconds = 0;  // wall time of the last attempt
   int attempts = 0;    // runs of this slide over all batch runs
   std::string finished;  // UTC time of the last attempt, ISO 8601
+  // What produced the outputs: the child's options (slide and folder left out). A rerun with
+  // other settings (another model, patch size, split, ...) runs the slide again. JSON only.
+  std::string settings;
   std::vector<OutputFile> outputs;
 };
 

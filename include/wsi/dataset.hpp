@@ -33,9 +33,8 @@ namespace wsi {
 enum class DatasetFormat { pcam, kaggle };
 DatasetFormat parse_dataset_format(const std::string& s);  // throws UsageError
 
-// One patch as it goes into a dataset.
-struct PatchRecord {
-  const uint8_t* rgb = nullptr;     // patch_size x patch_size x 3, row-major RGB
+// What a dataset records about one patch besides its pixels (the meta CSV's columns).
+struct PatchMeta {
   int64_t x = 0, y = 0;             // level-0 top-left of the patch
   int64_t size_level0 = 0;          // level-0 extent of the patch (patch_size * target/level0 mpp)
   int level = 0;                    // slide level the pixels were read from
@@ -46,6 +45,11 @@ struct PatchRecord {
   int copy = 0;                     // 0 = original, k > 0 = k-th oversampled duplicate
   std::string augment;              // "" or the D4 op applied: "flip-h", "rot90", ...
   std::string wsi;                  // slide name (file stem)
+};
+
+// One patch as it goes into a dataset.
+struct PatchRecord : PatchMeta {
+  const uint8_t* rgb = nullptr;  // patch_size x patch_size x 3, row-major RGB
 };
 
 struct DatasetWriterStats {
@@ -97,6 +101,11 @@ class PatchSet {
 //     without `_labels.csv`) or `<dir>/<id>.tif`.
 // Throws UsageError (missing path) or ConfigError (what is wrong and where).
 std::unique_ptr<PatchSet> open_patch_set(const std::filesystem::path& path);
+
+// Reads back a meta CSV the writers wrote (pcam `<prefix>_<split>_meta.csv` or kaggle
+// `<split>_meta.csv`), one entry per row in file order, i.e. in the order of the patches in the
+// HDF5 / labels CSV. Throws ConfigError naming the file and line.
+std::vector<PatchMeta> read_patch_meta(const std::filesystem::path& csv);
 
 // Lower-case hex SHA-1 of `size` bytes (OpenSSL).
 std::string sha1_hex(const uint8_t* data, size_t size);

@@ -111,4 +111,39 @@ using ExtractProgress = std::function<void(int64_t done, int64_t total)>;
 ExtractSummary run_extract(const std::vector<ExtractSource>& sources, const ExtractParams& params,
                            const ExtractProgress& progress = {});
 
+// ---- One dataset from per-slide parts (`wsi-heatmap batch --extract`) ----
+//
+// A batch extracts each slide on its own (`extract SLIDE --split S=1 --prefix part`, any
+// --max-per-slide cap applied there, no balancing), so a slide that fails or hangs costs only
+// itself and a rerun redoes only unfinished slides. The merge then balances each split across
+// all its slides by the rules run_extract() uses (select_patches with the seed and the split's
+// salt; copies and D4 augmentation included) and writes the final dataset.
+
+struct DatasetPart {
+  std::string name;                 // the slide's name in the batch
+  std::string split;                // the split its slide belongs to
+  std::filesystem::path x_h5;       // the part's pcam patches (<dir>/part_<split>_x.h5; y beside it)
+  std::filesystem::path meta_csv;   // its meta CSV (<dir>/part_<split>_meta.csv)
+};
+
+struct MergeParams {
+  SplitSpec split;          // the splits, in this order; parts of other splits are ignored
+  BalanceParams balance;    // max_per_slide is ignored (applied per part)
+  DatasetFormat format = DatasetFormat::pcam;
+  std::string prefix = "patches";
+  std::filesystem::path out_dir;  // created if missing; the caller renames it into place
+  int patch_size = 96;      // used only when every part is empty
+};
+
+struct MergeSummary {
+  std::vector<SplitReport> splits;
+  std::filesystem::path summary_json;  // <out_dir>/<prefix>_summary.json, written last
+  int64_t patches_written = 0;
+};
+
+// Writes the dataset of `parts` into params.out_dir: every split's files (even an empty split's)
+// and the summary. Throws ConfigError naming a part that does not read back (damaged, or patch
+// sizes that differ), WriteError for the output.
+MergeSummary merge_dataset_parts(const std::vector<DatasetPart>& parts, const MergeParams& params);
+
 }  // namespace wsi

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -32,6 +33,14 @@ struct SplitMix64 {
   double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
   double uniform(double lo, double hi) { return lo + (hi - lo) * uniform(); }
 };
+
+// FNV-1a (64 bit) of a string: a stable hash of a name (slide names, split names), the same on
+// every platform and standard library (std::hash is neither).
+inline uint64_t fnv1a(std::string_view s) {
+  uint64_t h = 1469598103934665603ULL;
+  for (unsigned char ch : s) h = (h ^ ch) * 1099511628211ULL;
+  return h;
+}
 
 // A seed derived from two values (e.g. the run's seed and a patch index).
 inline uint64_t mix_seed(uint64_t a, uint64_t b) { return SplitMix64(a ^ (b * 0x9e3779b97f4a7c15ULL)).next(); }

@@ -68,6 +68,13 @@ struct SplitSpec {
 std::vector<std::string> assign_splits(const std::vector<std::string>& slide_names, const SplitSpec& spec,
                                        uint64_t seed);
 
+// Assigns one slide to a split from its name alone: a uniform number drawn from FNV-1a(name)
+// and the seed falls into one of the cumulative fractions. Unlike assign_splits, a slide's split
+// never depends on the other slides, so an archive that grows (a batch run, shards on a cluster)
+// never moves a slide into another split; the fractions then hold on average (binomial spread),
+// not exactly. Pure.
+std::string split_for_name(const std::string& slide_name, const SplitSpec& spec, uint64_t seed);
+
 // The 8 symmetries of the square: 0 identity, 1 rot90, 2 rot180, 3 rot270, 4 flip-h, 5 flip-v,
 // 6 transpose, 7 anti-transpose. Square RGB images only; src and dst must not alias.
 void apply_d4(uint8_t op, const uint8_t* src, uint8_t* dst, int size);

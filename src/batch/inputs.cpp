@@ -6,21 +6,18 @@
 #include <string>
 #include <system_error>
 
+#include "core/text.hpp"
 #include "wsi/batch.hpp"
 #include "wsi/error.hpp"
+#include "wsi/random.hpp"
 
 namespace wsi {
 namespace fs = std::filesystem;
 
 namespace {
 
-std::string lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
 bool has_extension(const fs::path& p, const std::vector<std::string>& exts) {
-  const std::string e = lower(p.extension().string());
+  const std::string e = detail::ascii_lower(p.extension().string());
   return std::find(exts.begin(), exts.end(), e) != exts.end();
 }
 
@@ -109,15 +106,6 @@ struct Collector {
   }
 };
 
-uint64_t fnv1a(const std::string& s) {
-  uint64_t h = 1469598103934665603ull;
-  for (const unsigned char c : s) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  return h;
-}
-
 }  // namespace
 
 const std::vector<std::string>& slide_extensions() {
@@ -136,7 +124,7 @@ std::vector<fs::path> collect_slides(const std::vector<fs::path>& inputs, const 
 
 std::vector<std::string> unique_safe_names(const std::vector<fs::path>& slides) {
   std::vector<std::string> names;
-  std::set<std::string> taken;
+  std::set<std::string> taken = {"logs", "dataset"};  // DIR/logs/ and DIR/dataset/ are the batch's own
   for (const fs::path& p : slides) {
     std::string n = p.stem().string();
     for (char& c : n) {
@@ -147,8 +135,8 @@ std::vector<std::string> unique_safe_names(const std::vector<fs::path>& slides) 
     if (!n.empty() && n[0] == '.') n[0] = '_';
     if (n.empty()) n = "slide";
     std::string unique = n;
-    for (int k = 2; taken.count(lower(unique)); ++k) unique = n + "-" + std::to_string(k);
-    taken.insert(lower(unique));  // case-insensitive: names must not collide on such file systems
+    for (int k = 2; taken.count(detail::ascii_lower(unique)); ++k) unique = n + "-" + std::to_string(k);
+    taken.insert(detail::ascii_lower(unique));  // case-insensitive: names must not collide on such file systems
     names.push_back(unique);
   }
   return names;

@@ -93,6 +93,7 @@ Manifest read_manifest(const fs::path& json_path) {
       e.seconds = s.value("seconds", 0.0);
       e.attempts = s.value("attempts", 0);
       e.finished = s.value("finished", "");
+      e.settings = s.value("settings", "");
       for (const json& o : s.value("outputs", json::array()))
         e.outputs.push_back({o.at("file").get<std::string>(), o.at("size").get<int64_t>(), o.at("sha1").get<std::string>()});
       m.entries.push_back(std::move(e));
@@ -121,6 +122,7 @@ void write_manifest(const Manifest& m, const fs::path& json_path, const fs::path
                       {"seconds", e.seconds},
                       {"attempts", e.attempts},
                       {"finished", e.finished},
+                      {"settings", e.settings},
                       {"outputs", outs}});
     std::ostringstream secs;
     secs.precision(3);

@@ -15,7 +15,8 @@ bool tune_allocator_for_inference() {
   constexpr int kTrimThreshold = 1 << 30;
   const bool mmap_off = mallopt(M_MMAP_MAX, 0) == 1;
   const bool trim_high = mallopt(M_TRIM_THRESHOLD, kTrimThreshold) == 1;
-  return mmap_off && trim_high;
+  const bool one_arena = mallopt(M_ARENA_MAX, 1) == 1;  // must precede the threads: see the header
+  return mmap_off && trim_high && one_arena;
 #else
   return false;
 #endif

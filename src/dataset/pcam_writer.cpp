@@ -286,7 +286,10 @@ class Hdf5Array {
     H5Id space(H5Screate_simple(rank, dims_.data(), maxdims.data()), H5Sclose);
     H5Id dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
     if (!space.valid() || !dcpl.valid() || H5Pset_chunk(dcpl.get(), rank, chunk.data()) < 0 ||
-        H5Pset_deflate(dcpl.get(), 4) < 0)
+        H5Pset_deflate(dcpl.get(), 4) < 0 ||
+        // No creation/modification times in the object header: the same patches give the same
+        // bytes on every run (reproducible datasets; batch reruns compare them by hash).
+        H5Pset_obj_track_times(dcpl.get(), false) < 0)
       fail("cannot set up the chunked, gzip-compressed dataset \"" + name_ + "\"", "");
     dset_.reset(H5Dcreate2(fid_.get(), name, H5T_STD_U8LE, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
                 H5Dclose);

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "dataset/meta_csv.hpp"
 #include "wsi/dataset.hpp"
 #include "wsi/error.hpp"
 
@@ -227,6 +228,52 @@ std::unique_ptr<PatchSet> open_patch_set(const fs::path& path) {
   if (path.extension() == ".h5" || path.extension() == ".hdf5") return std::make_unique<PcamSet>(path);
   if (path.extension() == ".csv") return std::make_unique<KaggleSet>(path);
   throw UsageError(path.string() + ": give a PCam *_x.h5 file, a Kaggle labels CSV, or a directory with train_labels.csv");
+}
+
+std::vector<PatchMeta> read_patch_meta(const fs::path& csv) {
+  std::ifstream in(csv, std::ios::binary);
+  if (!in) throw ConfigError(csv.string() + ": cannot open the meta CSV");
+  std::string line;
+  if (!std::getline(in, line)) throw ConfigError(csv.string() + ": empty file, not a meta CSV");
+  const std::vector<std::string> header = detail::parse_csv_row(line);
+  const auto column = [&](const char* name) {
+    for (size_t i = 0; i < header.size(); ++i)
+      if (header[i] == name) return i;
+    throw ConfigError(csv.string() + ": no column '" + name + "' (not a meta CSV written by extract)");
+  };
+  const size_t cy = column("coord_y"), cx = column("coord_x"), ct = column("tumor_patch"),
+               cc = column("center_tumor_patch"), cw = column("wsi"), cl = column("label"),
+               cf = column("tumour_fraction"), ck = column("copy"), ca = column("augment"), cv = column("level"),
+               cs = column("patch_size_level0");
+  std::vector<PatchMeta> rows;
+  for (int64_t number = 2; std::getline(in, line); ++number) {
+    if (line.empty() || line == "\r") continue;
+    const std::vector<std::string> f = detail::parse_csv_row(line);
+    const auto where = [&] { return csv.string() + ":" + std::to_string(number) + ": "; };
+    if (f.size() != header.size())
+      throw ConfigError(where() + std::to_string(f.size()) + " columns where the header has " +
+                        std::to_string(header.size()));
+    PatchMeta m;
+    try {
+      m.y = std::stoll(f[cy]);
+      m.x = std::stoll(f[cx]);
+      m.size_level0 = std::stoll(f[cs]);
+      m.level = std::stoi(f[cv]);
+      m.tumour_fraction = std::stod(f[cf]);
+      m.copy = std::stoi(f[ck]);
+      const int label = std::stoi(f[cl]);
+      if (label != 0 && label != 1) throw std::invalid_argument("label");
+      m.label = static_cast<uint8_t>(label);
+    } catch (const std::logic_error&) {
+      throw ConfigError(where() + "a number column (coord_y, coord_x, label, ...) does not hold a number");
+    }
+    m.tumor_patch = f[ct] == "True";
+    m.center_tumor_patch = f[cc] == "True";
+    m.wsi = f[cw];
+    m.augment = f[ca];
+    rows.push_back(std::move(m));
+  }
+  return rows;
 }
 
 }  // namespace wsi

@@ -18,6 +18,7 @@
 #include "slide/slide_handle.hpp"
 #include "tissue/params_json.hpp"
 #include "wsi/error.hpp"
+#include "wsi/random.hpp"
 #include "wsi/slide.hpp"
 
 namespace wsi {
@@ -198,12 +199,6 @@ void extract_slide(const ExtractSource& src, const ExtractParams& params, SlideS
               }));
 }
 
-uint64_t hash_name(const std::string& s) {
-  uint64_t h = 1469598103934665603ULL;  // FNV-1a
-  for (unsigned char ch : s) h = (h ^ ch) * 1099511628211ULL;
-  return h;
-}
-
 nlohmann::json params_json(const ExtractParams& p) {
   nlohmann::json j;
   j["format"] = p.format == DatasetFormat::pcam ? "pcam" : "kaggle";
@@ -306,7 +301,7 @@ ExtractSummary run_extract(const std::vector<ExtractSource>& sources, const Extr
       for (size_t k = 0; k < surveys[i].candidates.size(); ++k)
         plan.candidates.push_back({static_cast<int32_t>(i), static_cast<int64_t>(k), surveys[i].candidates[k].label});
     }
-    plan.picks = select_patches(plan.candidates, params.balance, hash_name(name));
+    plan.picks = select_patches(plan.candidates, params.balance, fnv1a(name));
     for (const Pick& p : plan.picks) ++surveys[static_cast<size_t>(plan.candidates[p.candidate].slide)].report.selected;
     total += static_cast<int64_t>(plan.picks.size());
   }

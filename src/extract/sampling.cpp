@@ -185,6 +185,17 @@ std::vector<std::string> assign_splits(const std::vector<std::string>& slide_nam
   return out;
 }
 
+std::string split_for_name(const std::string& slide_name, const SplitSpec& spec, uint64_t seed) {
+  const double u = SplitMix64(mix(fnv1a(slide_name), mix(seed, 0x73706c6974ULL))).uniform();
+  double total = 0, cumulative = 0;
+  for (const auto& part : spec.parts) total += part.second;
+  for (const auto& part : spec.parts) {
+    cumulative += part.second;
+    if (u * total < cumulative) return part.first;
+  }
+  return spec.parts.back().first;  // rounding at the top end
+}
+
 void apply_d4(uint8_t op, const uint8_t* src, uint8_t* dst, int size) {
   const int n = size - 1;
   for (int y = 0; y < size; ++y)

@@ -10,17 +10,13 @@
 #include <map>
 #include <sstream>
 
+#include "core/text.hpp"
 #include "wsi/error.hpp"
 
 namespace wsi {
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
 
 std::string trim(const std::string& s) {
   const auto b = s.find_first_not_of(" \t\r");
@@ -74,7 +70,7 @@ std::vector<size_t> map_header(const std::vector<std::string>& fields, const std
                                const std::string& expected, const std::string& source, int64_t line) {
   std::vector<size_t> index(aliases.size(), std::string::npos);
   for (size_t f = 0; f < fields.size(); ++f) {
-    const std::string name = lower(fields[f]);
+    const std::string name = detail::ascii_lower(fields[f]);
     for (size_t k = 0; k < aliases.size(); ++k)
       if (std::find(aliases[k].begin(), aliases[k].end(), name) != aliases[k].end()) {
         if (index[k] != std::string::npos)
@@ -246,14 +242,14 @@ std::vector<SlideResultFiles> find_slide_results(const fs::path& dir) {
 }
 
 std::optional<TruthKind> truth_kind(const fs::path& path) {
-  const std::string ext = lower(path.extension().string());
+  const std::string ext = detail::ascii_lower(path.extension().string());
   if (ext == ".tif" || ext == ".tiff") return TruthKind::mask;
   if (ext == ".xml" || ext == ".json" || ext == ".geojson") return TruthKind::annotations;
   return std::nullopt;
 }
 
 std::string truth_key(const fs::path& path) {
-  std::string s = lower(path.stem().string());
+  std::string s = detail::ascii_lower(path.stem().string());
   for (const char* suffix : {"_mask", "-mask", ".mask"})
     if (ends_with(s, suffix) && s.size() > 5) return s.substr(0, s.size() - 5);
   return s;
@@ -273,13 +269,13 @@ TruthMatch match_truth(const std::vector<std::string>& names, const std::vector<
     if (!kind) continue;
     const fs::path norm = p.lexically_normal();
     if (std::any_of(cands.begin(), cands.end(), [&](const Cand& c) { return c.path == norm; })) continue;
-    const bool named_mask = lower(p.stem().string()) != truth_key(p);
+    const bool named_mask = detail::ascii_lower(p.stem().string()) != truth_key(p);
     cands.push_back({norm, *kind, *kind == TruthKind::annotations ? 1 : named_mask ? 0 : 2});
   }
   TruthMatch m;
   m.truth.resize(names.size());
   for (size_t i = 0; i < names.size(); ++i) {
-    const std::string key = lower(names[i]);
+    const std::string key = detail::ascii_lower(names[i]);
     std::vector<Cand*> hits;
     for (Cand& c : cands)
       if (truth_key(c.path) == key) hits.push_back(&c);
