@@ -55,6 +55,7 @@
 #include <random>
 #include <set>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -90,13 +91,21 @@ void warm_up_once(const std::string& key, Fn&& fn) {
 
 void bm_predict(benchmark::State& state, const wsi::Model* model, const std::vector<uint8_t>* patches,
                 int64_t batch) {
-  warm_up_once("predict/" + std::to_string(batch), [&] { (void)model->predict(patches->data(), batch); });
-  const CpuSample start = CpuSample::now();
-  for (auto _ : state) {
-    std::vector<float> p = model->predict(patches->data(), batch);
-    benchmark::DoNotOptimize(p.data());
+  const auto body = [&] {
+    warm_up_once("predict/" + std::to_string(batch), [&] { (void)model->predict(patches->data(), batch); });
+    const CpuSample start = CpuSample::now();
+    for (auto _ : state) {
+      std::vector<float> p = model->predict(patches->data(), batch);
+      benchmark::DoNotOptimize(p.data());
+    }
+    count_other_cores(state, start);
+  };
+  if (env_or("WSI_BENCH_CALLER", "main") == "thread") {
+    std::thread t(body);  // as the heatmap pipeline calls it: from a thread of its own
+    t.join();
+  } else {
+    body();
   }
-  count_other_cores(state, start);
   state.counters["patches/s"] =
       benchmark::Counter(static_cast<double>(state.iterations() * batch), benchmark::Counter::kIsRate);
 }
@@ -144,22 +153,18 @@ std::vector<uint8_t> make_patches(int patch_size) {
 }
 
 int run(int argc, char** argv) {
-  const std::string malloc_mode = env_or("WSI_BENCH_MALLOC", "tuned");
-  bool tuned = false;
-  if (malloc_mode == "tuned") {
-    tuned = wsi::tune_allocator_for_inference();
-  } else if (malloc_mode != "glibc") {
-    std::fprintf(stderr, "bench_inference: WSI_BENCH_MALLOC=%s: use tuned or glibc\n", malloc_mode.c_str());
-    return 2;
-  }
-  const std::string blas_mode = env_or("WSI_BENCH_BLAS", "one");
-  bool blas_one = false;
-  if (blas_mode == "one") {
-    blas_one = wsi::limit_blas_threads();
-  } else if (blas_mode != "default") {
-    std::fprintf(stderr, "bench_inference: WSI_BENCH_BLAS=%s: use one or default\n", blas_mode.c_str());
-    return 2;
-  }
+  // Each switch: its first value does what the CLI does, its second leaves the library default.
+  const auto env_switch = [](const char* var, const char* as_cli, const char* as_default, bool (*apply)(),
+                             std::string& mode) {
+    mode = env_or(var, as_cli);
+    if (mode == as_cli) return apply();
+    if (mode != as_default)
+      throw wsi::UsageError(std::string(var) + "=" + mode + ": use " + as_cli + " or " + as_default);
+    return false;
+  };
+  std::string malloc_mode, blas_mode;
+  const bool tuned = env_switch("WSI_BENCH_MALLOC", "tuned", "glibc", wsi::tune_allocator_for_inference, malloc_mode);
+  const bool blas_one = env_switch("WSI_BENCH_BLAS", "one", "default", wsi::limit_blas_threads, blas_mode);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 2;
 
@@ -200,7 +205,7 @@ int run(int argc, char** argv) {
   }
   std::fprintf(stderr, "bench_inference: %d intra-op threads (at::get_num_threads() = %d), malloc %s, BLAS %s\n",
                threads, at::get_num_threads(),
-               tuned ? "tuned (M_MMAP_MAX 0, M_TRIM_THRESHOLD 1 GiB)"
+               tuned ? "tuned (M_MMAP_MAX 0, M_TRIM_THRESHOLD 1 GiB, one arena)"
                      : malloc_mode == "glibc" ? "glibc defaults (WSI_BENCH_MALLOC=glibc)" : "not tunable (not glibc)",
                blas_one ? "OpenBLAS single-threaded" : blas_mode == "default" ? "its own threads (WSI_BENCH_BLAS=default)"
                                                                                : "not OpenBLAS (left as is)");

@@ -269,6 +269,16 @@ TEST(BatchCli, ShardsSplitTheArchiveAndALockedDirectoryIsRefused) {
     for (const auto& e : m["slides"]) EXPECT_TRUE(done.insert(e["name"].get<std::string>()).second) << "in two shards";
   }
   EXPECT_EQ(done.size(), 3u);
+  // After the shards, --merge-only writes one manifest of all of them, which a whole run trusts.
+  std::vector<std::string> merge = {"batch"};
+  merge.insert(merge.end(), slides.begin(), slides.end());
+  merge.insert(merge.end(), {"-o", out.string(), "-q", "--no-gradcam", "--merge-only"});
+  const auto m = test::run_wsi(merge);
+  EXPECT_EQ(m.code, 0) << m.out << m.err;
+  EXPECT_EQ(statuses(manifest_of(out)).size(), 3u);
+  merge.pop_back();
+  const auto whole = test::run_wsi(merge);
+  EXPECT_NE(whole.out.find("0 done now, 3 already done"), std::string::npos) << whole.out;
   // Another run holding the directory's lock: refused, nothing touched.
   const BatchLock held(out / ".batch.lock");
   const auto r = test::run_wsi({"batch", slides[0], "-o", out.string(), "-q"});
@@ -352,6 +362,31 @@ TEST(BatchCli, SigkillAtRandomMomentsThenRerunGivesTheUninterruptedResult) {
   }
 }
 
+TEST(BatchCli, MppCsvGivesSlidesTheirOwnResolutionAndAChangeRunsThemAgain) {
+  test::ScratchDir d;
+  const fs::path out = d / "out";
+  const std::string one = small_slides()[0].string(), two = small_slides()[1].string();
+  touch(d / "mpp.csv", "Slide,MPP\n\"slide 1\",0.5\n");  // by stem; slide 2 keeps its own 0.25
+  std::vector<std::string> args = {"batch", one, two, "-o", out.string(), "-q", "--no-gradcam",
+                                   "--mpp-csv", (d / "mpp.csv").string()};
+  const auto r = test::run_wsi(args);
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  const auto mpp = [&](const char* name) {
+    return json::parse(test::slurp(out / name / (std::string(name) + ".summary.json")))["slide"]["mpp"].get<double>();
+  };
+  EXPECT_DOUBLE_EQ(mpp("slide_1"), 0.5);
+  EXPECT_DOUBLE_EQ(mpp("slide_2"), 0.25);
+  // Another mpp for slide 1 is another setting: that slide runs again, the other does not.
+  touch(d / "mpp.csv", "slide,mpp\n" + one + ",0.3\n");
+  const auto again = test::run_wsi(args);
+  EXPECT_NE(again.out.find("1 done now, 1 already done"), std::string::npos) << again.out;
+  EXPECT_DOUBLE_EQ(mpp("slide_1"), 0.3);
+  touch(d / "mpp.csv", "slide,mpp\nslide 1,fast\n");
+  const auto bad = test::run_wsi(args);
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_NE(bad.err.find("mpp.csv:2"), std::string::npos) << bad.err;
+}
+
 // ---- --extract: per-slide parts merged into one dataset ----
 
 // Three generated slides at 0.5 um/px with their tumour masks (masks/<stem>.mask.tif), and a
@@ -433,14 +468,25 @@ TEST(BatchExtract, PartsMergeIntoOneBalancedDatasetWithEachSlideInOneSplit) {
   EXPECT_NE(again.out.find("is up to date"), std::string::npos) << again.out;
   EXPECT_TRUE(test::slurp(out / "dataset" / "patches_train_x.h5") == before);
 
-  // Balancing is the merge's: another --balance merges again from the same parts.
+  // Balance and format are the merge's: changing them merges again from the same parts, and the
+  // new dataset replaces the old one whole.
   auto none = extract_args(archive, out);
   none[std::find(none.begin(), none.end(), "undersample") - none.begin()] = "none";
+  none.insert(none.end(), {"--format", "kaggle"});
   const auto third = test::run_wsi(none);
   EXPECT_NE(third.out.find("0 done now, 3 already done"), std::string::npos) << third.out;
   const json all = json::parse(test::slurp(out / "dataset" / "patches_summary.json"));
   EXPECT_GE(all["patches_written"].get<int64_t>(), total);
   EXPECT_EQ(all["parameters"]["balance"], "none");
+  EXPECT_FALSE(fs::exists(out / "dataset" / "patches_train_x.h5")) << "the pcam merge was replaced";
+  int64_t listed = 0;
+  for (const char* split : {"train", "test"}) {
+    const fs::path labels = out / "dataset" / (std::string(split) + "_labels.csv");
+    EXPECT_TRUE(fs::exists(labels)) << labels;
+    const json& js = all["splits"][split];
+    if (js["positives"].get<int64_t>() + js["negatives"].get<int64_t>() > 0) listed += open_patch_set(labels)->size();
+  }
+  EXPECT_EQ(listed, all["patches_written"].get<int64_t>());
 
   // A per-slide option is a slide's setting: another --max-per-slide extracts every slide again.
   auto capped = extract_args(archive, out);

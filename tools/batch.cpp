@@ -13,11 +13,13 @@
 #include <iomanip>
 #include <iostream>
 #include <list>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "commands.hpp"
+#include "core/text.hpp"
 #include "progress.hpp"
 #include "wsi/batch.hpp"
 #include "wsi/error.hpp"
@@ -52,7 +54,51 @@ struct BatchCli {
   std::string split = "train=1", balance = "none", ratio = "1:1", format = "pcam", prefix = "patches";
   uint64_t seed = 0;
   std::list<Forwarded> forwarded;  // a list: CLI11 keeps pointers to the members
+  std::string mpp_csv;
+  std::map<std::string, std::string> mpp_of;  // --mpp-csv: slide path, file name or stem -> um/px
 };
+
+// --mpp-csv FILE: columns `slide` (a path as given to the batch, a file name, or a file name
+// without extension) and `mpp` (level-0 um per pixel), for archives whose slides lack it.
+std::map<std::string, std::string> read_mpp_csv(const fs::path& csv) {
+  std::ifstream in(csv);
+  if (!in) throw UsageError("--mpp-csv " + csv.string() + ": cannot open the file");
+  std::string line;
+  std::getline(in, line);
+  const std::vector<std::string> header = detail::parse_csv_row(line);
+  size_t slide_col = header.size(), mpp_col = header.size();
+  for (size_t i = 0; i < header.size(); ++i) {
+    const std::string h = detail::ascii_lower(header[i]);
+    if (h == "slide") slide_col = i;
+    if (h == "mpp") mpp_col = i;
+  }
+  if (slide_col == header.size() || mpp_col == header.size())
+    throw UsageError("--mpp-csv " + csv.string() + ": the header must name the columns slide and mpp");
+  std::map<std::string, std::string> m;
+  for (int number = 2; std::getline(in, line); ++number) {
+    if (line.empty() || line == "\r") continue;
+    const std::vector<std::string> f = detail::parse_csv_row(line);
+    const std::string where = "--mpp-csv " + csv.string() + ":" + std::to_string(number) + ": ";
+    if (f.size() != header.size()) throw UsageError(where + "expected " + std::to_string(header.size()) + " columns");
+    double v = 0;
+    try {
+      size_t used = 0;
+      v = std::stod(f[mpp_col], &used);
+      if (used != f[mpp_col].size()) v = 0;
+    } catch (const std::logic_error&) {
+    }
+    if (!(v > 0 && v < 100)) throw UsageError(where + "mpp '" + f[mpp_col] + "' is not a number of um per pixel (0..100)");
+    if (!m.emplace(f[slide_col], f[mpp_col]).second) throw UsageError(where + f[slide_col] + " is listed twice");
+  }
+  return m;
+}
+
+// The slide's row of --mpp-csv: by the path as given, else the file name, else the stem.
+const std::string* csv_mpp(const BatchCli& c, const fs::path& slide) {
+  for (const std::string& key : {slide.string(), slide.filename().string(), slide.stem().string()})
+    if (const auto it = c.mpp_of.find(key); it != c.mpp_of.end()) return &it->second;
+  return nullptr;
+}
 
 // The slides of the inputs (the output directory excluded), their names, and which of them
 // belong to this shard.
@@ -107,7 +153,7 @@ std::string split_of(const BatchCli& c, const std::string& name) {
 
 // The options every child of this run gets, after its slide and output folder: they are also
 // the manifest's `settings`, so a rerun with other options redoes the slide.
-std::vector<std::string> child_options(const BatchCli& c, const std::string& name) {
+std::vector<std::string> child_options(const BatchCli& c, const fs::path& slide, const std::string& name) {
   std::vector<std::string> a;
   const auto add = [&](const char* flag, const std::string& v) {
     if (!v.empty()) a.insert(a.end(), {flag, v});
@@ -124,9 +170,10 @@ std::vector<std::string> child_options(const BatchCli& c, const std::string& nam
     if (c.batch > 0) add("--batch", std::to_string(c.batch));
     if (c.no_gradcam) a.push_back("--no-gradcam");
   }
-  if (c.threads > 0) add("--threads", std::to_string(c.threads));
+  const std::string* mpp = csv_mpp(c, slide);
+  if (mpp) add("--mpp", *mpp);
   for (const Forwarded& f : c.forwarded) {
-    if (!f.given) continue;
+    if (!f.given || (mpp && f.flag == "--mpp")) continue;  // the slide's own row wins
     if (f.is_flag)
       a.push_back(f.flag);
     else
@@ -139,14 +186,17 @@ std::vector<std::string> child_options(const BatchCli& c, const std::string& nam
 std::vector<std::string> child_argv(const BatchCli& c, const fs::path& exe, const fs::path& slide, const fs::path& dir,
                                     const std::string& name) {
   std::vector<std::string> a = {exe.string(), c.extract ? "extract" : "heatmap", slide.string(), "-o", dir.string()};
-  const std::vector<std::string> rest = child_options(c, name);
+  const std::vector<std::string> rest = child_options(c, slide, name);
   a.insert(a.end(), rest.begin(), rest.end());
+  // Not in child_options: the thread count changes no output (shards on nodes of different
+  // sizes, and the merge after them, see the same settings).
+  if (c.threads > 0) a.insert(a.end(), {"--threads", std::to_string(c.threads)});
   return a;
 }
 
-std::string settings_of(const BatchCli& c, const std::string& name) {
+std::string settings_of(const BatchCli& c, const fs::path& slide, const std::string& name) {
   std::string s = c.extract ? "extract" : "heatmap";
-  for (const std::string& a : child_options(c, name)) s += " " + a;
+  for (const std::string& a : child_options(c, slide, name)) s += " " + a;
   return s;
 }
 
@@ -235,7 +285,7 @@ int merge_parts(const BatchCli& c, const fs::path& out, const Selection& sel, co
   for (size_t i = 0; i < sel.slides.size(); ++i) {
     const std::string& name = sel.names[i];
     const ManifestEntry* e = manifest.find(name);
-    if (!e || e->status != SlideStatus::done || e->settings != settings_of(c, name) || !outputs_intact(e->outputs, out)) {
+    if (!e || e->status != SlideStatus::done || e->settings != settings_of(c, sel.slides[i], name) || !outputs_intact(e->outputs, out)) {
       ++missing;
       continue;
     }
@@ -297,8 +347,9 @@ int merge_parts(const BatchCli& c, const fs::path& out, const Selection& sel, co
   return 0;
 }
 
-int run_batch(const BatchCli& c) {
+int run_batch(BatchCli& c) {
   if (c.list) return list_slides(c);
+  if (!c.mpp_csv.empty()) c.mpp_of = read_mpp_csv(c.mpp_csv);
   if (c.out.empty()) throw UsageError("batch needs an output directory: -o DIR");
   std::signal(SIGINT, on_batch_signal);
   std::signal(SIGTERM, on_batch_signal);
@@ -322,9 +373,23 @@ int run_batch(const BatchCli& c) {
   const fs::path exe = self_exe();
   check_child_options(c, slides.front());
   if (c.merge_only) {
-    if (!c.extract) throw UsageError("--merge-only goes with --extract");
-    std::cout << "batch " << out.string() << ": merging the finished parts\n";
-    return merge_parts(c, out, select_slides(c, ShardSpec{}), all_manifests(out));
+    // After the shards: one manifest of every slide (a later whole run trusts it as its own), and
+    // with --extract one dataset from the parts of all shards.
+    if (!shard.whole()) throw UsageError("--merge-only merges every shard: give it without --shard");
+    const Selection all = select_slides(c, ShardSpec{});
+    const Manifest found = all_manifests(out);
+    Manifest merged;
+    int n_done = 0;
+    for (const std::string& name : all.names)
+      if (const ManifestEntry* e = found.find(name)) {
+        merged.upsert(*e);
+        n_done += e->status == SlideStatus::done;
+      }
+    write_manifest(merged, manifest_json, manifest_csv);
+    std::cout << "batch " << out.string() << ": " << all.slides.size() << " slides, " << merged.entries.size()
+              << " in the shards' manifests (" << n_done << " done)\n  manifest: " << manifest_json.string() << "\n";
+    const int rc = c.extract ? merge_parts(c, out, all, merged) : 0;
+    return rc != 0 || n_done < static_cast<int>(all.slides.size()) ? 1 : 0;
   }
 
   int ran_ok = 0, ran_failed = 0, already = 0, kept_failed = 0, skipped = 0;
@@ -342,7 +407,7 @@ int run_batch(const BatchCli& c) {
     ManifestEntry e;
     e.name = name;
     e.slide = slide.string();
-    e.settings = settings_of(c, name);
+    e.settings = settings_of(c, slide, name);
     e.attempts = old ? old->attempts : 0;
     if (old && old->slide == e.slide && old->settings == e.settings) {
       std::string why;
@@ -437,6 +502,10 @@ void setup_batch(CLI::App& app) {
   sub->add_flag("--no-gradcam", c->no_gradcam, "Skip Grad-CAM");
   sub->add_option("--timeout", c->timeout, "Stop a slide after this many seconds and record it as failed (0 = no limit)")
       ->check(CLI::NonNegativeNumber);
+  sub->add_option("--mpp-csv", c->mpp_csv,
+                  "CSV with columns slide,mpp: level-0 um per pixel for slides whose files lack it (slide: the path "
+                  "as given, the file name, or the name without extension); overrides --mpp for those slides")
+      ->check(CLI::ExistingFile);
   sub->add_flag("--retry-failed", c->retry_failed, "Run slides that failed in an earlier run again");
   sub->add_option("--shard", c->shard, "Only shard I of N (I/N, 1 <= I <= N; e.g. a Slurm array task)")
       ->capture_default_str();
@@ -448,8 +517,9 @@ void setup_batch(CLI::App& app) {
                 "Extract labelled patches from every slide (DIR/NAME/part_*), then merge them into one balanced "
                 "dataset in DIR/dataset with splits by slide")
       ->group(ex);
-  sub->add_flag("--merge-only", c->merge_only, "Run no slide; merge the finished parts of every shard into DIR/dataset")
-      ->group(ex);
+  sub->add_flag("--merge-only", c->merge_only,
+                "Run no slide: after the shards, write DIR/manifest.json of every shard's slides and, with --extract, "
+                "merge the finished parts of every shard into DIR/dataset");
   sub->add_option("--split", c->split, "Splits by slide, e.g. train=0.8,valid=0.1,test=0.2 (each slide's split comes "
                                        "from its name and --seed, so it never moves as the archive grows)")
       ->capture_default_str()->group(ex);

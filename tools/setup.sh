@@ -19,8 +19,9 @@ PACKAGES=(
   openslide-tools libvips-tools hdf5-tools
   python3-h5py python3-openslide python3-numpy python3-torch python3-torchvision
 )
-# Only the test suite needs these: the workflow engine whose workflow in pipelines/ it runs.
-TEST_PACKAGES=(snakemake)
+# Only the test suite needs these: the workflow engines whose scripts in pipelines/ it runs
+# (Snakemake locally; a single-node Slurm, started by tests/slurm_array.sh).
+TEST_PACKAGES=(snakemake slurmctld slurmd slurm-client munge)
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 

@@ -3,6 +3,8 @@
 
 #include <cctype>
 #include <string>
+#include <string_view>
+#include <vector>
 
 namespace wsi::detail {
 
@@ -12,6 +14,33 @@ inline std::string ascii_lower(std::string s) {
   for (char& c : s)
     if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
   return s;
+}
+
+// Splits one CSV line with RFC 4180 quoting (a quoted field may hold commas and doubled quotes;
+// it must end on the same line). A trailing '\r' (CRLF files) is dropped.
+inline std::vector<std::string> parse_csv_row(std::string_view line) {
+  std::vector<std::string> fields(1);
+  bool quoted = false;
+  for (size_t i = 0; i < line.size(); ++i) {
+    const char c = line[i];
+    if (quoted) {
+      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
+        fields.back() += '"';
+        ++i;
+      } else if (c == '"') {
+        quoted = false;
+      } else {
+        fields.back() += c;
+      }
+    } else if (c == '"') {
+      quoted = true;
+    } else if (c == ',') {
+      fields.emplace_back();
+    } else if (c != '\r') {
+      fields.back() += c;
+    }
+  }
+  return fields;
 }
 
 }  // namespace wsi::detail

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/pending_file.hpp"
+#include "core/text.hpp"  // parse_csv_row
 #include "wsi/dataset.hpp"
 #include "wsi/error.hpp"
 
@@ -49,32 +50,6 @@ inline std::string meta_row(const PatchRecord& p) {
        csv_double(p.tumour_fraction) + ',' + std::to_string(p.copy) + ',' + csv_field(p.augment) + ',' +
        std::to_string(p.level) + ',' + std::to_string(p.size_level0);
   return s;
-}
-
-// Splits one CSV line as csv_field() writes it (RFC 4180 quoting within the line).
-inline std::vector<std::string> parse_csv_row(std::string_view line) {
-  std::vector<std::string> fields(1);
-  bool quoted = false;
-  for (size_t i = 0; i < line.size(); ++i) {
-    const char c = line[i];
-    if (quoted) {
-      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
-        fields.back() += '"';
-        ++i;
-      } else if (c == '"') {
-        quoted = false;
-      } else {
-        fields.back() += c;
-      }
-    } else if (c == '"') {
-      quoted = true;
-    } else if (c == ',') {
-      fields.emplace_back();
-    } else if (c != '\r') {
-      fields.back() += c;
-    }
-  }
-  return fields;
 }
 
 // A CSV streamed to a temporary file and renamed into place by commit(); the temporary goes away
