@@ -7,7 +7,7 @@
 # without root; tools/setup.sh test installs them.
 #   tests/slurm_array.sh WSI_HEATMAP SOURCE_DIR
 set -euo pipefail
-cli=$1 src=$2
+cli=$(readlink -f "$1") src=$(readlink -f "$2")
 for p in munged mungekey slurmctld slurmd sbatch sinfo squeue; do
   command -v "$p" >/dev/null || { echo "SKIPPED: $p is not installed (Debian: slurmctld slurmd slurm-client munge)"; exit 77; }
 done
