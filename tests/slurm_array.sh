@@ -16,11 +16,13 @@ done
 work=$(mktemp -d "${TMPDIR:-/tmp}/wsi-slurm.XXXXXX")
 chmod 755 "$work"
 pids=()
+mounted_cgroup=
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   sleep 1
   for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  rm -rf "$work"
+  [ -z "$mounted_cgroup" ] || umount "$mounted_cgroup" 2>/dev/null || umount -l "$mounted_cgroup" 2>/dev/null || true
+  rm -rf --one-file-system "$work"
 }
 trap cleanup EXIT
 # The cluster itself cannot start here (a container without the needed privileges, ...): that is
@@ -46,6 +48,16 @@ munged --force --key-file="$work/munge/munge.key" --socket="$work/munge/munge.so
   --pid-file="$work/munge/munged.pid" --log-file="$work/log/munged.log" --seed-file="$work/munge/seed" \
   >/dev/null 2>&1 || no_cluster "munged did not start"
 pids+=("$(cat "$work/munge/munged.pid")")
+
+# slurmd initialises its cgroup plugin even with proctrack/linuxproc and task/none, and refuses to
+# start where /sys/fs/cgroup holds no file system (a chroot). There it gets an empty tmpfs of its
+# own, declared a cgroup v1 tree in cgroup.conf, which no plugin configured here uses.
+if ! awk '$2 == "/sys/fs/cgroup" {found = 1} END {exit !found}' /proc/mounts; then
+  mkdir -p "$work/cgroup"
+  mount -t tmpfs -o size=1m wsi-slurm-cgroup "$work/cgroup" || no_cluster "/sys/fs/cgroup is not mounted and no stand-in can be"
+  mounted_cgroup=$work/cgroup
+  printf 'CgroupPlugin=cgroup/v1\nCgroupMountpoint=%s\n' "$work/cgroup" >"$work/cgroup.conf"
+fi
 
 cpus=$(nproc)
 cat >"$work/slurm.conf" <<CONF
