@@ -315,6 +315,26 @@ std::map<std::string, std::string> results(const fs::path& dir) {
   return m;
 }
 
+// Runs the CLI with `args` (its output to /dev/null) and kills it with SIGKILL after `seconds`.
+void run_and_sigkill(std::vector<std::string> args, double seconds) {
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    std::vector<char*> argv{const_cast<char*>(WSI_CLI_PATH)};
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    const int null = ::open("/dev/null", O_WRONLY);
+    ::dup2(null, STDOUT_FILENO);
+    ::dup2(null, STDERR_FILENO);
+    ::execv(WSI_CLI_PATH, argv.data());
+    ::_exit(127);
+  }
+  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  ::kill(pid, SIGKILL);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+}
+
 // Killed with SIGKILL at random moments, several times, then run to completion: the same bytes
 // as a run never interrupted, and no temporary left anywhere.
 TEST(BatchCli, SigkillAtRandomMomentsThenRerunGivesTheUninterruptedResult) {
@@ -332,25 +352,7 @@ TEST(BatchCli, SigkillAtRandomMomentsThenRerunGivesTheUninterruptedResult) {
 
   std::mt19937 rng(20261123);
   std::uniform_real_distribution<double> when(0.2, 3.0);
-  for (int kill = 0; kill < 4; ++kill) {
-    const pid_t pid = ::fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
-      std::vector<std::string> a = with_out(d / "killed");
-      std::vector<char*> argv{const_cast<char*>(WSI_CLI_PATH)};
-      for (auto& s : a) argv.push_back(s.data());
-      argv.push_back(nullptr);
-      const int null = ::open("/dev/null", O_WRONLY);
-      ::dup2(null, STDOUT_FILENO);
-      ::dup2(null, STDERR_FILENO);
-      ::execv(WSI_CLI_PATH, argv.data());
-      ::_exit(127);
-    }
-    std::this_thread::sleep_for(std::chrono::duration<double>(when(rng)));
-    ::kill(pid, SIGKILL);
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-  }
+  for (int kill = 0; kill < 4; ++kill) run_and_sigkill(with_out(d / "killed"), when(rng));
   const auto finish = test::run_wsi(with_out(d / "killed"));
   ASSERT_EQ(finish.code, 0) << finish.out << finish.err;
   EXPECT_TRUE(test::partial_files(d / "killed").empty());
@@ -527,25 +529,7 @@ TEST(BatchExtract, SigkillDuringExtractionAndMergeThenRerunGivesTheUninterrupted
   ASSERT_EQ(test::run_wsi(extract_args(archive, d / "reference")).code, 0);
   std::mt19937 rng(1123);
   std::uniform_real_distribution<double> when(0.1, 2.5);
-  for (int kill = 0; kill < 3; ++kill) {
-    const pid_t pid = ::fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
-      std::vector<std::string> a = extract_args(archive, d / "killed");
-      std::vector<char*> argv{const_cast<char*>(WSI_CLI_PATH)};
-      for (auto& s : a) argv.push_back(s.data());
-      argv.push_back(nullptr);
-      const int null = ::open("/dev/null", O_WRONLY);
-      ::dup2(null, STDOUT_FILENO);
-      ::dup2(null, STDERR_FILENO);
-      ::execv(WSI_CLI_PATH, argv.data());
-      ::_exit(127);
-    }
-    std::this_thread::sleep_for(std::chrono::duration<double>(when(rng)));
-    ::kill(pid, SIGKILL);
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-  }
+  for (int kill = 0; kill < 3; ++kill) run_and_sigkill(extract_args(archive, d / "killed"), when(rng));
   const auto finish = test::run_wsi(extract_args(archive, d / "killed"));
   ASSERT_EQ(finish.code, 0) << finish.out << finish.err;
   EXPECT_TRUE(test::partial_files(d / "killed").empty());

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "core/pending_file.hpp"
+#include "extract/summary_json.hpp"
 #include "slide/slide_handle.hpp"
 #include "tissue/params_json.hpp"
 #include "wsi/error.hpp"
@@ -349,8 +350,7 @@ ExtractSummary run_extract(const std::vector<ExtractSource>& sources, const Extr
   // The summary is the last file written: its presence means the dataset is complete.
   nlohmann::json j;
   j["tool"] = std::string("wsi-heatmap extract ") + WSI_VERSION;
-  j["coordinates"] =
-      "coord_x/coord_y are level-0 pixels of each patch's top-left corner; patch_size_level0 is its level-0 extent";
+  j["coordinates"] = detail::kDatasetCoordinates;
   j["parameters"] = params_json(params);
   nlohmann::json slides = nlohmann::json::array();
   for (const auto& r : summary.slides) {
@@ -368,15 +368,7 @@ ExtractSummary run_extract(const std::vector<ExtractSource>& sources, const Extr
     slides.push_back(s);
   }
   j["slides"] = slides;
-  nlohmann::json splits = nlohmann::json::object();
-  for (const auto& s : summary.splits) {
-    nlohmann::json outs = nlohmann::json::array();
-    for (const auto& o : s.outputs) outs.push_back(o.filename().string());
-    splits[s.name] = {{"slides", s.slides},       {"positives", s.positives},
-                      {"negatives", s.negatives}, {"oversampled_copies", s.copies},
-                      {"duplicates_skipped", s.duplicates_skipped}, {"files", outs}};
-  }
-  j["splits"] = splits;
+  j["splits"] = detail::splits_json(summary.splits);
   j["timing_seconds"] = {{"survey", summary.survey_seconds}, {"extract", summary.extract_seconds}};
   j["patches_written"] = summary.patches_written;
   j["failed_slides"] = summary.failed_slides();

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/pending_file.hpp"
+#include "extract/summary_json.hpp"
 #include "wsi/error.hpp"
 #include "wsi/extract.hpp"
 #include "wsi/random.hpp"
@@ -129,8 +130,7 @@ MergeSummary merge_dataset_parts(const std::vector<DatasetPart>& parts, const Me
   // The summary is the last file written: its presence means the dataset is complete.
   nlohmann::json j;
   j["tool"] = std::string("wsi-heatmap batch --extract ") + WSI_VERSION;
-  j["coordinates"] =
-      "coord_x/coord_y are level-0 pixels of each patch's top-left corner; patch_size_level0 is its level-0 extent";
+  j["coordinates"] = detail::kDatasetCoordinates;
   const char* modes[] = {"none", "undersample", "oversample"};
   nlohmann::json split_spec;
   for (const auto& [name, f] : params.split.parts) split_spec[name] = f;
@@ -154,15 +154,7 @@ MergeSummary merge_dataset_parts(const std::vector<DatasetPart>& parts, const Me
                       {"negatives", o.set->size() - pos}});
   }
   j["slides"] = slides;
-  nlohmann::json splits = nlohmann::json::object();
-  for (const auto& s : summary.splits) {
-    nlohmann::json outs = nlohmann::json::array();
-    for (const auto& f : s.outputs) outs.push_back(f.filename().string());
-    splits[s.name] = {{"slides", s.slides},       {"positives", s.positives},
-                      {"negatives", s.negatives}, {"oversampled_copies", s.copies},
-                      {"duplicates_skipped", s.duplicates_skipped}, {"files", outs}};
-  }
-  j["splits"] = splits;
+  j["splits"] = detail::splits_json(summary.splits);
   j["patches_written"] = summary.patches_written;
   summary.summary_json = params.out_dir / (params.prefix + "_summary.json");
   detail::write_text_file(summary.summary_json, j.dump(2) + "\n");
