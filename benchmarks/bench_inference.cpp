@@ -4,7 +4,7 @@
 // Benchmarks, all in one process, with the same intra-op thread count:
 //   * predict/batch:N   wsi::Model::predict on N patches (preprocessing included: uint8 HWC
 //                       patches in, probabilities out), N = 1, 16, 64, 128;
-//   * gradcam/batch:N   wsi::gradcam on the same N patches (probabilities + CAMs at patch size);
+//   * gradcam/batch:N   wsi::gradcam on the same N patches (probabilities + CAMs at patch side);
 //                       only when the model exports the features/classify split;
 //   * conv/contiguous, conv/channels_last
 //                       the machine's convolution rate: one float32 3×3 convolution, 64 -> 64
@@ -29,6 +29,13 @@
 //                      glibc (malloc's defaults, to see what the tuning is worth)
 //   WSI_BENCH_BLAS     one (default: wsi::limit_blas_threads(), as the CLI does) or default
 //                      (OpenBLAS' own thread pool, which spins between calls)
+//   WSI_BENCH_SIDE     side of the patches fed to the model (default: its sidecar's patch_size).
+//                      The heatmap pipeline feeds a model that area-resizes its patches at its
+//                      input size (read so from the slide); heatmap_pipeline.sh passes that side
+//                      so the bare run gets patches of the size the pipeline fed.
+//   WSI_BENCH_CALLER   main (default: predict runs on the thread that loaded the model, as in
+//                      the heatmap pipeline) or thread (a thread of its own: a second OpenMP team,
+//                      which puts libgomp's spin-waits into their throttled mode; shows that cost)
 //
 // Patches are deterministic pseudo-random bytes (the rate does not depend on pixel values).
 // Each (benchmark, batch) is run once untimed before its first timing, so one-time costs
@@ -89,19 +96,25 @@ void warm_up_once(const std::string& key, Fn&& fn) {
   if (done.insert(key).second) fn();
 }
 
-void bm_predict(benchmark::State& state, const wsi::Model* model, const std::vector<uint8_t>* patches,
-                int64_t batch) {
+// The patches every model benchmark is fed, `side` pixels square.
+struct Patches {
+  std::vector<uint8_t> bytes;
+  int side = 0;
+};
+
+void bm_predict(benchmark::State& state, const wsi::Model* model, const Patches* patches, int64_t batch) {
   const auto body = [&] {
-    warm_up_once("predict/" + std::to_string(batch), [&] { (void)model->predict(patches->data(), batch); });
+    warm_up_once("predict/" + std::to_string(batch),
+                 [&] { (void)model->predict(patches->bytes.data(), batch, patches->side); });
     const CpuSample start = CpuSample::now();
     for (auto _ : state) {
-      std::vector<float> p = model->predict(patches->data(), batch);
+      std::vector<float> p = model->predict(patches->bytes.data(), batch, patches->side);
       benchmark::DoNotOptimize(p.data());
     }
     count_other_cores(state, start);
   };
   if (env_or("WSI_BENCH_CALLER", "main") == "thread") {
-    std::thread t(body);  // as the heatmap pipeline calls it: from a thread of its own
+    std::thread t(body);  // a second OpenMP team beside the one the model's constructor started
     t.join();
   } else {
     body();
@@ -110,12 +123,12 @@ void bm_predict(benchmark::State& state, const wsi::Model* model, const std::vec
       benchmark::Counter(static_cast<double>(state.iterations() * batch), benchmark::Counter::kIsRate);
 }
 
-void bm_gradcam(benchmark::State& state, const wsi::Model* model, const std::vector<uint8_t>* patches,
-                int64_t batch) {
-  warm_up_once("gradcam/" + std::to_string(batch), [&] { (void)wsi::gradcam(*model, patches->data(), batch); });
+void bm_gradcam(benchmark::State& state, const wsi::Model* model, const Patches* patches, int64_t batch) {
+  warm_up_once("gradcam/" + std::to_string(batch),
+               [&] { (void)wsi::gradcam(*model, patches->bytes.data(), batch, patches->side); });
   const CpuSample start = CpuSample::now();
   for (auto _ : state) {
-    wsi::GradcamBatch g = wsi::gradcam(*model, patches->data(), batch);
+    wsi::GradcamBatch g = wsi::gradcam(*model, patches->bytes.data(), batch, patches->side);
     benchmark::DoNotOptimize(g.cams.data());
   }
   count_other_cores(state, start);
@@ -143,13 +156,13 @@ void bm_conv(benchmark::State& state, bool channels_last) {
 }
 
 // Deterministic pseudo-random patches, enough for the largest batch.
-std::vector<uint8_t> make_patches(int patch_size) {
-  const auto n = static_cast<size_t>(kBatches.back()) * static_cast<size_t>(patch_size) *
-                 static_cast<size_t>(patch_size) * 3;
-  std::vector<uint8_t> v(n);
+Patches make_patches(int side) {
+  Patches p;
+  p.side = side;
+  p.bytes.resize(static_cast<size_t>(kBatches.back()) * static_cast<size_t>(side) * static_cast<size_t>(side) * 3);
   std::mt19937 rng(1);
-  for (auto& b : v) b = static_cast<uint8_t>(rng() >> 24);
-  return v;
+  for (auto& b : p.bytes) b = static_cast<uint8_t>(rng() >> 24);
+  return p;
 }
 
 int run(int argc, char** argv) {
@@ -181,7 +194,7 @@ int run(int argc, char** argv) {
   at::set_num_threads(threads);
 
   std::unique_ptr<wsi::Model> model;
-  std::vector<uint8_t> patches;
+  Patches patches;
   const std::string model_path = env_or("WSI_BENCH_MODEL", "");
   if (model_path.empty()) {
     std::fprintf(stderr, "bench_inference: WSI_BENCH_MODEL is not set: only the conv benchmarks run\n");
@@ -190,10 +203,17 @@ int run(int argc, char** argv) {
     options.device = wsi::Device::cpu;
     options.threads = threads;
     model = std::make_unique<wsi::Model>(model_path, options);
-    patches = make_patches(model->spec().patch_size);
     const wsi::ModelSpec& s = model->spec();
-    std::fprintf(stderr, "bench_inference: model %s (%s): %d px patches -> %d px input, Grad-CAM %s\n",
-                 model_path.c_str(), s.name.c_str(), s.patch_size, s.input_size,
+    const std::string side_text = env_or("WSI_BENCH_SIDE", std::to_string(s.patch_size));
+    int side = 0;
+    try {
+      side = std::stoi(side_text);
+    } catch (const std::exception&) {
+    }
+    if (side < 1 || side > 4096) throw wsi::UsageError("WSI_BENCH_SIDE=" + side_text + ": give a patch side in pixels");
+    patches = make_patches(side);
+    std::fprintf(stderr, "bench_inference: model %s (%s): %d px patches fed (sidecar: %d px patches -> %d px input), Grad-CAM %s\n",
+                 model_path.c_str(), s.name.c_str(), side, s.patch_size, s.input_size,
                  model->has_gradcam() ? "yes" : ("no: " + model->gradcam_unavailable_reason()).c_str());
     // Built-in networks know their FLOPs; inference.sh reads this from the JSON output's context.
     if (const double gflops = model->gflops_per_patch(); gflops > 0) {

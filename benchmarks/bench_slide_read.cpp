@@ -11,6 +11,9 @@
 //     vips_region_prepare + a row-by-row copy into a packed RGB buffer;
 //   * wsi_slide: wsi::Slide::read_region, the project's own read path, whatever backend it
 //     picked for this file (printed at start-up).
+// Also resample/SRC_to_DST: wsi::resample_area on one SRC² RGB patch (what the readers do when
+// a model's input is coarser than the nearest pyramid level: 93 -> 48 for the demo model on a
+// 0.25 µm slide, 187 -> 96 for a 96 px patch at 0.5 µm read from level 0), patches/s.
 // After the runs it prints, for each (region kind, threads), the three rates and the ratio
 // libvips / OpenSlide, all from this same run, plus how much CPU other processes took meanwhile.
 //
@@ -56,6 +59,7 @@
 #include <vector>
 
 #include "bench_common.hpp"
+#include "wsi/grid.hpp"
 #include "wsi/region.hpp"
 #include "wsi/slide.hpp"
 #include "wsi/synth.hpp"
@@ -416,6 +420,17 @@ void compare_readers(openslide_t* osr, VipsImage* image, const wsi::Slide& slide
   }
 }
 
+void bm_resample(benchmark::State& state) {
+  const int64_t src = state.range(0), dst = state.range(1);
+  std::vector<uint8_t> in(static_cast<size_t>(src * src * 3)), out(static_cast<size_t>(dst * dst * 3));
+  for (size_t i = 0; i < in.size(); ++i) in[i] = static_cast<uint8_t>((i * 2654435761u) >> 24);
+  for (auto _ : state) {
+    wsi::resample_area(in.data(), src, out.data(), dst);
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
 int run(int argc, char** argv) {
   // Flags first: --help must not wait for a slide to be generated.
   benchmark::Initialize(&argc, argv);
@@ -476,6 +491,8 @@ int run(int argc, char** argv) {
                                  [s, k](benchmark::State& st) { bm_wsi_slide(st, *s, *k); })
         ->Threads(1)->Threads(2)->UseRealTime();
   }
+
+  benchmark::RegisterBenchmark("resample", bm_resample)->ArgNames({"from", "to"})->Args({93, 48})->Args({187, 96});
 
   CapturingReporter reporter(isatty(STDOUT_FILENO) != 0 ? benchmark::ConsoleReporter::OO_Color
                                                         : benchmark::ConsoleReporter::OO_None);

@@ -21,7 +21,9 @@
 # For each row: `wsi-heatmap SLIDE -o DIR --model M --batch B --threads T -q [--no-gradcam]` under
 # /usr/bin/time, then, right after it, bench_inference on the same model with the same batch and
 # thread count (predict/batch:B, or gradcam/batch:B when the pipeline ran Grad-CAM), timed for at
-# least the pipeline's graph time, so it sees at least as many patches as the pipeline did.
+# least the pipeline's graph time, so it sees at least as many patches as the pipeline did, and
+# fed patches of the side the pipeline fed (the summary's parameters.read_side: 48 px for the demo
+# model, whose sidecar area-resizes 96 px patches to 48, so neither side resizes).
 # Why bench_inference: it times exactly the code the pipeline's inference node calls
 # (wsi::Model::predict / wsi::gradcam, preprocessing included, uint8 patches in), in a process set
 # up as the CLI is (allocator tuning, ModelOptions::threads), after an untimed warm-up; patch
@@ -76,12 +78,13 @@ run_case() {
   /usr/bin/time -f '%e %U %S %M' -o "$scratch/$label.time" \
     "$bin" "$slide" -o "$out" --model "$model" --batch "$batch" --threads "$threads" -q "${flag[@]}" "${extra[@]}" >&2
   b1=$(machine_busy)
-  local summary graph
+  local summary graph side
   summary=$out/$(basename "$slide" .tif).summary.json
-  graph=$("$py" -c 'import json, sys; print(max(1.0, json.load(open(sys.argv[1]))["timings_s"]["graph"]))' "$summary")
+  read -r graph side < <("$py" -c 'import json, sys; s = json.load(open(sys.argv[1]))
+print(max(1.0, s["timings_s"]["graph"]), s["parameters"]["read_side"])' "$summary")
   case $batch in
     1 | 16 | 64 | 128)
-      WSI_BENCH_MODEL=$model WSI_BENCH_THREADS=$threads "$bench" --benchmark_filter="^$kind/batch:$batch/" \
+      WSI_BENCH_MODEL=$model WSI_BENCH_THREADS=$threads WSI_BENCH_SIDE=$side "$bench" --benchmark_filter="^$kind/batch:$batch/" \
         --benchmark_min_time="$graph" --benchmark_out="$scratch/$label.bare.json" --benchmark_out_format=json >&2 ||
         { echo "heatmap_pipeline.sh: bench_inference failed (its message is above)" >&2; rm -f "$scratch/$label.bare.json"; } ;;
     *) echo "heatmap_pipeline.sh: no bare run: bench_inference measures batches 1, 16, 64, 128 only" >&2 ;;
@@ -148,7 +151,7 @@ def f(x, spec, width):
 print(f"\nHeatmap pipeline vs bare inference: batch {batch}, {threads} threads, float32 CPU"
       + (f", wsi-heatmap {extra}" if extra else ""))
 print("pipeline p/s = patches / graph time (the summary's patches_per_second); end-to-end = patches / total")
-print("(survey + graph + outputs); bare = bench_inference on the same model, batch and threads.\n")
+print("(survey + graph + outputs); bare = bench_inference on the same model, batch, threads and patch side.\n")
 head = (f"{'model':<10} {'CAM':<3} {'patches':>7} {'pipeline':>9} {'end2end':>8} {'bare':>8} {'ratio':>6} "
         f"{'e2e ratio':>9} {'infer-node':>10}  {'survey':>6} {'read':>6} {'infer':>6} {'stitch':>6} {'write':>6} "
         f"{'total s':>7} {'cores':>5} {'others':>6}")

@@ -131,63 +131,114 @@ Region patch_region(const GridPatch& patch, const PatchGeometry& geometry) {
   return Region{geometry.level, patch.x, patch.y, geometry.read_size, geometry.read_size};
 }
 
+namespace {
+
+// The taps of an area resample from n to m samples along one axis, the same along both axes of a
+// square patch: output o averages the k source samples idx[o * k + t] (t < k) with the normalised
+// coverage weights w[o * k + t]. Every output gets the same tap count k (the widest; the extra taps
+// carry weight 0 on an in-range index), so the loops below have no per-output bounds.
+struct AreaTaps {
+  int64_t from = 0, to = 0, k = 0;
+  std::vector<int64_t> idx;
+  std::vector<float> w;
+
+  void build(int64_t n, int64_t m) {
+    from = n;
+    to = m;
+    const double scale = static_cast<double>(n) / static_cast<double>(m);
+    std::vector<std::vector<std::pair<int64_t, double>>> taps(static_cast<size_t>(m));
+    k = 0;
+    for (int64_t o = 0; o < m; ++o) {
+      const double a = static_cast<double>(o) * scale, b = a + scale;
+      const auto first = static_cast<int64_t>(std::floor(a));
+      const int64_t last = std::min<int64_t>(n - 1, static_cast<int64_t>(std::ceil(b)) - 1);
+      double total = 0;
+      auto& t = taps[static_cast<size_t>(o)];
+      for (int64_t i = first; i <= last; ++i) {
+        const double c = std::max(0.0, std::min(b, static_cast<double>(i + 1)) - std::max(a, static_cast<double>(i)));
+        t.emplace_back(i, c);
+        total += c;
+      }
+      for (auto& [i, c] : t) c /= total;
+      k = std::max<int64_t>(k, static_cast<int64_t>(t.size()));
+    }
+    idx.assign(static_cast<size_t>(m * k), 0);
+    w.assign(static_cast<size_t>(m * k), 0.0f);
+    for (size_t o = 0; o < taps.size(); ++o)
+      for (size_t t = 0; t < static_cast<size_t>(k); ++t) {
+        const size_t at = o * static_cast<size_t>(k) + t;
+        idx[at] = t < taps[o].size() ? taps[o][t].first : taps[o].back().first;
+        w[at] = t < taps[o].size() ? static_cast<float>(taps[o][t].second) : 0.0f;
+      }
+  }
+};
+
+// One output row of the horizontal pass: `m` RGB pixels from the vertically resampled row `r`,
+// as floats (the rounding to bytes is a separate, vectorised loop). K > 0: that many taps,
+// unrolled; K = 0: `k` taps.
+template <int K>
+void horizontal_row(const float* __restrict r, const int64_t* __restrict idx, const float* __restrict w, int64_t m,
+                    int64_t k, float* __restrict out) {
+  const int64_t n = K > 0 ? K : k;
+  for (int64_t o = 0; o < m; ++o, out += 3) {
+    float a0 = 0, a1 = 0, a2 = 0;
+    for (int64_t t = 0; t < n; ++t) {
+      const float wt = w[o * n + t];
+      const float* __restrict p = r + idx[o * n + t] * 3;
+      a0 += wt * p[0];
+      a1 += wt * p[1];
+      a2 += wt * p[2];
+    }
+    out[0] = a0;
+    out[1] = a1;
+    out[2] = a2;
+  }
+}
+
+}  // namespace
+
 void resample_area(const uint8_t* src, int64_t src_size, uint8_t* dst, int64_t dst_size) {
   if (src_size == dst_size) {
     std::copy_n(src, static_cast<size_t>(src_size * src_size * 3), dst);
     return;
   }
-  // Separable. Taps: the source indices [first[o], first[o] + count[o]) under output index o and
-  // their coverage weights (normalised), the same along both axes.
-  const auto m = static_cast<size_t>(dst_size);
-  std::vector<int64_t> first(m), count(m), offset(m);
-  std::vector<float> w;
-  const double scale = static_cast<double>(src_size) / static_cast<double>(dst_size);
-  for (size_t o = 0; o < m; ++o) {
-    const double a = static_cast<double>(o) * scale, b = a + scale;
-    first[o] = static_cast<int64_t>(std::floor(a));
-    const int64_t last = std::min<int64_t>(src_size - 1, static_cast<int64_t>(std::ceil(b)) - 1);
-    offset[o] = static_cast<int64_t>(w.size());
-    std::vector<double> cover;
-    double total = 0;
-    for (int64_t i = first[o]; i <= last; ++i) {
-      cover.push_back(std::max(0.0, std::min<double>(b, static_cast<double>(i + 1)) - std::max<double>(a, static_cast<double>(i))));
-      total += cover.back();
-    }
-    for (const double c : cover) w.push_back(static_cast<float>(c / total));
-    count[o] = static_cast<int64_t>(cover.size());
-  }
+  // Readers call this once per patch with the same sizes: the taps and the scratch rows are kept
+  // per thread (building them per call cost as much as the arithmetic).
+  thread_local AreaTaps taps;
+  thread_local std::vector<float> scratch;
+  if (taps.from != src_size || taps.to != dst_size) taps.build(src_size, dst_size);
+  const int64_t m = dst_size, k = taps.k, row = src_size * 3;
+  const int64_t* idx = taps.idx.data();
+  const float* w = taps.w.data();
+  scratch.resize(static_cast<size_t>(m * row + m * 3));
+  float* cols = scratch.data();
   // Vertical pass first, over whole source rows (contiguous, so the compiler vectorises it),
-  // then the horizontal pass on dst_size rows only: the scalar per-pixel work is on the small
-  // image. Float sums: within 1e-4 of exact, so a result differs from exact rounding only at ties.
-  const int64_t row = src_size * 3;
-  std::vector<float> cols(m * static_cast<size_t>(row));
-  for (size_t o = 0; o < m; ++o) {
-    float* acc = cols.data() + o * static_cast<size_t>(row);
-    const float* wt = w.data() + offset[o];
-    const uint8_t* p0 = src + first[o] * row;
-    for (int64_t j = 0; j < row; ++j) acc[j] = wt[0] * static_cast<float>(p0[j]);
-    for (int64_t k = 1; k < count[o]; ++k) {
-      const float wk = wt[k];
-      const uint8_t* p = src + (first[o] + k) * row;
-      for (int64_t j = 0; j < row; ++j) acc[j] += wk * static_cast<float>(p[j]);
+  // then the horizontal pass on dst_size rows only. __restrict: a uint8_t pointer may alias
+  // anything, and without it the compiler reloads after every store and does not vectorise.
+  // Float sums: within 1e-4 of exact, so a result differs from exact rounding only at ties.
+  for (int64_t o = 0; o < m; ++o) {
+    float* __restrict acc = cols + o * row;
+    const uint8_t* __restrict p0 = src + idx[o * k] * row;
+    const float w0 = w[o * k];
+    for (int64_t j = 0; j < row; ++j) acc[j] = w0 * static_cast<float>(p0[j]);
+    for (int64_t t = 1; t < k; ++t) {
+      const float wt = w[o * k + t];
+      const uint8_t* __restrict p = src + idx[o * k + t] * row;
+      for (int64_t j = 0; j < row; ++j) acc[j] += wt * static_cast<float>(p[j]);
     }
   }
-  for (size_t y = 0; y < m; ++y) {
-    const float* r = cols.data() + y * static_cast<size_t>(row);
-    uint8_t* q = dst + y * m * 3;
-    for (size_t o = 0; o < m; ++o, q += 3) {
-      const float* wt = w.data() + offset[o];
-      const float* p = r + first[o] * 3;
-      float a0 = 0, a1 = 0, a2 = 0;
-      for (int64_t k = 0; k < count[o]; ++k, p += 3) {
-        a0 += wt[k] * p[0];
-        a1 += wt[k] * p[1];
-        a2 += wt[k] * p[2];
-      }
-      q[0] = static_cast<uint8_t>(std::clamp(a0 + 0.5f, 0.0f, 255.0f));
-      q[1] = static_cast<uint8_t>(std::clamp(a1 + 0.5f, 0.0f, 255.0f));
-      q[2] = static_cast<uint8_t>(std::clamp(a2 + 0.5f, 0.0f, 255.0f));
+  float* line = scratch.data() + m * row;
+  for (int64_t y = 0; y < m; ++y) {
+    const float* r = cols + y * row;
+    switch (k) {  // 2x..3x downsamples need 3 or 4 taps
+      case 2: horizontal_row<2>(r, idx, w, m, k, line); break;
+      case 3: horizontal_row<3>(r, idx, w, m, k, line); break;
+      case 4: horizontal_row<4>(r, idx, w, m, k, line); break;
+      default: horizontal_row<0>(r, idx, w, m, k, line); break;
     }
+    uint8_t* __restrict q = dst + y * m * 3;
+    for (int64_t j = 0; j < m * 3; ++j)
+      q[j] = static_cast<uint8_t>(static_cast<int32_t>(std::min(std::max(line[j] + 0.5f, 0.0f), 255.0f)));
   }
 }
 

@@ -64,7 +64,8 @@ using JobPtr = std::shared_ptr<Job>;
 // outside threads): submit() queues a job, a worker runs `work` on it and puts it to the node's
 // output. One worker runs jobs in submission order. A job whose work throws is not passed on; the
 // first exception is kept (error()) and the graph is cancelled. `idle_priority` puts the workers
-// under SCHED_IDLE: they get a core only when no normal thread wants it.
+// under SCHED_IDLE: they get a core only when no normal thread wants it. With `threads` 0 no
+// thread is started: the caller lends its own with run_here().
 class Workers {
  public:
   using Node = tbb::flow::async_node<JobPtr, JobPtr>;
@@ -89,14 +90,21 @@ class Workers {
   // Runs what was submitted and joins the threads; call it before the async_node is destroyed
   // (its gateway is used until then). Idempotent.
   void finish() {
+    stop();
+    for (std::thread& t : threads_)
+      if (t.joinable()) t.join();
+    if (threads_.empty()) loop();  // the caller's turn: what was submitted after run_here returned
+  }
+  // Tells the workers (and run_here) to return once the queue is empty; does not wait.
+  void stop() {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       stop_ = true;
     }
     ready_.notify_all();
-    for (std::thread& t : threads_)
-      if (t.joinable()) t.join();
   }
+  // The calling thread works as one more worker until stop(); never throws (loop() keeps errors).
+  void run_here() { loop(); }
   // The async_node's body: the graph waits for the job (reserve_wait) until a worker is done.
   void submit(JobPtr job, Node::gateway_type& gateway) {
     gateway.reserve_wait();
@@ -330,10 +338,16 @@ HeatmapSummary run_heatmap(const fs::path& slide_path, const Model& model, const
   double read_seconds = 0, infer_seconds = 0, stitch_seconds = 0;
   int64_t done = 0;
   const auto t_graph = Clock::now();
-  // Readers and inference run on threads of their own (see Workers). The model's thread is
-  // dedicated: LibTorch's OpenMP team belongs to the calling thread, and a serial function_node
-  // hops between TBB threads, each hop starting a new team while the last one still spins
-  // (libgomp spins ~300k iterations before sleeping). On a CPU the readers run at idle priority:
+  // Readers run on threads of their own (see Workers); inference runs on the thread that called
+  // run_heatmap, while a helper thread drives the graph. LibTorch's OpenMP team belongs to the
+  // thread that starts a parallel region, and libgomp keeps each such thread's workers alive and
+  // counts them all: once they outnumber the CPUs it spins 100 iterations instead of ~300k
+  // before sleeping, so its workers sleep and are woken around every operation. The caller has
+  // already run the model (the Model constructor's contract check), so inference on any other
+  // thread would make a second team: on 2 cores that cost a ResNet50 about a quarter of its rate,
+  // with thousands of futex sleeps per minute where one team has tens (`WSI_BENCH_CALLER=thread
+  // bench_inference` shows it). A serial function_node would be worse still: it hops between TBB
+  // threads, a new team at each hop. On a CPU the readers run at idle priority:
   // LibTorch splits every operation evenly over its threads and waits for the slowest, so a
   // reader that takes a core from one of them stalls the whole team (on 2 cores, readers using a
   // third of a core cost inference two thirds of one: 1.5 of 2 cores busy against 1.94 for the
@@ -389,7 +403,7 @@ HeatmapSummary run_heatmap(const fs::path& slide_path, const Model& model, const
       readers.submit(std::move(job), gateway);
     });
     tbb::flow::sequencer_node<JobPtr> order(g, [](const JobPtr& job) { return static_cast<size_t>(job->seq); });
-    Workers inference(g, "wsi-infer", 1, false, [&](Job& job) {
+    Workers inference(g, "wsi-infer", 0, false, [&](Job& job) {  // run_here() below
       const auto t0 = Clock::now();
       const auto count = static_cast<int64_t>(job.count);
       try {
@@ -447,8 +461,27 @@ HeatmapSummary run_heatmap(const fs::path& slide_path, const Model& model, const
     tbb::flow::make_edge(order, infer);
     tbb::flow::make_edge(infer, stitch);
     tbb::flow::make_edge(stitch, limiter.decrementer());
-    source.activate();
-    g.wait_for_all();  // rethrows the first exception of any node (the graph is cancelled)
+    std::exception_ptr graph_error;
+    {
+      // Joined before the nodes go, also if anything below throws.
+      struct Driver {
+        std::thread t;
+        ~Driver() {
+          if (t.joinable()) t.join();
+        }
+      } driver{std::thread([&] {
+        (void)pthread_setname_np(pthread_self(), "wsi-graph");  // best effort
+        try {
+          source.activate();
+          g.wait_for_all();  // rethrows the first exception of any node (the graph is cancelled)
+        } catch (...) {
+          graph_error = std::current_exception();
+        }
+        inference.stop();  // every job was released (wait_for_all waited for them): run_here returns
+      })};
+      inference.run_here();
+    }
+    if (graph_error) std::rethrow_exception(graph_error);
     for (const Workers* w : {&readers, &inference})
       if (const std::exception_ptr e = w->error()) std::rethrow_exception(e);
   }
