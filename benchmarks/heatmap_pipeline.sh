@@ -8,10 +8,16 @@
 #   WSI_BENCH_THREADS      --threads of wsi-heatmap and intra-op threads of the bare run (default 2)
 #   WSI_BENCH_BATCH        --batch (default 64; the bare run needs 1, 16, 64 or 128)
 #   WSI_BENCH_DEMO_MODEL   the demo model (default models/demo-cnn.pt)
-#   WSI_BENCH_DEMO_SIZE    side of the generated slide for the demo model (default 60000, ~8.7k patches)
+#   WSI_BENCH_DEMO_SIZE    side of the generated slides for the demo model (default 60000, ~8.5k patches)
 #   WSI_BENCH_RESNET_SIZE  side of the slide for ResNet50 (default 36000, ~3k patches)
-#   WSI_BENCH_CASES        which rows: any of demo-cam demo-nocam resnet50-cam resnet50-nocam
-#                          (default: all four)
+#   WSI_BENCH_CASES        which rows, any of (default: all six)
+#                            demo-cam demo-nocam        demo model, slide at 0.243 µm/px (Camelyon16's
+#                                                       Radboud scans): its 48 px input at 1.944 µm/px
+#                                                       is read 1:1 from level 3
+#                            demo025-cam demo025-nocam  demo model, slide at 0.25 µm/px: no level
+#                                                       matches, so 93 px are read from level 2 and
+#                                                       area-resampled to 48 (the readers' worst case)
+#                            resnet50-cam resnet50-nocam  ResNet50 export, slide at 0.25 µm/px
 #   WSI_BENCH_HEATMAP_ARGS extra wsi-heatmap options for every row, e.g. "--level 2" (what-if runs;
 #                          the bare run is unchanged)
 #   WSI_BENCH_REPEAT       runs of each row (default 3); each run is a row, and under the table each
@@ -30,13 +36,15 @@
 # content does not change a CNN's speed, so its noise patches stand in for the slide's.
 #
 # Slides are generated once into BUILD_DIR/bench-data/heatmap-SIZE.tif (`wsi-heatmap synth`, seed 5,
-# 5 tumours, 0.25 µm/px); a synthetic slide of that size already in a bench-data folder of this
-# checkout (heatmap-, synth- or extract-SIZE.tif) is reused instead. The ResNet50 (torchvision,
+# 5 tumours, 0.25 µm/px) and heatmap-SIZE-mpp0.243.tif; a synthetic 0.25 µm slide of that size
+# already in a bench-data folder of this checkout (heatmap-, synth- or extract-SIZE.tif) is reused
+# instead. The ResNet50 (torchvision,
 # random weights, 96×96 input, one logit; tools/export_model.py, as benchmarks/inference.sh does)
 # is exported once into BUILD_DIR/bench-data/resnet50.pt; without /usr/bin/python3 with
 # python3-torch and python3-torchvision its rows are skipped with a message. Everything runs one
 # process at a time; run it on an otherwise idle machine (the table shows what other processes
-# used meanwhile). About 15 minutes on 2 cores once the slides exist (3 runs of each row).
+# used meanwhile). About 20 minutes on 2 cores once the slides exist (3 runs of each row); each
+# missing 60000² slide takes about 2 minutes to generate.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -48,7 +56,7 @@ batch=${WSI_BENCH_BATCH:-64}
 demo=${WSI_BENCH_DEMO_MODEL:-$root/models/demo-cnn.pt}
 demo_size=${WSI_BENCH_DEMO_SIZE:-60000}
 resnet_size=${WSI_BENCH_RESNET_SIZE:-36000}
-cases=${WSI_BENCH_CASES:-demo-cam demo-nocam resnet50-cam resnet50-nocam}
+cases=${WSI_BENCH_CASES:-demo-cam demo-nocam demo025-cam demo025-nocam resnet50-cam resnet50-nocam}
 repeat=${WSI_BENCH_REPEAT:-3}
 read -r -a extra <<<"${WSI_BENCH_HEATMAP_ARGS:-}"
 py=/usr/bin/python3
@@ -125,8 +133,10 @@ esac
 for rep in $(seq "$repeat"); do
 for c in $cases; do
   case $c in
-    demo-cam) [ $demo_ok = 1 ] && run_case "$c" "$demo" "$(bench_slide "$demo_size")" on ;;
-    demo-nocam) [ $demo_ok = 1 ] && run_case "$c" "$demo" "$(bench_slide "$demo_size")" off ;;
+    demo-cam) [ $demo_ok = 1 ] && run_case "$c" "$demo" "$(bench_slide "$demo_size" 0.243)" on ;;
+    demo-nocam) [ $demo_ok = 1 ] && run_case "$c" "$demo" "$(bench_slide "$demo_size" 0.243)" off ;;
+    demo025-cam) [ $demo_ok = 1 ] && run_case "$c" "$demo" "$(bench_slide "$demo_size")" on ;;
+    demo025-nocam) [ $demo_ok = 1 ] && run_case "$c" "$demo" "$(bench_slide "$demo_size")" off ;;
     resnet50-cam) [ $resnet_ok = 1 ] && run_case "$c" "$data/resnet50.pt" "$(bench_slide "$resnet_size")" on ;;
     resnet50-nocam) [ $resnet_ok = 1 ] && run_case "$c" "$data/resnet50.pt" "$(bench_slide "$resnet_size")" off ;;
     *) echo "heatmap_pipeline.sh: unknown case '$c' in WSI_BENCH_CASES" >&2; exit 2 ;;
@@ -152,7 +162,7 @@ print(f"\nHeatmap pipeline vs bare inference: batch {batch}, {threads} threads, 
       + (f", wsi-heatmap {extra}" if extra else ""))
 print("pipeline p/s = patches / graph time (the summary's patches_per_second); end-to-end = patches / total")
 print("(survey + graph + outputs); bare = bench_inference on the same model, batch, threads and patch side.\n")
-head = (f"{'model':<10} {'CAM':<3} {'patches':>7} {'pipeline':>9} {'end2end':>8} {'bare':>8} {'ratio':>6} "
+head = (f"{'case':<14} {'CAM':<3} {'patches':>7} {'pipeline':>9} {'end2end':>8} {'bare':>8} {'ratio':>6} "
         f"{'e2e ratio':>9} {'infer-node':>10}  {'survey':>6} {'read':>6} {'infer':>6} {'stitch':>6} {'write':>6} "
         f"{'total s':>7} {'cores':>5} {'others':>6}")
 print(head)
@@ -171,7 +181,7 @@ for r in recs:
     worst = max(worst, others)
     if pipe and bare:
         r["ratio"] = pipe / bare
-    print(f"{r['model']:<10} {r['cam']:<3} {n:>7} {f(pipe, '.1f', 9)} {f(e2e, '.1f', 8)} {f(bare, '.1f', 8)} "
+    print(f"{r['label']:<14} {r['cam']:<3} {n:>7} {f(pipe, '.1f', 9)} {f(e2e, '.1f', 8)} {f(bare, '.1f', 8)} "
           f"{f(pipe / bare if pipe and bare else None, '.3f', 6)} {f(e2e / bare if e2e and bare else None, '.3f', 9)} "
           f"{f(infer_rate, '.1f', 10)}  {pct('survey'):>6} {pct('read_total'):>6} {pct('inference_total'):>6} "
           f"{pct('stitch_total'):>6} {pct('write'):>6} {t['total']:7.2f} {cores:5.2f} {others:5.2f}{' !' if others > BUSY else ''}")
