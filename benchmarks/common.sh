@@ -7,18 +7,15 @@
 # MPP the name is heatmap-SIZE-mppMPP.tif. Else it is made once with `wsi-heatmap synth` (seed 5,
 # 5 tumours), written under a temporary name by synth itself.
 bench_slide() {
-  local size=$1 mpp=${2:-0.25} f
-  if [ "$mpp" = 0.25 ]; then
-    for f in "$data"/{heatmap,synth,extract}-"$size".tif "$root"/build*/bench-data/{heatmap,synth,extract}-"$size".tif; do
+  local size=$1 mpp=${2:-0.25} names d n f
+  if [ "$mpp" = 0.25 ]; then names=({heatmap,synth,extract}-"$size"); else names=("heatmap-$size-mpp$mpp"); fi
+  for d in "$data" "$root"/build*/bench-data; do
+    for n in "${names[@]}"; do
+      f=$d/$n.tif
       [ -f "$f" ] && { echo "$f"; return; }
     done
-    f=$data/heatmap-$size.tif
-  else
-    for f in "$data/heatmap-$size-mpp$mpp.tif" "$root"/build*/bench-data/heatmap-"$size-mpp$mpp".tif; do
-      [ -f "$f" ] && { echo "$f"; return; }
-    done
-    f=$data/heatmap-$size-mpp$mpp.tif
-  fi
+  done
+  f=$data/${names[0]}.tif
   echo "$me: generating $f (once) ..." >&2
   "$bin" synth --out "$f" --size "${size}x${size}" --seed 5 --tumours 5 --mpp "$mpp" >&2
   echo "$f"

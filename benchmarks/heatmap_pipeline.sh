@@ -43,7 +43,7 @@
 # is exported once into BUILD_DIR/bench-data/resnet50.pt; without /usr/bin/python3 with
 # python3-torch and python3-torchvision its rows are skipped with a message. Everything runs one
 # process at a time; run it on an otherwise idle machine (the table shows what other processes
-# used meanwhile). About 20 minutes on 2 cores once the slides exist (3 runs of each row); each
+# used meanwhile). About 15 minutes on 2 cores once the slides exist (3 runs of each row); each
 # missing 60000² slide takes about 2 minutes to generate.
 set -euo pipefail
 
