@@ -262,6 +262,9 @@ TEST(Heatmap, WritesEveryOutputAndOpenSlideReadsThemWithTheSlideGeometry) {
   // Disc area 1.13 mm²... in µm: pi * (600 * 0.25)² = 70686 µm² = 0.0707 mm².
   EXPECT_NEAR(j["tumour_area_mm2"].get<double>(), 0.0707, 0.02);
   EXPECT_GT(j["timings_s"]["inference_total"].get<double>(), 0.0);
+  // Reader CPU: some, and never more than the readers' wall time.
+  EXPECT_GT(j["timings_s"]["read_cpu"].get<double>(), 0.0);
+  EXPECT_LE(j["timings_s"]["read_cpu"].get<double>(), j["timings_s"]["read_total"].get<double>() + 1e-3);
   EXPECT_GT(j["peak_rss_mib"].get<double>(), 10.0);
   // One FROC detection near the disc centre.
   const std::string froc = test::slurp(s.outputs.froc_csv);

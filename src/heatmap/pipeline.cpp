@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <tiffio.h>
 #include <torch/version.h>
 #include <vips/vips.h>
@@ -48,6 +49,14 @@ constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
+// CPU time of the calling thread, in seconds. Wall time of a reader at idle priority counts the
+// time it waited for a core; this is the work itself.
+double thread_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
 // One batch of consecutive grid patches travelling through the graph.
 struct Job {
   int64_t seq = 0;
@@ -56,7 +65,7 @@ struct Job {
   std::vector<uint8_t> ok;      // 0 = the region failed to decode
   std::vector<float> prob;      // count
   std::vector<float> cams;      // count * side*side (Grad-CAM only)
-  double read_seconds = 0, infer_seconds = 0;
+  double read_seconds = 0, read_cpu_seconds = 0, infer_seconds = 0;
 };
 using JobPtr = std::shared_ptr<Job>;
 
@@ -335,7 +344,7 @@ HeatmapSummary run_heatmap(const fs::path& slide_path, const Model& model, const
   const size_t n = grid.patches.size();
   std::vector<float> prob(n, kNaN);
   std::atomic<int64_t> failed{0};
-  double read_seconds = 0, infer_seconds = 0, stitch_seconds = 0;
+  double read_seconds = 0, read_cpu_seconds = 0, infer_seconds = 0, stitch_seconds = 0;
   int64_t done = 0;
   const auto t_graph = Clock::now();
   // Readers run on threads of their own (see Workers); inference runs on the thread that called
@@ -376,6 +385,7 @@ HeatmapSummary run_heatmap(const fs::path& slide_path, const Model& model, const
         g, static_cast<size_t>(params.in_flight > 0 ? params.in_flight : 2 + threads));
     Workers readers(g, "wsi-read", reader_threads, idle_readers, [&](Job& job) {
       const auto t0 = Clock::now();
+      const double cpu0 = thread_cpu_seconds();
       job.pixels.resize(job.count * patch_bytes);
       job.ok.assign(job.count, 1);
       std::vector<uint8_t> raw(static_cast<size_t>(read_geo.read_size * read_geo.read_size * 3));
@@ -398,6 +408,7 @@ HeatmapSummary run_heatmap(const fs::path& slide_path, const Model& model, const
         }
       }
       job.read_seconds = seconds_since(t0);
+      job.read_cpu_seconds = thread_cpu_seconds() - cpu0;
     });
     Workers::Node reader(g, tbb::flow::unlimited, [&](JobPtr job, Workers::Node::gateway_type& gateway) {
       readers.submit(std::move(job), gateway);
@@ -449,6 +460,7 @@ HeatmapSummary run_heatmap(const fs::path& slide_path, const Model& model, const
         if (stitcher) stitcher->add(gp.x, gp.y, gp.row, job->cams.data() + k * cam_values);
       }
       read_seconds += job->read_seconds;
+      read_cpu_seconds += job->read_cpu_seconds;
       infer_seconds += job->infer_seconds;
       stitch_seconds += seconds_since(t0);
       done += static_cast<int64_t>(job->count);
@@ -646,7 +658,7 @@ HeatmapSummary run_heatmap(const fs::path& slide_path, const Model& model, const
   s["mean_probability"] = summary.mean_probability;
   s["tumour_area_mm2"] = summary.tumour_area_mm2;
   s["timings_s"] = {{"survey", survey_seconds}, {"graph", graph_seconds}, {"read_total", read_seconds},
-                    {"inference_total", infer_seconds}, {"stitch_total", stitch_seconds},
+                    {"read_cpu", read_cpu_seconds}, {"inference_total", infer_seconds}, {"stitch_total", stitch_seconds},
                     {"write", write_seconds}, {"total", seconds_since(t_start)}};
   s["patches_per_second"] = graph_seconds > 0 ? static_cast<double>(n) / graph_seconds : 0.0;
   s["peak_rss_mib"] = peak_rss_mib();
