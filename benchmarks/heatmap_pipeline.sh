@@ -20,6 +20,10 @@
 #                            resnet50-cam resnet50-nocam  ResNet50 export, slide at 0.25 µm/px
 #   WSI_BENCH_HEATMAP_ARGS extra wsi-heatmap options for every row, e.g. "--level 2" (what-if runs;
 #                          the bare run is unchanged)
+#   WSI_BENCH_LOAD         N busy-loop processes (default 0) running during each pipeline run and
+#                          its bare run: a machine shared with other work. Watch the `idle` column
+#                          (inference waiting for patches); `others` shows the load, and every
+#                          row is marked ! by design
 #   WSI_BENCH_REPEAT       runs of each row (default 3); each run is a row, and under the table each
 #                          case gets its best-of and median ratio (this shared 2-core machine
 #                          moves single runs by +-20 % and more)
@@ -58,6 +62,7 @@ demo_size=${WSI_BENCH_DEMO_SIZE:-60000}
 resnet_size=${WSI_BENCH_RESNET_SIZE:-36000}
 cases=${WSI_BENCH_CASES:-demo-cam demo-nocam demo025-cam demo025-nocam resnet50-cam resnet50-nocam}
 repeat=${WSI_BENCH_REPEAT:-3}
+load=${WSI_BENCH_LOAD:-0}
 read -r -a extra <<<"${WSI_BENCH_HEATMAP_ARGS:-}"
 py=/usr/bin/python3
 data=$build/bench-data
@@ -69,7 +74,19 @@ done
 [ -x /usr/bin/time ] || { echo "heatmap_pipeline.sh: /usr/bin/time is needed (Debian: time)" >&2; exit 2; }
 mkdir -p "$data"
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/wsi-heatmap-pipeline.XXXXXX")
-trap 'rm -rf "$scratch"' EXIT
+load_pids=()
+stop_load() {
+  [ ${#load_pids[@]} -eq 0 ] || kill "${load_pids[@]}" 2>/dev/null || true
+  load_pids=()
+}
+start_load() {
+  local i
+  for ((i = 0; i < load; i++)); do
+    sh -c 'while :; do :; done' &
+    load_pids+=($!)
+  done
+}
+trap 'stop_load; rm -rf "$scratch"' EXIT
 
 me=heatmap_pipeline.sh
 # shellcheck source=benchmarks/common.sh
@@ -82,6 +99,7 @@ run_case() {
   [ "$cam" = on ] && kind=gradcam || flag=(--no-gradcam)
   mkdir -p "$out"
   echo "heatmap_pipeline.sh: $label: $(basename "$slide"), $(basename "$model"), Grad-CAM $cam, batch $batch, $threads threads ${extra[*]}" >&2
+  start_load
   b0=$(machine_busy)
   /usr/bin/time -f '%e %U %S %M' -o "$scratch/$label.time" \
     "$bin" "$slide" -o "$out" --model "$model" --batch "$batch" --threads "$threads" -q "${flag[@]}" "${extra[@]}" >&2
@@ -97,6 +115,7 @@ print(max(1.0, s["timings_s"]["graph"]), s["parameters"]["read_side"])' "$summar
         { echo "heatmap_pipeline.sh: bench_inference failed (its message is above)" >&2; rm -f "$scratch/$label.bare.json"; } ;;
     *) echo "heatmap_pipeline.sh: no bare run: bench_inference measures batches 1, 16, 64, 128 only" >&2 ;;
   esac
+  stop_load
   "$py" - "$label" "$cam" "$summary" "$scratch/$label.time" "$scratch/$label.bare.json" "$b0" "$b1" \
     >>"$scratch/records" <<'EOF'
 import json, os, sys

@@ -3,7 +3,6 @@
 
 #include <openslide.h>
 #include <pthread.h>
-#include <sched.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <tiffio.h>
@@ -49,8 +48,8 @@ constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-// CPU time of the calling thread, in seconds. Wall time of a reader at idle priority counts the
-// time it waited for a core; this is the work itself.
+// CPU time of the calling thread, in seconds. A reader's wall time also counts its waits (for
+// the gate below, for a core); this is the work itself.
 double thread_cpu_seconds() {
   timespec ts{};
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
@@ -69,26 +68,47 @@ struct Job {
 };
 using JobPtr = std::shared_ptr<Job>;
 
+// Holds the readers back while a CPU model runs a batch (see run_heatmap): they read while
+// inference waits for its next batch, and compete as equals with other processes, so a busy
+// machine cannot starve them. Readers check between patches (a read takes ~25-120 µs of CPU).
+class InferenceGate {
+ public:
+  void enter() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    busy_ = true;
+  }
+  void leave() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      busy_ = false;
+    }
+    open_.notify_all();
+  }
+  void wait_while_busy() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    open_.wait(lock, [&] { return !busy_; });
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable open_;
+  bool busy_ = false;
+};
+
 // Threads of our own behind one of the graph's async_nodes (oneTBB's pattern for work owned by
 // outside threads): submit() queues a job, a worker runs `work` on it and puts it to the node's
 // output. One worker runs jobs in submission order. A job whose work throws is not passed on; the
-// first exception is kept (error()) and the graph is cancelled. `idle_priority` puts the workers
-// under SCHED_IDLE: they get a core only when no normal thread wants it. With `threads` 0 no
-// thread is started: the caller lends its own with run_here().
+// first exception is kept (error()) and the graph is cancelled. With `threads` 0 no thread is
+// started: the caller lends its own with run_here().
 class Workers {
  public:
   using Node = tbb::flow::async_node<JobPtr, JobPtr>;
   // `name` (at most 15 bytes) names the threads, as `top -H` and profilers show them.
-  Workers(tbb::flow::graph& g, const char* name, int threads, bool idle_priority, std::function<void(Job&)> work)
+  Workers(tbb::flow::graph& g, const char* name, int threads, std::function<void(Job&)> work)
       : graph_(g), work_(std::move(work)) {
     for (int i = 0; i < threads; ++i)
-      threads_.emplace_back([this, name, idle_priority] {
+      threads_.emplace_back([this, name] {
         (void)pthread_setname_np(pthread_self(), name);  // best effort
-        if (idle_priority) {
-          sched_param none{};
-          none.sched_priority = 0;
-          (void)pthread_setschedparam(pthread_self(), SCHED_IDLE, &none);  // best effort
-        }
         loop();
       });
   }
@@ -356,14 +376,14 @@ HeatmapSummary run_heatmap(const fs::path& slide_path, const Model& model, const
   // thread would make a second team: on 2 cores that cost a ResNet50 about a quarter of its rate,
   // with thousands of futex sleeps per minute where one team has tens (`WSI_BENCH_CALLER=thread
   // bench_inference` shows it). A serial function_node would be worse still: it hops between TBB
-  // threads, a new team at each hop. On a CPU the readers run at idle priority:
-  // LibTorch splits every operation evenly over its threads and waits for the slowest, so a
-  // reader that takes a core from one of them stalls the whole team (on 2 cores, readers using a
-  // third of a core cost inference two thirds of one: 1.5 of 2 cores busy against 1.94 for the
-  // model alone). At idle priority they use what the model leaves idle (its serial stretches, and
-  // the waits for a batch), never preempting it. On a GPU they run normally, overlapping the device.
+  // threads, a new team at each hop. On a CPU the readers wait at InferenceGate while a batch
+  // runs: a reader that takes a core from one of the team's threads stalls them all (on 2 cores,
+  // free-running readers using a third of a core cost inference two thirds of one: 1.5 of 2 cores
+  // busy against 1.94 for the model alone). Idle scheduling priority kept them off too, but a
+  // busy machine starved them: 20x slower graphs with two other busy processes on 2 cores.
   const int reader_threads = std::max(1, threads);
-  const bool idle_readers = model.device() == Device::cpu;
+  const bool gate_on = model.device() == Device::cpu;  // on a GPU, reading overlaps the device
+  InferenceGate gate;
   {
     tbb::flow::graph g;
     size_t next = 0;
@@ -383,7 +403,7 @@ HeatmapSummary run_heatmap(const fs::path& slide_path, const Model& model, const
     });
     tbb::flow::limiter_node<JobPtr> limiter(
         g, static_cast<size_t>(params.in_flight > 0 ? params.in_flight : 2 + threads));
-    Workers readers(g, "wsi-read", reader_threads, idle_readers, [&](Job& job) {
+    Workers readers(g, "wsi-read", reader_threads, [&](Job& job) {
       const auto t0 = Clock::now();
       const double cpu0 = thread_cpu_seconds();
       job.pixels.resize(job.count * patch_bytes);
@@ -393,6 +413,7 @@ HeatmapSummary run_heatmap(const fs::path& slide_path, const Model& model, const
         const GridPatch& gp = grid.patches[job.first + k];
         const auto s = handle.get();
         uint8_t* dst = job.pixels.data() + k * patch_bytes;
+        if (gate_on) gate.wait_while_busy();
         try {
           if (read_geo.read_size == side) {
             s->read_region(patch_region(gp, read_geo), dst);
@@ -414,9 +435,16 @@ HeatmapSummary run_heatmap(const fs::path& slide_path, const Model& model, const
       readers.submit(std::move(job), gateway);
     });
     tbb::flow::sequencer_node<JobPtr> order(g, [](const JobPtr& job) { return static_cast<size_t>(job->seq); });
-    Workers inference(g, "wsi-infer", 0, false, [&](Job& job) {  // run_here() below
+    Workers inference(g, "wsi-infer", 0, [&](Job& job) {  // run_here() below
       const auto t0 = Clock::now();
       const auto count = static_cast<int64_t>(job.count);
+      if (gate_on) gate.enter();
+      const struct Leave {
+        InferenceGate* g;
+        ~Leave() {
+          if (g) g->leave();
+        }
+      } leave{gate_on ? &gate : nullptr};
       try {
         if (cam_on) {
           GradcamBatch gb = gradcam(model, job.pixels.data(), count, side);
