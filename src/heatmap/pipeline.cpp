@@ -71,25 +71,37 @@ using JobPtr = std::shared_ptr<Job>;
 // Holds the readers back while a CPU model runs a batch (see run_heatmap): they read while
 // inference waits for its next batch, and compete as equals with other processes, so a busy
 // machine cannot starve them. Readers check between patches (a read takes ~25-120 µs of CPU).
+// A gate made with `enabled` false never holds anyone back.
 class InferenceGate {
  public:
-  void enter() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    busy_ = true;
-  }
-  void leave() {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      busy_ = false;
-    }
-    open_.notify_all();
-  }
+  explicit InferenceGate(bool enabled) : enabled_(enabled) {}
+  // Closes the gate for its lifetime: inference holds one while it runs a batch.
+  class Hold {
+   public:
+    explicit Hold(InferenceGate& g) : g_(g) { g_.set_busy(true); }
+    ~Hold() { g_.set_busy(false); }
+    Hold(const Hold&) = delete;
+    Hold& operator=(const Hold&) = delete;
+
+   private:
+    InferenceGate& g_;
+  };
   void wait_while_busy() {
+    if (!enabled_) return;
     std::unique_lock<std::mutex> lock(mutex_);
     open_.wait(lock, [&] { return !busy_; });
   }
 
  private:
+  void set_busy(bool busy) {
+    if (!enabled_) return;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      busy_ = busy;
+    }
+    if (!busy) open_.notify_all();
+  }
+  const bool enabled_;
   std::mutex mutex_;
   std::condition_variable open_;
   bool busy_ = false;
@@ -382,8 +394,7 @@ HeatmapSummary run_heatmap(const fs::path& slide_path, const Model& model, const
   // busy against 1.94 for the model alone). Idle scheduling priority kept them off too, but a
   // busy machine starved them: 20x slower graphs with two other busy processes on 2 cores.
   const int reader_threads = std::max(1, threads);
-  const bool gate_on = model.device() == Device::cpu;  // on a GPU, reading overlaps the device
-  InferenceGate gate;
+  InferenceGate gate(model.device() == Device::cpu);  // on a GPU, reading overlaps the device
   {
     tbb::flow::graph g;
     size_t next = 0;
@@ -413,7 +424,7 @@ HeatmapSummary run_heatmap(const fs::path& slide_path, const Model& model, const
         const GridPatch& gp = grid.patches[job.first + k];
         const auto s = handle.get();
         uint8_t* dst = job.pixels.data() + k * patch_bytes;
-        if (gate_on) gate.wait_while_busy();
+        gate.wait_while_busy();
         try {
           if (read_geo.read_size == side) {
             s->read_region(patch_region(gp, read_geo), dst);
@@ -438,13 +449,7 @@ HeatmapSummary run_heatmap(const fs::path& slide_path, const Model& model, const
     Workers inference(g, "wsi-infer", 0, [&](Job& job) {  // run_here() below
       const auto t0 = Clock::now();
       const auto count = static_cast<int64_t>(job.count);
-      if (gate_on) gate.enter();
-      const struct Leave {
-        InferenceGate* g;
-        ~Leave() {
-          if (g) g->leave();
-        }
-      } leave{gate_on ? &gate : nullptr};
+      const InferenceGate::Hold hold(gate);
       try {
         if (cam_on) {
           GradcamBatch gb = gradcam(model, job.pixels.data(), count, side);
