@@ -74,6 +74,26 @@ TEST(TorchModel, GradcamAvailabilityFollowsExportedMethods) {
       << nosplit.gradcam_unavailable_reason();
 }
 
+TEST(TorchModel, WarmUpRunsOncePerBatchSideAndPathAndLeavesResultsUnchanged) {
+  REQUIRE_MODELS();
+  const Model m(*models() / "cnn.pt");
+  const auto px = patches();
+  const auto before = m.predict(px.data(), 3);
+  EXPECT_FALSE(m.warmed_up(4, 0, false));
+  m.warm_up(4, 0, false);
+  EXPECT_TRUE(m.warmed_up(4, 0, false));
+  EXPECT_FALSE(m.warmed_up(4, 0, true)) << "Grad-CAM is another path";
+  EXPECT_FALSE(m.warmed_up(8, 0, false)) << "another batch is another shape";
+  m.warm_up(4, 0, true);
+  EXPECT_TRUE(m.warmed_up(4, 0, true));
+  const auto after = m.predict(px.data(), 3);
+  for (size_t i = 0; i < before.size(); ++i) EXPECT_EQ(before[i], after[i]) << "patch " << i;
+  // Grad-CAM on a model that lacks it is the same clear error as gradcam().
+  const Model soft(*models() / "softmax.pt");
+  EXPECT_THROW(soft.warm_up(2, 0, true), ModelError);
+  EXPECT_FALSE(soft.warmed_up(2, 0, true));
+}
+
 TEST(TorchModel, OutputShapeContradictingTheSidecarIsAClearError) {
   REQUIRE_MODELS();
   try {

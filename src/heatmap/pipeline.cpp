@@ -68,9 +68,10 @@ struct Job {
 };
 using JobPtr = std::shared_ptr<Job>;
 
-// Holds the readers back while a CPU model runs a batch (see run_heatmap): they read while
-// inference waits for its next batch, and compete as equals with other processes, so a busy
-// machine cannot starve them. Readers check between patches (a read takes ~25-120 µs of CPU).
+// Holds the readers and the stitcher back while a CPU model runs a batch (see run_heatmap): they
+// work while inference waits for its next batch, and compete as equals with other processes, so
+// a busy machine cannot starve them. Readers check between patches (a read takes ~25-120 µs of
+// CPU), the stitcher before each batch.
 // A gate made with `enabled` false never holds anyone back.
 class InferenceGate {
  public:
@@ -372,6 +373,20 @@ HeatmapSummary run_heatmap(const fs::path& slide_path, const Model& model, const
     });
   }
 
+  // ---- Warm-up: the model's first batches at this shape run before the graph's clock starts
+  // (once per Model and shape: later slides of a batch run skip it); timed on its own ----
+  const auto t_warm = Clock::now();
+  if (!grid.patches.empty()) {
+    const int64_t warm = std::min<int64_t>(params.batch, static_cast<int64_t>(grid.patches.size()));
+    try {
+      model.warm_up(warm, side, cam_on);
+    } catch (const std::exception& e) {
+      throw Error(slide_path.string() + ": the model failed on a warm-up batch of " + std::to_string(warm) +
+                  " grey patches (the run's batch size; try a smaller --batch): " + e.what());
+    }
+  }
+  const double warm_up_seconds = seconds_since(t_warm);
+
   // ---- The flow graph ----
   const size_t n = grid.patches.size();
   std::vector<float> prob(n, kNaN);
@@ -388,10 +403,10 @@ HeatmapSummary run_heatmap(const fs::path& slide_path, const Model& model, const
   // thread would make a second team: on 2 cores that cost a ResNet50 about a quarter of its rate,
   // with thousands of futex sleeps per minute where one team has tens (`WSI_BENCH_CALLER=thread
   // bench_inference` shows it). A serial function_node would be worse still: it hops between TBB
-  // threads, a new team at each hop. On a CPU the readers wait at InferenceGate while a batch
-  // runs: a reader that takes a core from one of the team's threads stalls them all (on 2 cores,
-  // free-running readers using a third of a core cost inference two thirds of one: 1.5 of 2 cores
-  // busy against 1.94 for the model alone). Idle scheduling priority kept them off too, but a
+  // threads, a new team at each hop. On a CPU the readers (and the stitcher) wait at
+  // InferenceGate while a batch runs: a reader that takes a core from one of the team's threads
+  // stalls them all (on 2 cores, free-running readers using a third of a core cost inference two
+  // thirds of one: 1.5 of 2 cores busy against 1.94 for the model alone). Idle scheduling priority kept them off too, but a
   // busy machine starved them: 20x slower graphs with two other busy processes on 2 cores.
   const int reader_threads = std::max(1, threads);
   InferenceGate gate(model.device() == Device::cpu);  // on a GPU, reading overlaps the device
@@ -483,6 +498,9 @@ HeatmapSummary run_heatmap(const fs::path& slide_path, const Model& model, const
       }
     } finish_workers{readers, inference};
     tbb::flow::function_node<JobPtr, tbb::flow::continue_msg> stitch(g, tbb::flow::serial, [&](JobPtr job) {
+      // Also waits for a CPU batch to end: stitching a batch (and, at the end of a row of
+      // tiles, compressing it) on a core the model's threads use stalls them both.
+      gate.wait_while_busy();
       const auto t0 = Clock::now();
       for (size_t k = 0; k < job->count; ++k) {
         const GridPatch& gp = grid.patches[job->first + k];
@@ -690,7 +708,7 @@ HeatmapSummary run_heatmap(const fs::path& slide_path, const Model& model, const
   s["slide_score"] = summary.slide_score;
   s["mean_probability"] = summary.mean_probability;
   s["tumour_area_mm2"] = summary.tumour_area_mm2;
-  s["timings_s"] = {{"survey", survey_seconds}, {"graph", graph_seconds}, {"read_total", read_seconds},
+  s["timings_s"] = {{"survey", survey_seconds}, {"warm_up", warm_up_seconds}, {"graph", graph_seconds}, {"read_total", read_seconds},
                     {"read_cpu", read_cpu_seconds}, {"inference_total", infer_seconds}, {"stitch_total", stitch_seconds},
                     {"write", write_seconds}, {"total", seconds_since(t_start)}};
   s["patches_per_second"] = graph_seconds > 0 ? static_cast<double>(n) / graph_seconds : 0.0;
