@@ -180,9 +180,9 @@ def f(x, spec, width):
 print(f"\nHeatmap pipeline vs bare inference: batch {batch}, {threads} threads, float32 CPU"
       + (f", wsi-heatmap {extra}" if extra else ""))
 print("pipeline p/s = patches / graph time (the summary's patches_per_second); end-to-end = patches / total")
-print("(survey + graph + outputs); bare = bench_inference on the same model, batch, threads and patch side.\n")
+print("(survey + model warm-up + graph + outputs); bare = bench_inference on the same model, batch, threads and patch side.\n")
 head = (f"{'case':<14} {'CAM':<3} {'patches':>7} {'pipeline':>9} {'end2end':>8} {'bare':>8} {'ratio':>6} "
-        f"{'e2e ratio':>9} {'infer-node':>10} {'idle':>5} {'read µs':>7}  {'survey':>6} {'read':>6} {'infer':>6} {'stitch':>6} {'write':>6} "
+        f"{'e2e ratio':>9} {'infer-node':>10} {'idle':>5} {'read µs':>7}  {'survey':>6} {'warm':>6} {'read':>6} {'infer':>6} {'stitch':>6} {'write':>6} "
         f"{'total s':>7} {'cores':>5} {'others':>6}")
 print(head)
 print("-" * len(head))
@@ -195,7 +195,7 @@ for r in recs:
     infer_rate = n / t["inference_total"] if t["inference_total"] > 0 else None
     idle = f"{100 * (1 - t['inference_total'] / t['graph']):4.0f}%" if t["graph"] > 0 else "-"
     read_us = 1e6 * t.get("read_cpu", 0) / n if n else 0.0
-    pct = lambda k: f"{100 * t[k] / t['total']:5.1f}%"
+    pct = lambda k: f"{100 * t.get(k, 0.0) / t['total']:5.1f}%"
     cores = r["cpu"] / r["wall"] if r["wall"] > 0 else 0.0
     others = max(0.0, (r["busy"] - r["cpu"]) / r["wall"]) if r["wall"] > 0 else 0.0
     others = max(others, r["bare_other"] or 0.0)
@@ -204,7 +204,7 @@ for r in recs:
         r["ratio"] = pipe / bare
     print(f"{r['label']:<14} {r['cam']:<3} {n:>7} {f(pipe, '.1f', 9)} {f(e2e, '.1f', 8)} {f(bare, '.1f', 8)} "
           f"{f(pipe / bare if pipe and bare else None, '.3f', 6)} {f(e2e / bare if e2e and bare else None, '.3f', 9)} "
-          f"{f(infer_rate, '.1f', 10)} {idle:>5} {read_us:7.1f}  {pct('survey'):>6} {pct('read_total'):>6} {pct('inference_total'):>6} "
+          f"{f(infer_rate, '.1f', 10)} {idle:>5} {read_us:7.1f}  {pct('survey'):>6} {pct('warm_up'):>6} {pct('read_total'):>6} {pct('inference_total'):>6} "
           f"{pct('stitch_total'):>6} {pct('write'):>6} {t['total']:7.2f} {cores:5.2f} {others:5.2f}{' !' if others > BUSY else ''}")
 print("""
 ratio       pipeline p/s / bare p/s (the issue's target: >= 0.9); e2e ratio: end-to-end p/s / bare p/s
@@ -213,8 +213,9 @@ infer-node  patches / the pipeline's summed inference-node time: below `bare`, i
             lower, the inference node waited for patches (the graph did not keep it busy)
 idle        share of the graph time the inference node was not running a batch
 read µs     the readers' CPU time per patch (the summary's read_cpu: decoding, resampling)
-survey..write  the summary's timings as % of its total. read is summed over the parallel readers and
-            overlaps inference (it is CPU time spent reading, mostly hidden behind inference)
+survey..write  the summary's timings as % of its total. warm: the model's warm-up batches at the
+            run's shape, before the graph's clock (bench_inference also warms up before timing).
+            read is summed over the parallel readers and overlaps inference (it is CPU time spent reading, mostly hidden behind inference)
 cores       CPU time of the wsi-heatmap process / its wall time (model loading included)
 others      cores other processes used meanwhile (max of the pipeline and the bare run); rows marked !
             are unreliable: re-run on an idle machine""")
