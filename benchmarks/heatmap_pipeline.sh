@@ -215,7 +215,8 @@ idle        share of the graph time the inference node was not running a batch
 read µs     the readers' CPU time per patch (the summary's read_cpu: decoding, resampling)
 survey..write  the summary's timings as % of its total. warm: the model's warm-up batches at the
             run's shape, before the graph's clock (bench_inference also warms up before timing).
-            read is summed over the parallel readers and overlaps inference (it is CPU time spent reading, mostly hidden behind inference)
+            read is the readers' wall time summed over them, waits at the gate included (on a CPU
+            they read while inference waits for a batch: see `idle` and `read µs`)
 cores       CPU time of the wsi-heatmap process / its wall time (model loading included)
 others      cores other processes used meanwhile (max of the pipeline and the bare run); rows marked !
             are unreliable: re-run on an idle machine""")
