@@ -133,10 +133,10 @@ class Model {
   std::vector<float> predict(const uint8_t* patches, int64_t count, int side = 0) const;
   // Runs `batch` patches of mid-grey (side as for predict()) through predict(), or through
   // gradcam() when `with_gradcam`, unless this Model already ran that (batch, side, path): the
-  // first batches of a new shape pay for growing the heap (page faults on fresh pages) and for
-  // building the CPU kernels' primitives. Measured: the demo model's first two batches of 64
-  // took 45 and 37 ms against 22 steady, ResNet50's 800 ms against 600. A pipeline calls it
-  // before its timed part, as bench_inference warms up before timing. Same thread rule as predict().
+  // first batches of a new shape pay for growing the heap (page faults on fresh pages). Measured:
+  // the demo model's first two batches of 64 took 45 and 37 ms against 22 steady, ResNet50's
+  // 800 ms against 600. A pipeline calls it before its timed part, as bench_inference warms up
+  // before timing. Same thread rule as predict(); throws what predict() and gradcam() throw.
   void warm_up(int64_t batch, int side, bool with_gradcam) const;
   // Whether warm_up() ran for that shape.
   bool warmed_up(int64_t batch, int side, bool with_gradcam) const;

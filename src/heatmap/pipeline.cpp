@@ -406,8 +406,9 @@ HeatmapSummary run_heatmap(const fs::path& slide_path, const Model& model, const
   // threads, a new team at each hop. On a CPU the readers (and the stitcher) wait at
   // InferenceGate while a batch runs: a reader that takes a core from one of the team's threads
   // stalls them all (on 2 cores, free-running readers using a third of a core cost inference two
-  // thirds of one: 1.5 of 2 cores busy against 1.94 for the model alone). Idle scheduling priority kept them off too, but a
-  // busy machine starved them: 20x slower graphs with two other busy processes on 2 cores.
+  // thirds of one: 1.5 of 2 cores busy against 1.94 for the model alone). Idle scheduling
+  // priority kept them off too, but a busy machine starved them: 20x slower graphs with two other
+  // busy processes on 2 cores.
   const int reader_threads = std::max(1, threads);
   InferenceGate gate(model.device() == Device::cpu);  // on a GPU, reading overlaps the device
   {
@@ -708,9 +709,9 @@ HeatmapSummary run_heatmap(const fs::path& slide_path, const Model& model, const
   s["slide_score"] = summary.slide_score;
   s["mean_probability"] = summary.mean_probability;
   s["tumour_area_mm2"] = summary.tumour_area_mm2;
-  s["timings_s"] = {{"survey", survey_seconds}, {"warm_up", warm_up_seconds}, {"graph", graph_seconds}, {"read_total", read_seconds},
-                    {"read_cpu", read_cpu_seconds}, {"inference_total", infer_seconds}, {"stitch_total", stitch_seconds},
-                    {"write", write_seconds}, {"total", seconds_since(t_start)}};
+  s["timings_s"] = {{"survey", survey_seconds}, {"warm_up", warm_up_seconds}, {"graph", graph_seconds},
+                    {"read_total", read_seconds}, {"read_cpu", read_cpu_seconds}, {"inference_total", infer_seconds},
+                    {"stitch_total", stitch_seconds}, {"write", write_seconds}, {"total", seconds_since(t_start)}};
   s["patches_per_second"] = graph_seconds > 0 ? static_cast<double>(n) / graph_seconds : 0.0;
   s["peak_rss_mib"] = peak_rss_mib();
   s["software"] = desc["software"];

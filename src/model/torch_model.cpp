@@ -87,7 +87,7 @@ struct Model::Impl {
   bool channels_last = true;
   bool gradcam = false;
   std::string gradcam_reason;
-  mutable std::set<std::tuple<int64_t, int, bool>> warmed;  // (batch, side, gradcam) already run: warm_up()
+  mutable std::set<std::tuple<int64_t, int, bool>> warmed;  // warm_up()'s (batch, side, gradcam)
 
   // The preprocessed batch as a tensor on the model's device (owns its memory).
   torch::Tensor input(const uint8_t* patches, int64_t count, int side) const {
