@@ -82,6 +82,7 @@ TEST(TorchModel, WarmUpRunsOncePerBatchSideAndPathAndLeavesResultsUnchanged) {
   EXPECT_FALSE(m.warmed_up(4, 0, false));
   m.warm_up(4, 0, false);
   EXPECT_TRUE(m.warmed_up(4, 0, false));
+  EXPECT_TRUE(m.warmed_up(4, 96, false)) << "side 0 is the sidecar's patch_size: the same shape";
   EXPECT_FALSE(m.warmed_up(4, 0, true)) << "Grad-CAM is another path";
   EXPECT_FALSE(m.warmed_up(8, 0, false)) << "another batch is another shape";
   m.warm_up(4, 0, true);

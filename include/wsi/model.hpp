@@ -138,7 +138,7 @@ class Model {
   // 800 ms against 600. A pipeline calls it before its timed part, as bench_inference warms up
   // before timing. Same thread rule as predict(); throws what predict() and gradcam() throw.
   void warm_up(int64_t batch, int side, bool with_gradcam) const;
-  // Whether warm_up() ran for that shape.
+  // Whether warm_up() ran for that shape (side 0 and spec().patch_size are the same shape).
   bool warmed_up(int64_t batch, int side, bool with_gradcam) const;
   // Whether the TorchScript module exports the sidecar's features/classify methods; when not,
   // gradcam_unavailable_reason() says why in one sentence.

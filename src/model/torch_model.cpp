@@ -87,7 +87,11 @@ struct Model::Impl {
   bool channels_last = true;
   bool gradcam = false;
   std::string gradcam_reason;
-  mutable std::set<std::tuple<int64_t, int, bool>> warmed;  // warm_up()'s (batch, side, gradcam)
+  mutable std::set<std::tuple<int64_t, int, bool>> warmed;  // warm_up()'s shapes: warm_key()
+  // Side 0 means patch_size (as for predict()): one shape, one key.
+  std::tuple<int64_t, int, bool> warm_key(int64_t batch, int side, bool with_gradcam) const {
+    return {batch, side > 0 ? side : spec.patch_size, with_gradcam};
+  }
 
   // The preprocessed batch as a tensor on the model's device (owns its memory).
   torch::Tensor input(const uint8_t* patches, int64_t count, int side) const {
@@ -230,8 +234,9 @@ std::vector<float> Model::predict(const uint8_t* patches, int64_t count, int sid
   return impl_->run(patches, count, side);
 }
 void Model::warm_up(int64_t batch, int side, bool with_gradcam) const {
-  if (batch <= 0 || warmed_up(batch, side, with_gradcam)) return;
-  const int s = side > 0 ? side : impl_->spec.patch_size;
+  const auto key = impl_->warm_key(batch, side, with_gradcam);
+  if (batch <= 0 || impl_->warmed.count(key)) return;
+  const int s = std::get<1>(key);
   const std::vector<uint8_t> grey(static_cast<size_t>(batch) * static_cast<size_t>(s) * static_cast<size_t>(s) * 3,
                                   128);
   // Twice: the heap still grows during the second batch of a shape (the demo model's first three
@@ -242,10 +247,10 @@ void Model::warm_up(int64_t batch, int side, bool with_gradcam) const {
     else
       (void)predict(grey.data(), batch, side);
   }
-  impl_->warmed.insert({batch, side, with_gradcam});  // only once it worked
+  impl_->warmed.insert(key);  // only once it worked
 }
 bool Model::warmed_up(int64_t batch, int side, bool with_gradcam) const {
-  return impl_->warmed.count({batch, side, with_gradcam}) > 0;
+  return impl_->warmed.count(impl_->warm_key(batch, side, with_gradcam)) > 0;
 }
 bool Model::has_gradcam() const { return impl_->gradcam; }
 const std::string& Model::gradcam_unavailable_reason() const { return impl_->gradcam_reason; }
