@@ -209,14 +209,14 @@ for r in recs:
 print("""
 ratio       pipeline p/s / bare p/s (the issue's target: >= 0.9); e2e ratio: end-to-end p/s / bare p/s
 infer-node  patches / the pipeline's summed inference-node time: below `bare`, inference itself ran
-            slower inside the pipeline (CPU shared with the readers); close to `bare` but `pipeline`
-            lower, the inference node waited for patches (the graph did not keep it busy)
+            slower inside the pipeline; close to `bare` but `pipeline` lower, the inference node
+            waited for patches (on a CPU it reads them itself between batches: see `read`)
 idle        share of the graph time the inference node was not running a batch
 read µs     the readers' CPU time per patch (the summary's read_cpu: decoding, resampling)
 survey..write  the summary's timings as % of its total. warm: the model's warm-up batches at the
             run's shape, before the graph's clock (bench_inference also warms up before timing).
-            read is the readers' wall time summed over them, waits at the gate included (on a CPU
-            they read while inference waits for a batch: see `idle` and `read µs`)
+            read is the readers' wall time summed over batches: on a CPU the model's threads read
+            between batches, so it is most of `idle`; on a GPU, reader threads overlap the device
 cores       CPU time of the wsi-heatmap process / its wall time (model loading included)
 others      cores other processes used meanwhile (max of the pipeline and the bare run); rows marked !
             are unreliable: re-run on an idle machine""")

@@ -6,6 +6,9 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <mutex>
+#include <set>
+#include <thread>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <unistd.h>
@@ -93,6 +96,33 @@ TEST(TorchModel, WarmUpRunsOncePerBatchSideAndPathAndLeavesResultsUnchanged) {
   const Model soft(*models() / "softmax.pt");
   EXPECT_THROW(soft.warm_up(2, 0, true), ModelError);
   EXPECT_FALSE(soft.warmed_up(2, 0, true));
+}
+
+TEST(TorchModel, OnEachThreadRunsOncePerIntraOpThreadOnDistinctThreadsAndRethrows) {
+  REQUIRE_MODELS();
+  ModelOptions o;
+  o.threads = 2;
+  const Model m(*models() / "cnn.pt", o);
+  std::mutex mutex;
+  std::vector<int> seen;
+  std::set<std::thread::id> ids;
+  m.on_each_thread([&](int t, int threads) {
+    const std::lock_guard<std::mutex> lock(mutex);
+    EXPECT_EQ(threads, 2);
+    seen.push_back(t);
+    ids.insert(std::this_thread::get_id());
+  });
+  std::sort(seen.begin(), seen.end());
+  EXPECT_EQ(seen, (std::vector<int>{0, 1}));
+  // The heatmap relies on this to read with both cores (the model's OpenMP team).
+  EXPECT_EQ(ids.size(), 2u) << "both calls ran on one thread: built without OpenMP?";
+  EXPECT_THROW(m.on_each_thread([](int t, int) {
+    if (t == 1) throw RegionReadError("slide.tif", Region{0, 0, 0, 1, 1}, "test");
+  }),
+               RegionReadError);
+  // The model still runs after that.
+  const auto px = patches();
+  EXPECT_EQ(m.predict(px.data(), 2).size(), 2u);
 }
 
 TEST(TorchModel, OutputShapeContradictingTheSidecarIsAClearError) {

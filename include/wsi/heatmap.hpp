@@ -5,7 +5,9 @@
 //
 //   batch source (serial: the tissue grid cut into batches of consecutive patches, in order)
 //     -> limiter (at most `in_flight` batches between source and stitcher)
-//     -> region readers (parallel: read + resample each patch of a batch)
+//     -> region readers (read + resample each patch of a batch; on a CPU they run between batches
+//        on the model's own threads, a batch's patches split over them: Model::on_each_thread;
+//        on a GPU, threads of their own, overlapping the device)
 //     -> sequencer (restores grid order)
 //     -> inference (serial: Model::predict, or gradcam() which also yields probabilities)
 //     -> stitcher (serial: probability grid, Grad-CAM rows streamed to NAME.cam.tif)
@@ -51,7 +53,7 @@ struct HeatmapParams {
   double threshold = 0.5;          // tumour regions, areas, patch counts in the summary
   double froc_threshold = 0.1;     // local maxima reported in NAME.froc.csv
   bool float32 = false;            // also NAME.prob.f32.tif (float probabilities, NaN = none)
-  int threads = 0;                 // region readers and LibTorch threads (0 = one per core)
+  int threads = 0;                 // LibTorch threads, which also read on a CPU (0 = one per core)
   int in_flight = 0;               // batches in the graph (0 = 2 + threads)
   std::optional<double> mpp_override;  // µm per level-0 pixel for slides without metadata
   std::string name;                    // NAME of the outputs (empty: the slide's file stem)

@@ -36,6 +36,7 @@
 #include <array>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -140,6 +141,13 @@ class Model {
   void warm_up(int64_t batch, int side, bool with_gradcam) const;
   // Whether warm_up() ran for that shape (side 0 and spec().patch_size are the same shape).
   bool warmed_up(int64_t batch, int side, bool with_gradcam) const;
+  // Runs fn(thread, threads) once on each CPU thread the model's inference uses (LibTorch's
+  // intra-op threads, ModelOptions::threads; `thread` in [0, threads)) and returns when all are
+  // done; rethrows the first exception one threw. Called from the thread that runs predict(), it
+  // uses the same OpenMP team: CPU work between batches (the heatmap's reading) then takes the
+  // model's cores without a second set of threads competing with the team's spinning workers.
+  // fn must not call predict() or on_each_thread(). Same thread rule as predict().
+  void on_each_thread(const std::function<void(int thread, int threads)>& fn) const;
   // Whether the TorchScript module exports the sidecar's features/classify methods; when not,
   // gradcam_unavailable_reason() says why in one sentence.
   bool has_gradcam() const;

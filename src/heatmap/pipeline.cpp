@@ -27,6 +27,7 @@
 #include <thread>
 
 #include "core/pending_file.hpp"
+#include "heatmap/chunk_queue.hpp"
 #include "slide/slide_handle.hpp"
 #include "tissue/params_json.hpp"
 #include "wsi/dataset.hpp"
@@ -68,10 +69,9 @@ struct Job {
 };
 using JobPtr = std::shared_ptr<Job>;
 
-// Holds the readers and the stitcher back while a CPU model runs a batch (see run_heatmap): they
-// work while inference waits for its next batch, and compete as equals with other processes, so
-// a busy machine cannot starve them. Readers check between patches (a read takes ~25-120 µs of
-// CPU), the stitcher before each batch.
+// Holds the stitcher back while a CPU model runs a batch (see run_heatmap): it works while
+// inference reads or waits, and competes as an equal with other processes, so a busy machine
+// cannot starve it. The stitcher checks before each batch.
 // A gate made with `enabled` false never holds anyone back.
 class InferenceGate {
  public:
@@ -108,17 +108,18 @@ class InferenceGate {
   bool busy_ = false;
 };
 
-// Threads of our own behind one of the graph's async_nodes (oneTBB's pattern for work owned by
-// outside threads): submit() queues a job, a worker runs `work` on it and puts it to the node's
-// output. One worker runs jobs in submission order. A job whose work throws is not passed on; the
-// first exception is kept (error()) and the graph is cancelled. With `threads` 0 no thread is
-// started: the caller lends its own with run_here().
+// Threads of our own behind the graph's async_nodes (oneTBB's pattern for work owned by outside
+// threads): a node's body submit()s a job with the stage's work, a worker runs the work on it and
+// puts the job to that node's output. Several nodes may share one Workers (on a CPU, reading and
+// inference share the caller's thread). One worker runs jobs in submission order. A job whose
+// work throws is not passed on; the first exception is kept (error()) and the graph is cancelled.
+// With `threads` 0 no thread is started: the caller lends its own with run_here().
 class Workers {
  public:
   using Node = tbb::flow::async_node<JobPtr, JobPtr>;
+  using Work = std::function<void(Job&)>;
   // `name` (at most 15 bytes) names the threads, as `top -H` and profilers show them.
-  Workers(tbb::flow::graph& g, const char* name, int threads, std::function<void(Job&)> work)
-      : graph_(g), work_(std::move(work)) {
+  Workers(tbb::flow::graph& g, const char* name, int threads) : graph_(g) {
     for (int i = 0; i < threads; ++i)
       threads_.emplace_back([this, name] {
         (void)pthread_setname_np(pthread_self(), name);  // best effort
@@ -147,12 +148,13 @@ class Workers {
   }
   // The calling thread works as one more worker until stop(); never throws (loop() keeps errors).
   void run_here() { loop(); }
-  // The async_node's body: the graph waits for the job (reserve_wait) until a worker is done.
-  void submit(JobPtr job, Node::gateway_type& gateway) {
+  // An async_node's body: the graph waits for the job (reserve_wait) until a worker has run
+  // `work` (which must outlive this Workers) on it.
+  void submit(const Work& work, JobPtr job, Node::gateway_type& gateway) {
     gateway.reserve_wait();
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      queue_.push_back({std::move(job), &gateway});
+      queue_.push_back({&work, std::move(job), &gateway});
     }
     ready_.notify_one();
   }
@@ -164,6 +166,7 @@ class Workers {
 
  private:
   struct Item {
+    const Work* work;
     JobPtr job;
     Node::gateway_type* gateway;
   };
@@ -181,7 +184,7 @@ class Workers {
       }
       if (!skip && !graph_.is_cancelled()) {
         try {
-          work_(*item.job);
+          (*item.work)(*item.job);
           item.gateway->try_put(item.job);
         } catch (...) {
           {
@@ -196,7 +199,6 @@ class Workers {
   }
 
   tbb::flow::graph& graph_;
-  std::function<void(Job&)> work_;
   mutable std::mutex mutex_;
   std::condition_variable ready_;
   std::deque<Item> queue_;
@@ -394,25 +396,34 @@ HeatmapSummary run_heatmap(const fs::path& slide_path, const Model& model, const
   double read_seconds = 0, read_cpu_seconds = 0, infer_seconds = 0, stitch_seconds = 0;
   int64_t done = 0;
   const auto t_graph = Clock::now();
-  // Readers run on threads of their own (see Workers); inference runs on the thread that called
-  // run_heatmap, while a helper thread drives the graph. LibTorch's OpenMP team belongs to the
-  // thread that starts a parallel region, and libgomp keeps each such thread's workers alive and
-  // counts them all: once they outnumber the CPUs it spins 100 iterations instead of ~300k
-  // before sleeping, so its workers sleep and are woken around every operation. The caller has
-  // already run the model (the Model constructor's contract check), so inference on any other
-  // thread would make a second team: on 2 cores that cost a ResNet50 about a quarter of its rate,
-  // with thousands of futex sleeps per minute where one team has tens (`WSI_BENCH_CALLER=thread
-  // bench_inference` shows it). A serial function_node would be worse still: it hops between TBB
-  // threads, a new team at each hop. On a CPU the readers (and the stitcher) wait at
-  // InferenceGate while a batch runs: a reader that takes a core from one of the team's threads
-  // stalls them all (on 2 cores, free-running readers using a third of a core cost inference two
-  // thirds of one: 1.5 of 2 cores busy against 1.94 for the model alone). Idle scheduling
-  // priority kept them off too, but a busy machine starved them: 20x slower graphs with two other
-  // busy processes on 2 cores.
-  const int reader_threads = std::max(1, threads);
-  InferenceGate gate(model.device() == Device::cpu);  // on a GPU, reading overlaps the device
+  // Inference runs on the thread that called run_heatmap, while a helper thread drives the
+  // graph. LibTorch's OpenMP team belongs to the thread that starts a parallel region, and
+  // libgomp keeps each such thread's workers alive and counts them all: once they outnumber the
+  // CPUs it spins 100 iterations instead of ~300k before sleeping, so its workers sleep and are
+  // woken around every operation. The caller has already run the model (the Model constructor's
+  // contract check), so inference on any other thread would make a second team: on 2 cores that
+  // cost a ResNet50 about a quarter of its rate, with thousands of futex sleeps per minute where
+  // one team has tens (`WSI_BENCH_CALLER=thread bench_inference` shows it). A serial
+  // function_node would be worse still: it hops between TBB threads, a new team at each hop.
+  // On a CPU the model keeps every core busy while a batch runs, and a thread that takes a core
+  // from one of the team's threads stalls them all (free-running readers using a third of a core
+  // cost inference two thirds of one). So on a CPU the reader node's jobs run on that same
+  // thread, between batches, each job's patches split over the team (Model::parallel_for): no
+  // reader thread competes with the team's spinning workers or wakes them, and reading takes all
+  // cores while inference waits for it. (Reader threads of our own waiting at a gate while a
+  // batch ran left the inference node idle for 6-8 % of the graph, where the reading itself was
+  // ~4.5 %: part of a core went to the team's spinning worker, and tile decodes still under way
+  // when a batch started stalled it; idle scheduling priority starved the readers on a busy
+  // machine.) The stitcher waits at InferenceGate while a CPU batch runs. On a GPU, reader
+  // threads of our own read while the device computes.
+  const bool on_cpu = model.device() == Device::cpu;
+  InferenceGate gate(on_cpu);
   {
     tbb::flow::graph g;
+    Workers inference(g, "wsi-infer", 0);  // run_here() below
+    std::optional<Workers> reader_threads;
+    if (!on_cpu) reader_threads.emplace(g, "wsi-read", std::max(1, threads));
+    Workers& readers = on_cpu ? inference : *reader_threads;
     size_t next = 0;
     int64_t seq = 0;
     const auto batch = static_cast<size_t>(params.batch);
@@ -430,19 +441,17 @@ HeatmapSummary run_heatmap(const fs::path& slide_path, const Model& model, const
     });
     tbb::flow::limiter_node<JobPtr> limiter(
         g, static_cast<size_t>(params.in_flight > 0 ? params.in_flight : 2 + threads));
-    Workers readers(g, "wsi-read", reader_threads, [&](Job& job) {
-      const auto t0 = Clock::now();
+    // Reads the patches `take` hands out (batch positions, nothing when done); returns the
+    // calling thread's CPU seconds.
+    const auto read_patches = [&](Job& job, const std::function<std::optional<size_t>()>& take) {
       const double cpu0 = thread_cpu_seconds();
-      job.pixels.resize(job.count * patch_bytes);
-      job.ok.assign(job.count, 1);
-      std::vector<uint8_t> raw(static_cast<size_t>(read_geo.read_size * read_geo.read_size * 3));
-      for (size_t k = 0; k < job.count; ++k) {
-        const GridPatch& gp = grid.patches[job.first + k];
+      std::vector<uint8_t> raw(read_geo.read_size == side ? 0 : static_cast<size_t>(read_geo.read_size * read_geo.read_size * 3));
+      while (const std::optional<size_t> k = take()) {
+        const GridPatch& gp = grid.patches[job.first + *k];
         const auto s = handle.get();
-        uint8_t* dst = job.pixels.data() + k * patch_bytes;
-        gate.wait_while_busy();
+        uint8_t* dst = job.pixels.data() + *k * patch_bytes;
         try {
-          if (read_geo.read_size == side) {
+          if (raw.empty()) {
             s->read_region(patch_region(gp, read_geo), dst);
           } else {
             s->read_region(patch_region(gp, read_geo), raw.data());
@@ -450,19 +459,45 @@ HeatmapSummary run_heatmap(const fs::path& slide_path, const Model& model, const
           }
         } catch (const RegionReadError&) {
           handle.reopen_after_failure(s);
-          job.ok[k] = 0;
+          job.ok[*k] = 0;
           std::fill(dst, dst + patch_bytes, uint8_t{255});
           failed.fetch_add(1, std::memory_order_relaxed);
         }
       }
+      return thread_cpu_seconds() - cpu0;
+    };
+    const Workers::Work read = [&](Job& job) {
+      const auto t0 = Clock::now();
+      job.pixels.resize(job.count * patch_bytes);
+      job.ok.assign(job.count, 1);
+      if (on_cpu) {
+        std::unique_ptr<detail::ChunkQueue> queue;
+        std::mutex m;
+        double cpu = 0;
+        model.on_each_thread([&](int t, int team) {
+          {
+            const std::lock_guard<std::mutex> lock(m);
+            if (!queue) queue = std::make_unique<detail::ChunkQueue>(job.count, team);
+          }
+          const double c = read_patches(job, [&] { return queue->next(t); });
+          const std::lock_guard<std::mutex> lock(m);
+          cpu += c;
+        });
+        job.read_cpu_seconds = cpu;
+      } else {
+        size_t k = 0;
+        job.read_cpu_seconds = read_patches(job, [&]() -> std::optional<size_t> {
+          if (k < job.count) return k++;
+          return std::nullopt;
+        });
+      }
       job.read_seconds = seconds_since(t0);
-      job.read_cpu_seconds = thread_cpu_seconds() - cpu0;
-    });
+    };
     Workers::Node reader(g, tbb::flow::unlimited, [&](JobPtr job, Workers::Node::gateway_type& gateway) {
-      readers.submit(std::move(job), gateway);
+      readers.submit(read, std::move(job), gateway);
     });
     tbb::flow::sequencer_node<JobPtr> order(g, [](const JobPtr& job) { return static_cast<size_t>(job->seq); });
-    Workers inference(g, "wsi-infer", 0, [&](Job& job) {  // run_here() below
+    const Workers::Work infer_work = [&](Job& job) {
       const auto t0 = Clock::now();
       const auto count = static_cast<int64_t>(job.count);
       const InferenceGate::Hold hold(gate);
@@ -484,20 +519,20 @@ HeatmapSummary run_heatmap(const fs::path& slide_path, const Model& model, const
         throw Error(m.str());
       }
       job.infer_seconds = seconds_since(t0);
-    });
+    };
     Workers::Node infer(g, tbb::flow::serial, [&](JobPtr job, Workers::Node::gateway_type& gateway) {
-      inference.submit(std::move(job), gateway);
+      inference.submit(infer_work, std::move(job), gateway);
     });
     // Declared after the nodes, so destroyed before them, also when wait_for_all throws: the
     // workers finish with the nodes' gateways before the nodes go.
     const struct Finish {
-      Workers& a;
-      Workers& b;
+      std::optional<Workers>& readers;
+      Workers& inference;
       ~Finish() {
-        a.finish();
-        b.finish();
+        if (readers) readers->finish();
+        inference.finish();
       }
-    } finish_workers{readers, inference};
+    } finish_workers{reader_threads, inference};
     tbb::flow::function_node<JobPtr, tbb::flow::continue_msg> stitch(g, tbb::flow::serial, [&](JobPtr job) {
       // Also waits for a CPU batch to end: stitching a batch (and, at the end of a row of
       // tiles, compressing it) on a core the model's threads use stalls them both.

@@ -252,6 +252,12 @@ void Model::warm_up(int64_t batch, int side, bool with_gradcam) const {
 bool Model::warmed_up(int64_t batch, int side, bool with_gradcam) const {
   return impl_->warmed.count(impl_->warm_key(batch, side, with_gradcam)) > 0;
 }
+void Model::on_each_thread(const std::function<void(int, int)>& fn) const {
+  const int threads = std::max(1, at::get_num_threads());
+  at::parallel_for(0, threads, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) fn(static_cast<int>(t), threads);
+  });
+}
 bool Model::has_gradcam() const { return impl_->gradcam; }
 const std::string& Model::gradcam_unavailable_reason() const { return impl_->gradcam_reason; }
 bool Model::cuda_available() const { return torch_cuda_available(); }
