@@ -408,7 +408,7 @@ HeatmapSummary run_heatmap(const fs::path& slide_path, const Model& model, const
   // On a CPU the model keeps every core busy while a batch runs, and a thread that takes a core
   // from one of the team's threads stalls them all (free-running readers using a third of a core
   // cost inference two thirds of one). So on a CPU the reader node's jobs run on that same
-  // thread, between batches, each job's patches split over the team (Model::parallel_for): no
+  // thread, between batches, each job's patches split over the team (Model::on_each_thread): no
   // reader thread competes with the team's spinning workers or wakes them, and reading takes all
   // cores while inference waits for it. (Reader threads of our own waiting at a gate while a
   // batch ran left the inference node idle for 6-8 % of the graph, where the reading itself was
