@@ -441,12 +441,11 @@ HeatmapSummary run_heatmap(const fs::path& slide_path, const Model& model, const
     });
     tbb::flow::limiter_node<JobPtr> limiter(
         g, static_cast<size_t>(params.in_flight > 0 ? params.in_flight : 2 + threads));
-    // Reads the patches `take` hands out (batch positions, nothing when done); returns the
-    // calling thread's CPU seconds.
-    const auto read_patches = [&](Job& job, const std::function<std::optional<size_t>()>& take) {
+    // Reads the patches `queue` hands out to `thread`; returns the calling thread's CPU seconds.
+    const auto read_patches = [&](Job& job, detail::ChunkQueue& queue, int thread) {
       const double cpu0 = thread_cpu_seconds();
       std::vector<uint8_t> raw(read_geo.read_size == side ? 0 : static_cast<size_t>(read_geo.read_size * read_geo.read_size * 3));
-      while (const std::optional<size_t> k = take()) {
+      while (const std::optional<size_t> k = queue.next(thread)) {
         const GridPatch& gp = grid.patches[job.first + *k];
         const auto s = handle.get();
         uint8_t* dst = job.pixels.data() + *k * patch_bytes;
@@ -479,17 +478,14 @@ HeatmapSummary run_heatmap(const fs::path& slide_path, const Model& model, const
             const std::lock_guard<std::mutex> lock(m);
             if (!queue) queue = std::make_unique<detail::ChunkQueue>(job.count, team);
           }
-          const double c = read_patches(job, [&] { return queue->next(t); });
+          const double c = read_patches(job, *queue, t);
           const std::lock_guard<std::mutex> lock(m);
           cpu += c;
         });
         job.read_cpu_seconds = cpu;
       } else {
-        size_t k = 0;
-        job.read_cpu_seconds = read_patches(job, [&]() -> std::optional<size_t> {
-          if (k < job.count) return k++;
-          return std::nullopt;
-        });
+        detail::ChunkQueue queue(job.count, 1);  // one reader thread per job
+        job.read_cpu_seconds = read_patches(job, queue, 0);
       }
       job.read_seconds = seconds_since(t0);
     };
