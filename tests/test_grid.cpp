@@ -71,6 +71,13 @@ TEST(GridGeometry, BadParamsAreRejected) {
   p.min_tissue = 1.5;
   EXPECT_THROW(p.validate(), ConfigError);
   p = {};
+  p.mpp_tolerance = -0.01;
+  EXPECT_THROW(p.validate(), ConfigError);
+  p.mpp_tolerance = 0.3;  // more than a quarter: no longer "about the same resolution"
+  EXPECT_THROW(p.validate(), ConfigError);
+  p.mpp_tolerance = 0.25;
+  EXPECT_NO_THROW(p.validate());
+  p = {};
   p.level = 9;
   EXPECT_THROW(resolve_geometry(pyramid(1000, 1000, 2), 0.25, p), ConfigError);
 }
@@ -182,9 +189,46 @@ TEST(GridGeometry, SmallerOutputSizeReadsTheCoarsestLevelThatStillResolvesIt) {
   EXPECT_THROW(geometry_for_size(pyramid(8192, 8192, 4), g0, 0), ConfigError);
 }
 
+TEST(GridGeometry, MppToleranceReadsACoarserLevelButKeepsTheExactFootprint) {
+  // A 0.25 um scan (levels 0.25 / 0.5 / 1.0 / 2.0 / 4.0 um) and the demo model's 96 px at 0.972
+  // um, fed at 48 px (1.944 um).
+  const auto levels = pyramid(100000, 80000, 5);
+  GridParams exact;
+  exact.target_mpp = 0.972;
+  const PatchGeometry ge = resolve_geometry(levels, 0.25, exact);
+  const PatchGeometry re = geometry_for_size(levels, ge, 48, exact.mpp_tolerance);
+  EXPECT_EQ(ge.level, 1);  // 0.5 um, shrunk from 187 px
+  EXPECT_EQ(re.level, 2);  // 1.0 um, 93 px shrunk to 48
+  EXPECT_EQ(re.read_size, 93);
+  GridParams tol = exact;
+  tol.mpp_tolerance = 0.03;  // 1.0 um is 2.9 % coarser than 0.972, 2.0 um 2.9 % coarser than 1.944
+  const PatchGeometry gt = resolve_geometry(levels, 0.25, tol);
+  const PatchGeometry rt = geometry_for_size(levels, gt, 48, tol.mpp_tolerance);
+  EXPECT_EQ(gt.level, 2);
+  EXPECT_EQ(gt.read_size, 93);  // 93 level-2 pixels enlarged to 96
+  EXPECT_EQ(rt.level, 3);
+  EXPECT_EQ(rt.read_size, 47);  // 47 level-3 pixels enlarged to 48: a quarter of the pixels to decode
+  // The patches themselves do not move or grow: the same grid as the exact run.
+  EXPECT_EQ(gt.size_level0, ge.size_level0);
+  EXPECT_EQ(gt.stride_level0, ge.stride_level0);
+  EXPECT_EQ(rt.size_level0, re.size_level0);
+  EXPECT_DOUBLE_EQ(gt.target_mpp, 0.972);
+  // 2 % does not reach the 2.9 % coarser level.
+  tol.mpp_tolerance = 0.02;
+  EXPECT_EQ(resolve_geometry(levels, 0.25, tol).level, 1);
+  // A target slightly finer than level 0 is refused exactly, and enlarges level 0 within the tolerance.
+  GridParams fine;
+  fine.target_mpp = 0.245;
+  EXPECT_THROW(resolve_geometry(levels, 0.25, fine), ConfigError);
+  fine.mpp_tolerance = 0.03;
+  const PatchGeometry g0 = resolve_geometry(levels, 0.25, fine);
+  EXPECT_EQ(g0.level, 0);
+  EXPECT_EQ(g0.read_size, 94);  // 96 * 0.245 / 0.25
+}
+
 TEST(Resample, AreaAverageIsWithinOneLevelOfTheExactCoverageMean) {
   // Exact reference: each output pixel's coverage-weighted mean in double, on a textured image.
-  for (const auto& [n, m] : {std::pair<int64_t, int64_t>{187, 96}, {93, 48}, {373, 48}, {50, 49}}) {
+  for (const auto& [n, m] : {std::pair<int64_t, int64_t>{187, 96}, {93, 48}, {373, 48}, {50, 49}, {47, 48}, {93, 96}}) {
     std::vector<uint8_t> src(static_cast<size_t>(n * n * 3)), dst(static_cast<size_t>(m * m * 3));
     for (int64_t i = 0; i < n * n * 3; ++i) src[static_cast<size_t>(i)] = static_cast<uint8_t>((i * 7919 + (i / 3) % 13 * 17) % 256);
     resample_area(src.data(), n, dst.data(), m);

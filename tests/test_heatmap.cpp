@@ -192,6 +192,40 @@ TEST(Heatmap, ModelWithASmallerInputIsReadAtItsResolutionWithTheSameResults) {
   EXPECT_TRUE(fs::exists(small.outputs.cam));
 }
 
+// --mpp-tolerance: a target of 0.49 µm on this 0.25 µm slide is read exactly from level 0 (188
+// px shrunk to 96), and with 3 % from level 1 (0.5 µm, 2 % coarser: 94 px enlarged to 96). The
+// grid does not move and the results agree.
+TEST(Heatmap, MppToleranceReadsTheSlightlyCoarserLevelWithTheSamePatchesAndResults) {
+  REQUIRE_MODELS();
+  test::ScratchDir exact_out, tol_out;
+  HeatmapParams p;
+  p.gradcam = false;
+  p.grid.target_mpp = 0.49;
+  const HeatmapSummary exact = run(exact_out.path(), p);
+  p.grid.mpp_tolerance = 0.03;
+  const HeatmapSummary tol = run(tol_out.path(), p);
+  const auto je = nlohmann::json::parse(test::slurp(exact.outputs.summary));
+  const auto jt = nlohmann::json::parse(test::slurp(tol.outputs.summary));
+  EXPECT_EQ(je["parameters"]["read_level"].get<int>(), 0);
+  EXPECT_EQ(je["parameters"]["read_size"].get<int>(), 188);
+  EXPECT_EQ(jt["parameters"]["read_level"].get<int>(), 1);
+  EXPECT_EQ(jt["parameters"]["read_size"].get<int>(), 94);
+  EXPECT_DOUBLE_EQ(jt["parameters"]["mpp_tolerance"].get<double>(), 0.03);
+  EXPECT_DOUBLE_EQ(jt["parameters"]["patch_size_level0"].get<double>(),
+                   je["parameters"]["patch_size_level0"].get<double>());
+  const auto pe = patch_probabilities(exact.outputs.patches_csv);
+  const auto pt = patch_probabilities(tol.outputs.patches_csv);
+  ASSERT_EQ(pe.size(), pt.size());
+  ASSERT_GT(pe.size(), 20u);
+  double worst = 0;
+  for (const auto& [xy, v] : pe) {
+    ASSERT_TRUE(pt.count(xy)) << "patch " << xy.first << "," << xy.second << " missing";
+    worst = std::max(worst, std::abs(v - pt.at(xy)));
+  }
+  EXPECT_LT(worst, 0.05) << "largest probability difference between exact and 3 %-tolerance reads";
+  EXPECT_GE(alignment(tol.outputs.prob).iou, 0.8);
+}
+
 // An exception inside inference, mid-slide, stops the run: reported with the slide and the
 // region, the graph does not hang, and no output or temporary is left.
 TEST(Heatmap, InferenceFailureMidSlideNamesTheSlideAndRegionAndLeavesNothing) {
@@ -340,11 +374,13 @@ TEST(HeatmapCli, SlideAloneRunsTheDefaultSubcommandWithAPreset) {
 }
 
 TEST(HeatmapCli, PrintConfigShowsThePresetUnderTheCommandLine) {
-  const auto r = test::run_wsi({"heatmap", "--preset", "camelyon16-overlap", "--batch", "16", "--print-config"});
+  const auto r = test::run_wsi(
+      {"heatmap", "--preset", "camelyon16-overlap", "--batch", "16", "--mpp-tolerance", "0.03", "--print-config"});
   ASSERT_EQ(r.code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["stride"], 48);       // from the preset
   EXPECT_EQ(j["batch"], 16);        // the command line wins
+  EXPECT_DOUBLE_EQ(j["mpp-tolerance"].get<double>(), 0.03);
   EXPECT_EQ(j["preset"], "camelyon16-overlap");
 }
 
@@ -367,6 +403,12 @@ TEST(HeatmapCli, BadInputsAreOneLineErrors) {
     EXPECT_NE(r.err.find("not writable"), std::string::npos) << r.err;
   }
   fs::permissions(dir / "ro", fs::perms::owner_all);
+  // A tolerance that is no longer "about the same resolution".
+  r = test::run_wsi({disc_slide().string(), "-o", dir.path().string(), "--model",
+                     (*test::models_dir() / "darkness.pt").string(), "--mpp-tolerance", "0.5"});
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("mpp tolerance must be in 0..0.25"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir / "disc.summary.json"));
   // A preset with an unknown key.
   std::ofstream(dir / "p.json") << R"({"strid": 48})";
   r = test::run_wsi({"heatmap", "--preset", (dir / "p.json").string(), "--print-config"});

@@ -104,6 +104,17 @@ TEST(ChooseLevel, NearlyExactDownsampleCountsAsExact) {
   EXPECT_DOUBLE_EQ(c.read_scale, 1.0);
 }
 
+TEST(ChooseLevel, ToleranceAcceptsALevelThatMuchCoarserAndSaysHowMuchToEnlargeIt) {
+  // 4.0 against level 2's 4.016 (0.4 % coarser): refused exactly, accepted with 1 %.
+  EXPECT_EQ(choose_level(kBoxesLevels, 1.0, 4.0, 0.0).level, 1);
+  const LevelChoice c = choose_level(kBoxesLevels, 1.0, 4.0, 0.01);
+  EXPECT_EQ(c.level, 2);
+  EXPECT_NEAR(c.read_scale, 4.0 / 4.0161290322580641, 1e-12);  // < 1: enlarge
+  // A 2 % tolerance does not reach a level 4 % coarser.
+  EXPECT_EQ(choose_level(kBoxesLevels, 1.0, 1.92, 0.02).level, 0);
+  EXPECT_EQ(choose_level(kBoxesLevels, 1.0, 1.92, 0.05).level, 1);
+}
+
 TEST(ChooseLevel, TargetFinerThanLevelZeroUpsamplesLevelZero) {
   const LevelChoice c = choose_level(kBoxesLevels, 0.5, 0.25);
   EXPECT_EQ(c.level, 0);

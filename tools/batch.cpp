@@ -540,7 +540,8 @@ void setup_batch(CLI::App& app) {
   };
   const Spec specs[] = {
       {"--mpp", Forwarded::both, false},           {"--target-mpp", Forwarded::both, false},
-      {"--level", Forwarded::both, false},         {"--stride", Forwarded::both, false},
+      {"--level", Forwarded::both, false},         {"--mpp-tolerance", Forwarded::both, false},
+      {"--stride", Forwarded::both, false},
       {"--min-tissue", Forwarded::both, false},    {"--edge", Forwarded::both, false},
       {"--mask-mpp", Forwarded::both, false},      {"--white-threshold", Forwarded::both, false},
       {"--black-threshold", Forwarded::both, false}, {"--min-saturation", Forwarded::both, false},

@@ -8,6 +8,11 @@ void add_grid_options(CLI::App& app, GridParams& grid, GridOptions& o, const std
   const std::string g = "Patch grid";
   app.add_option("--target-mpp", o.target_mpp, target_help)->group(g);
   app.add_option("--level", o.level, "Read this slide level 1:1 instead of a target mpp")->group(g);
+  app.add_option("--mpp-tolerance", grid.mpp_tolerance,
+                 "Accept a level up to this fraction coarser than the target (0.03: a 2.0 um level for a "
+                 "1.944 um model). Same patches and grid, enlarged slightly from fewer decoded pixels: "
+                 "faster, a little less detail. 0 = exact")
+      ->capture_default_str()->group(g);
   app.add_option("--stride", grid.stride, "Grid step in patch pixels (< patch size = overlapping patches)")
       ->capture_default_str()->group(g);
   app.add_option("--min-tissue", grid.min_tissue, "Minimum tissue fraction of a patch (0 = every patch)")

@@ -102,6 +102,7 @@ json effective_config(const HeatmapCli& c, const fs::path& model) {
   j["stride"] = p.grid.stride;
   j["target-mpp"] = p.grid.target_mpp ? json(*p.grid.target_mpp) : json("from the model's sidecar");
   if (p.grid.level) j["level"] = *p.grid.level;
+  j["mpp-tolerance"] = p.grid.mpp_tolerance;
   j["min-tissue"] = p.grid.min_tissue;
   j["edge"] = c.grid.edge;
   j["gradcam"] = p.gradcam;

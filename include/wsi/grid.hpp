@@ -12,6 +12,12 @@
 // patch_size when read_size != patch_size. A target finer than level 0 is refused (we do not
 // upsample).
 //
+// mpp_tolerance (opt-in, default 0 = exact) relaxes "<= the target" to "<= target * (1 + tol)":
+// a 2.0 µm level serves a 1.944 µm model with tol 0.03, so a 0.25 µm scan decodes 4x fewer pixels
+// than from its 1.0 µm level. The patch keeps its exact level-0 footprint (the grid, and so every
+// output, is the same as without it); only its pixels come from the coarser level, enlarged by
+// at most 1 + tol. The same rule admits level 0 for a target up to tol finer than it.
+//
 // Edge policy: the grid starts at the top-left of openslide.bounds-* (or of level 0) and a
 // patch is kept only when it lies entirely inside those bounds (`EdgePolicy::inside`, the
 // default; the last partial row and column are dropped). `EdgePolicy::pad` keeps the partial
@@ -40,6 +46,7 @@ struct GridParams {
   int stride = 96;                     // target pixels, 1..patch_size*4 (< patch_size = overlap)
   std::optional<double> target_mpp = 0.972;  // µm per target pixel (PCam 10x)
   std::optional<int> level;            // read this level 1:1 instead (overrides target_mpp)
+  double mpp_tolerance = 0.0;          // relative, 0..0.25: accept a level this much coarser (above)
   double min_tissue = 0.5;             // minimum tissue fraction of a patch, 0..1 (0 = all)
   EdgePolicy edge = EdgePolicy::inside;
 
@@ -82,7 +89,9 @@ PatchGeometry resolve_geometry(const Slide& slide, const GridParams& params);
 // patches to a 48-pixel input can be fed from a level 2x coarser and decode 4x fewer pixels.
 // read_size is out_size when that level matches within 1e-3, else size_level0 / the level's
 // downsample, rounded (then resample_area to out_size). target_mpp scales with the size (0 stays 0).
-PatchGeometry geometry_for_size(const std::vector<LevelInfo>& levels, const PatchGeometry& g, int out_size);
+// `tolerance` is GridParams::mpp_tolerance.
+PatchGeometry geometry_for_size(const std::vector<LevelInfo>& levels, const PatchGeometry& g, int out_size,
+                                double tolerance = 0.0);
 
 // Lays the grid over `bounds` and keeps patches whose tissue fraction (from `tissue`; every
 // patch counts as full tissue when it is null) is >= params.min_tissue.

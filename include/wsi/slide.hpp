@@ -68,7 +68,8 @@ struct LevelChoice {
   int level = 0;
   double level_mpp = 0.0;   // micrometres per pixel of the chosen level
   // Level pixels per target pixel (target_mpp / level_mpp). 1 = read as is; > 1 = read more
-  // pixels and shrink; < 1 only when the target is finer than level 0 (upsampling).
+  // pixels and shrink; < 1 when the target is finer than level 0 or the level was accepted within
+  // a tolerance (enlarge).
   double read_scale = 1.0;
 };
 
@@ -140,9 +141,12 @@ Mpp resolve_mpp(const std::map<std::string, std::string>& properties,
 Bounds resolve_bounds(const std::map<std::string, std::string>& properties, int64_t width,
                       int64_t height);
 
-// Picks the coarsest level whose mpp is <= target_mpp (1e-3 relative tolerance, so a 2.0005
-// downsample still counts as 2); level 0 when the target is finer than every level.
-LevelChoice choose_level(const std::vector<LevelInfo>& levels, double level0_mpp, double target_mpp);
+// Picks the coarsest level whose mpp is <= target_mpp * (1 + tolerance); level 0 when the target
+// is finer than every level. `tolerance` is relative, at least 1e-3 (so a 2.0005 downsample still
+// counts as 2); a larger one (--mpp-tolerance) accepts a level slightly coarser than the target,
+// read_scale < 1 then saying how much to enlarge it.
+LevelChoice choose_level(const std::vector<LevelInfo>& levels, double level0_mpp, double target_mpp,
+                         double tolerance = 0.0);
 
 // Premultiplied ARGB (OpenSlide's output) composited over white into packed RGB.
 void argb_over_white_to_rgb(const uint32_t* argb, size_t count, uint8_t* rgb);

@@ -210,6 +210,8 @@ nlohmann::json params_json(const ExtractParams& p) {
     j["level"] = *p.grid.level;
   else
     j["target_mpp"] = *p.grid.target_mpp;
+  // Only when set, so datasets made exactly (and before the option existed) still compare equal.
+  if (!p.grid.level && p.grid.mpp_tolerance > 0) j["mpp_tolerance"] = p.grid.mpp_tolerance;
   j["min_tissue"] = p.grid.min_tissue;
   j["edge"] = p.grid.edge == EdgePolicy::inside ? "inside" : "pad";
   j["label_rule"] = p.rule.to_string();

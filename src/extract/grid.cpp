@@ -25,6 +25,12 @@ void GridParams::validate() const {
   if (!level && (!target_mpp || !(*target_mpp > 0.0) || !std::isfinite(*target_mpp)))
     throw ConfigError("grid: target mpp must be a positive number of micrometres per pixel (or give a level)");
   if (level && *level < 0) throw ConfigError("grid: level must be >= 0");
+  if (!(mpp_tolerance >= 0.0 && mpp_tolerance <= 0.25)) {
+    std::ostringstream m;
+    m << "grid: mpp tolerance must be in 0..0.25 (a fraction: 0.03 accepts a level 3 % coarser than the target), not "
+      << mpp_tolerance;
+    throw ConfigError(m.str());
+  }
   if (!(min_tissue >= 0.0 && min_tissue <= 1.0))
     throw ConfigError("grid: minimum tissue fraction must be in 0..1");
 }
@@ -61,13 +67,15 @@ PatchGeometry resolve_geometry(const std::vector<LevelInfo>& levels, double leve
                       std::to_string(*params.target_mpp) +
                       " um/px cannot be found: pass --mpp (the slide's level-0 um/px) or --level");
   const double target = *params.target_mpp;
-  if (target < level0_mpp * (1 - 1e-3)) {
+  if (level0_mpp > target * (1 + std::max(params.mpp_tolerance, 1e-3))) {
     std::ostringstream m;
     m << "target resolution " << target << " um/px is finer than the slide's level 0 (" << level0_mpp
-      << " um/px); wsi-heatmap does not upsample: use --target-mpp " << level0_mpp << " or coarser, or --level 0";
+      << " um/px); patches are not upsampled unasked: use --target-mpp " << level0_mpp
+      << " or coarser, --level 0, or --mpp-tolerance " << std::ceil((level0_mpp / target - 1) * 1000) / 1000
+      << " (enlarge level 0 by that fraction)";
     throw ConfigError(m.str());
   }
-  const LevelChoice c = choose_level(levels, level0_mpp, target);
+  const LevelChoice c = choose_level(levels, level0_mpp, target, params.mpp_tolerance);
   g.level = c.level;
   g.level_downsample = levels[static_cast<size_t>(c.level)].downsample;
   g.target_mpp = target;
@@ -78,7 +86,8 @@ PatchGeometry resolve_geometry(const std::vector<LevelInfo>& levels, double leve
   return g;
 }
 
-PatchGeometry geometry_for_size(const std::vector<LevelInfo>& levels, const PatchGeometry& g, int out_size) {
+PatchGeometry geometry_for_size(const std::vector<LevelInfo>& levels, const PatchGeometry& g, int out_size,
+                                double tolerance) {
   if (out_size < 1) throw ConfigError("grid: patch output size must be >= 1, not " + std::to_string(out_size));
   if (out_size == g.patch_size) return g;
   PatchGeometry r = g;
@@ -86,7 +95,7 @@ PatchGeometry geometry_for_size(const std::vector<LevelInfo>& levels, const Patc
   r.target_mpp = g.target_mpp * g.patch_size / out_size;
   // In level-0 pixels as the "mpp" unit: choose_level then compares downsamples.
   const double px = g.size_level0 / out_size;
-  const LevelChoice c = choose_level(levels, 1.0, px);
+  const LevelChoice c = choose_level(levels, 1.0, px, tolerance);
   r.level = c.level;
   r.level_downsample = levels[static_cast<size_t>(c.level)].downsample;
   r.read_size = read_size_for(out_size, c.read_scale);

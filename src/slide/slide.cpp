@@ -170,15 +170,17 @@ Bounds resolve_bounds(const std::map<std::string, std::string>& props, int64_t w
   return Bounds{0, 0, width, height, false};
 }
 
-LevelChoice choose_level(const std::vector<LevelInfo>& levels, double level0_mpp, double target_mpp) {
+LevelChoice choose_level(const std::vector<LevelInfo>& levels, double level0_mpp, double target_mpp,
+                         double tolerance) {
   if (levels.empty()) throw std::invalid_argument("choose_level: no levels");
   if (!(level0_mpp > 0) || !(target_mpp > 0))
     throw ConfigError("choose_level: mpp must be positive (level 0: " + std::to_string(level0_mpp) +
                       ", target: " + std::to_string(target_mpp) + ")");
+  const double limit = target_mpp * (1 + std::max(tolerance, 1e-3));
   int best = 0;
   for (int i = 0; i < static_cast<int>(levels.size()); ++i) {
     const double lm = level0_mpp * levels[static_cast<size_t>(i)].downsample;
-    if (lm <= target_mpp * (1 + 1e-3) && lm >= level0_mpp * levels[static_cast<size_t>(best)].downsample)
+    if (lm <= limit && lm >= level0_mpp * levels[static_cast<size_t>(best)].downsample)
       best = i;
   }
   LevelChoice c;
