@@ -18,7 +18,8 @@
 #                                                       matches, so 93 px are read from level 2 and
 #                                                       area-resampled to 48 (the readers' worst case)
 #                            resnet50-cam resnet50-nocam  ResNet50 export, slide at 0.25 µm/px
-#   WSI_BENCH_HEATMAP_ARGS extra wsi-heatmap options for every row, e.g. "--level 2" (what-if runs;
+#   WSI_BENCH_HEATMAP_ARGS extra wsi-heatmap options for every row, e.g. "--mpp-tolerance 0.03"
+#                          (the demo025 rows then read 47 px of the 2.0 µm level 3) (what-if runs;
 #                          the bare run is unchanged)
 #   WSI_BENCH_LOAD         N busy-loop processes (default 0) running during each pipeline run and
 #                          its bare run: a machine shared with other work. Watch the `idle` column
