@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -56,8 +57,22 @@ TEST(GridGeometry, UnknownMppWithoutLevelAsksForMpp) {
   }
 }
 
-TEST(GridGeometry, TargetFinerThanLevel0IsRefused) {
-  EXPECT_THROW(resolve_geometry(pyramid(1000, 1000, 1), 7.776, GridParams{}), ConfigError);
+TEST(GridGeometry, TargetFinerThanLevel0IsRefusedSayingWhatWouldDo) {
+  const auto message = [](double level0_mpp, double target) {
+    GridParams p;
+    p.target_mpp = target;
+    try {
+      resolve_geometry(pyramid(1000, 1000, 1), level0_mpp, p);
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  const std::string far = message(7.776, 0.972);
+  EXPECT_NE(far.find("--target-mpp 7.776 or coarser"), std::string::npos) << far;
+  EXPECT_EQ(far.find("--mpp-tolerance"), std::string::npos) << far;  // 700 % is no tolerance
+  const std::string near = message(0.25, 0.245);
+  EXPECT_NE(near.find("--mpp-tolerance 0.021"), std::string::npos) << near;
 }
 
 TEST(GridGeometry, BadParamsAreRejected) {

@@ -69,10 +69,10 @@ PatchGeometry resolve_geometry(const std::vector<LevelInfo>& levels, double leve
   const double target = *params.target_mpp;
   if (level0_mpp > target * (1 + std::max(params.mpp_tolerance, 1e-3))) {
     std::ostringstream m;
+    const double needed = std::ceil((level0_mpp / target - 1) * 1000) / 1000;
     m << "target resolution " << target << " um/px is finer than the slide's level 0 (" << level0_mpp
-      << " um/px); patches are not upsampled unasked: use --target-mpp " << level0_mpp
-      << " or coarser, --level 0, or --mpp-tolerance " << std::ceil((level0_mpp / target - 1) * 1000) / 1000
-      << " (enlarge level 0 by that fraction)";
+      << " um/px); patches are not upsampled unasked: use --target-mpp " << level0_mpp << " or coarser, --level 0";
+    if (needed <= 0.25) m << ", or --mpp-tolerance " << needed << " (enlarge level 0 by that fraction)";
     throw ConfigError(m.str());
   }
   const LevelChoice c = choose_level(levels, level0_mpp, target, params.mpp_tolerance);

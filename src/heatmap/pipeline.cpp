@@ -308,7 +308,8 @@ HeatmapSummary run_heatmap(const fs::path& slide_path, const Model& model, const
   // down to it anyway (the same pixels up to rounding, read from a coarser level: for the demo
   // model 4x fewer to decode), else at patch_size.
   const bool feed_input = spec.resize == ResizeMode::area && spec.input_size < P;
-  const PatchGeometry read_geo = feed_input ? geometry_for_size(slide.levels(), geo, spec.input_size, params.grid.mpp_tolerance) : geo;
+  const PatchGeometry read_geo =
+      feed_input ? geometry_for_size(slide.levels(), geo, spec.input_size, params.grid.mpp_tolerance) : geo;
   const int side = read_geo.patch_size;
   const size_t patch_bytes = static_cast<size_t>(side) * static_cast<size_t>(side) * 3;
   const size_t cam_values = static_cast<size_t>(side) * static_cast<size_t>(side);
