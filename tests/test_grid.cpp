@@ -241,6 +241,30 @@ TEST(GridGeometry, MppToleranceReadsACoarserLevelButKeepsTheExactFootprint) {
   EXPECT_EQ(g0.read_size, 94);  // 96 * 0.245 / 0.25
 }
 
+TEST(GridGeometry, HintNamesTheToleranceThatReadsTheNextLevelOnlyWhenSmall) {
+  const auto levels = pyramid(100000, 80000, 5);  // 0.25 / 0.5 / 1.0 / 2.0 / 4.0 um
+  GridParams p;
+  p.target_mpp = 0.972;
+  const PatchGeometry g = resolve_geometry(levels, 0.25, p);  // level 1, 187 px shrunk to 96
+  ASSERT_TRUE(tolerance_for_next_level(levels, g));
+  EXPECT_NEAR(*tolerance_for_next_level(levels, g), 1.0 / 0.972 - 1, 1e-9);
+  const std::string hint = mpp_tolerance_hint(levels, g);
+  EXPECT_NE(hint.find("level 2 is only 2.9 % coarser"), std::string::npos) << hint;
+  EXPECT_NE(hint.find("--mpp-tolerance 0.03 would read it instead of level 1, 4x fewer pixels"), std::string::npos)
+      << hint;
+  EXPECT_EQ(mpp_tolerance_hint(levels, g, 0.02), "");
+  // Nothing to say when a level matches (read 1:1), when the tolerance already took the next
+  // level, or when the next level is far coarser.
+  p.target_mpp = 1.0;
+  EXPECT_FALSE(tolerance_for_next_level(levels, resolve_geometry(levels, 0.25, p)));
+  p.target_mpp = 0.972;
+  p.mpp_tolerance = 0.03;
+  EXPECT_EQ(mpp_tolerance_hint(levels, resolve_geometry(levels, 0.25, p)), "");
+  p = {};
+  p.target_mpp = 0.7;  // level 1 (0.5 um); level 2 is 43 % coarser
+  EXPECT_EQ(mpp_tolerance_hint(levels, resolve_geometry(levels, 0.25, p)), "");
+}
+
 TEST(Resample, AreaAverageIsWithinOneLevelOfTheExactCoverageMean) {
   // Exact reference: each output pixel's coverage-weighted mean in double, on a textured image.
   for (const auto& [n, m] : {std::pair<int64_t, int64_t>{187, 96}, {93, 48}, {373, 48}, {50, 49}, {47, 48}, {93, 96}}) {

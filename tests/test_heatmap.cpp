@@ -210,6 +210,10 @@ TEST(Heatmap, MppToleranceReadsTheSlightlyCoarserLevelWithTheSamePatchesAndResul
   EXPECT_EQ(je["parameters"]["read_size"].get<int>(), 188);
   EXPECT_EQ(jt["parameters"]["read_level"].get<int>(), 1);
   EXPECT_EQ(jt["parameters"]["read_size"].get<int>(), 94);
+  // The exact run says what the tolerance would do; the tolerant run has nothing to add.
+  EXPECT_NE(exact.note.find("--mpp-tolerance 0.03 would read it instead of level 0"), std::string::npos) << exact.note;
+  EXPECT_NE(je.value("note", "").find("--mpp-tolerance"), std::string::npos);
+  EXPECT_EQ(tol.note, "");
   EXPECT_DOUBLE_EQ(jt["parameters"]["mpp_tolerance"].get<double>(), 0.03);
   EXPECT_DOUBLE_EQ(jt["parameters"]["patch_size_level0"].get<double>(),
                    je["parameters"]["patch_size_level0"].get<double>());

@@ -232,11 +232,9 @@ void check_child_options(const BatchCli& c, const fs::path& some_slide) {
   }
   CLI::App app;
   if (c.extract)
-    setup_extract(app);
+    setup_extract(app, true);
   else
-    setup_heatmap(app);
-  CLI::App* sub = app.get_subcommands({}).front();
-  sub->callback(std::function<void()>());
+    setup_heatmap(app, true);
   std::vector<std::string> argv = child_argv(c, "wsi-heatmap", some_slide, "out", "check");
   argv.erase(argv.begin());  // the program name
   std::reverse(argv.begin(), argv.end());  // CLI11 takes the arguments last-first

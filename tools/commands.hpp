@@ -33,11 +33,14 @@ void apply_grid_options(const GridOptions& options, GridParams& grid, std::optio
 void setup_info(CLI::App& app);
 void setup_synth(CLI::App& app);
 void setup_mask(CLI::App& app);
-void setup_extract(CLI::App& app);
+// setup_extract / setup_heatmap with parse_only: the subcommand parses its options and runs
+// nothing (batch checks each child's options with them before any slide runs). The callback owns
+// the options' storage, so it must stay in place, not be replaced.
+void setup_extract(CLI::App& app, bool parse_only = false);
 void setup_evaluate(CLI::App& app);
 void setup_evaluate_slides(CLI::App& app);
 void setup_train(CLI::App& app);
-void setup_heatmap(CLI::App& app);
+void setup_heatmap(CLI::App& app, bool parse_only = false);
 void setup_batch(CLI::App& app);
 
 // Prints to stderr with the program prefix; the CLI is the only place that prints.

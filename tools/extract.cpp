@@ -98,7 +98,7 @@ int run_extract_cli(ExtractCliOptions opt) {
 
 }  // namespace
 
-void setup_extract(CLI::App& app) {
+void setup_extract(CLI::App& app, bool parse_only) {
   auto opt = std::make_shared<ExtractCliOptions>();
   CLI::App* sub = app.add_subcommand(
       "extract", "Extract balanced, labelled patches (PatchCamelyon HDF5 or Kaggle layout) from slides + ground truth");
@@ -134,7 +134,8 @@ void setup_extract(CLI::App& app) {
   sub->add_flag("--json", opt->json, "Print the JSON summary instead of text");
   sub->add_flag("--quiet,-q", opt->quiet, "No progress bar");
   add_tissue_options(*sub, opt->params.tissue);
-  sub->callback([opt] {
+  sub->callback([opt, parse_only] {
+    if (parse_only) return;
     const int rc = run_extract_cli(*opt);
     if (rc != 0) throw CLI::RuntimeError(rc);
   });

@@ -177,7 +177,7 @@ int run_heatmap_cli(CLI::App& sub, HeatmapCli& c) {
 
 }  // namespace
 
-void setup_heatmap(CLI::App& app) {
+void setup_heatmap(CLI::App& app, bool parse_only) {
   auto c = std::make_shared<HeatmapCli>();
   CLI::App* sub = app.add_subcommand(
       "heatmap", "Tumour-probability and Grad-CAM heatmaps of slides (the default: wsi-heatmap SLIDE -o DIR)");
@@ -205,7 +205,8 @@ void setup_heatmap(CLI::App& app) {
   sub->add_flag("--print-config", c->print_config, "Print the effective parameters (after --preset) and exit");
   sub->add_flag("--quiet,-q", c->quiet, "No progress bar");
   add_tissue_options(*sub, c->params.tissue);
-  sub->callback([c, sub] {
+  sub->callback([c, sub, parse_only] {
+    if (parse_only) return;
     const int rc = run_heatmap_cli(*sub, *c);
     if (rc != 0) throw CLI::RuntimeError(rc);
   });

@@ -93,6 +93,16 @@ PatchGeometry resolve_geometry(const Slide& slide, const GridParams& params);
 PatchGeometry geometry_for_size(const std::vector<LevelInfo>& levels, const PatchGeometry& g, int out_size,
                                 double tolerance = 0.0);
 
+// The mpp tolerance (a fraction) that would let `g` read the next coarser level instead of its
+// own: that level's downsample over g's level-0 pixels per delivered pixel, minus 1. nullopt when
+// g reads its level 1:1 (nothing to gain) or already reads the coarsest level. Callers turn a
+// small one into a hint ("--mpp-tolerance 0.03 decodes 4x fewer pixels").
+std::optional<double> tolerance_for_next_level(const std::vector<LevelInfo>& levels, const PatchGeometry& g);
+
+// That hint as a sentence when the tolerance is at most `max_tolerance`, else "".
+std::string mpp_tolerance_hint(const std::vector<LevelInfo>& levels, const PatchGeometry& g,
+                               double max_tolerance = 0.05);
+
 // Lays the grid over `bounds` and keeps patches whose tissue fraction (from `tissue`; every
 // patch counts as full tissue when it is null) is >= params.min_tissue.
 PatchGrid make_grid(const Bounds& bounds, const PatchGeometry& geometry, const GridParams& params,

@@ -68,6 +68,8 @@ void survey_slide(const ExtractSource& src, const ExtractParams& params, SlideSu
   rep.grid_patches = grid.cols * grid.rows;
   rep.tissue_patches = static_cast<int64_t>(grid.patches.size());
   if (grid.patches.empty()) rep.note = "no tissue patches (empty slide, or --min-tissue too high)";
+  if (const std::string hint = mpp_tolerance_hint(slide.levels(), out.geometry); !hint.empty())
+    rep.note += (rep.note.empty() ? "" : "; ") + hint;
 
   std::unique_ptr<GroundTruth> truth;
   if (src.mask)

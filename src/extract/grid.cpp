@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iomanip>
 #include <sstream>
 #include <vector>
 
@@ -100,6 +101,26 @@ PatchGeometry geometry_for_size(const std::vector<LevelInfo>& levels, const Patc
   r.level_downsample = levels[static_cast<size_t>(c.level)].downsample;
   r.read_size = read_size_for(out_size, c.read_scale);
   return r;
+}
+
+std::optional<double> tolerance_for_next_level(const std::vector<LevelInfo>& levels, const PatchGeometry& g) {
+  const auto next = static_cast<size_t>(g.level) + 1;
+  if (g.read_size == g.patch_size || next >= levels.size()) return std::nullopt;
+  const double px = g.size_level0 / g.patch_size;  // level-0 pixels per delivered pixel
+  return levels[next].downsample / px - 1;
+}
+
+std::string mpp_tolerance_hint(const std::vector<LevelInfo>& levels, const PatchGeometry& g, double max_tolerance) {
+  const std::optional<double> t = tolerance_for_next_level(levels, g);
+  if (!t || *t > max_tolerance) return "";
+  const auto next = static_cast<size_t>(g.level) + 1;
+  const double fewer = std::pow(levels[next].downsample / levels[static_cast<size_t>(g.level)].downsample, 2);
+  std::ostringstream m;
+  m << "level " << next << " is only " << std::fixed << std::setprecision(1) << *t * 100
+    << " % coarser than the patches' pixels: --mpp-tolerance " << std::setprecision(2)
+    << std::ceil(*t * 100 - 1e-9) / 100 << " would read it instead of level " << g.level << ", "
+    << std::defaultfloat << fewer << "x fewer pixels to decode (the same patches, a little less detail)";
+  return m.str();
 }
 
 PatchGeometry resolve_geometry(const Slide& slide, const GridParams& params) {
