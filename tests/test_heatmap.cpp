@@ -160,6 +160,22 @@ std::map<std::pair<int64_t, int64_t>, double> patch_probabilities(const fs::path
   return m;
 }
 
+// Two runs over the same grid: the same patches (more than `min_patches`), each probability
+// within 0.05 of the other run's.
+void expect_same_patches(const HeatmapSummary& a, const HeatmapSummary& b, size_t min_patches,
+                         const std::string& what) {
+  const auto pa = patch_probabilities(a.outputs.patches_csv);
+  const auto pb = patch_probabilities(b.outputs.patches_csv);
+  ASSERT_EQ(pa.size(), pb.size());
+  ASSERT_GT(pa.size(), min_patches);
+  double worst = 0;
+  for (const auto& [xy, v] : pa) {
+    ASSERT_TRUE(pb.count(xy)) << "patch " << xy.first << "," << xy.second << " missing";
+    worst = std::max(worst, std::abs(v - pb.at(xy)));
+  }
+  EXPECT_LT(worst, 0.05) << "largest probability difference between " << what;
+}
+
 // A model that area-resizes 96 px patches to 48 px is fed 48 px patches read from level 1 (4x
 // fewer pixels to decode): the same grid, the same probabilities (darkness is a mean, which an
 // area resize keeps), the same alignment, and Grad-CAM at the 48 px side.
@@ -178,16 +194,7 @@ TEST(Heatmap, ModelWithASmallerInputIsReadAtItsResolutionWithTheSameResults) {
   EXPECT_EQ(js["parameters"]["read_level"].get<int>(), 1);
   EXPECT_EQ(js["parameters"]["read_side"].get<int>(), 48);
   EXPECT_EQ(js["parameters"]["read_size"].get<int>(), 48);
-  const auto pf = patch_probabilities(full.outputs.patches_csv);
-  const auto ps = patch_probabilities(small.outputs.patches_csv);
-  ASSERT_EQ(pf.size(), ps.size());
-  ASSERT_GT(pf.size(), 100u);
-  double worst = 0;
-  for (const auto& [xy, v] : pf) {
-    ASSERT_TRUE(ps.count(xy)) << "patch " << xy.first << "," << xy.second << " missing";
-    worst = std::max(worst, std::abs(v - ps.at(xy)));
-  }
-  EXPECT_LT(worst, 0.05) << "largest probability difference between level-0 96 px and level-1 48 px reads";
+  expect_same_patches(full, small, 100, "level-0 96 px and level-1 48 px reads");
   EXPECT_GE(alignment(small.outputs.prob).iou, 0.85);
   EXPECT_TRUE(fs::exists(small.outputs.cam));
 }
@@ -217,16 +224,7 @@ TEST(Heatmap, MppToleranceReadsTheSlightlyCoarserLevelWithTheSamePatchesAndResul
   EXPECT_DOUBLE_EQ(jt["parameters"]["mpp_tolerance"].get<double>(), 0.03);
   EXPECT_DOUBLE_EQ(jt["parameters"]["patch_size_level0"].get<double>(),
                    je["parameters"]["patch_size_level0"].get<double>());
-  const auto pe = patch_probabilities(exact.outputs.patches_csv);
-  const auto pt = patch_probabilities(tol.outputs.patches_csv);
-  ASSERT_EQ(pe.size(), pt.size());
-  ASSERT_GT(pe.size(), 20u);
-  double worst = 0;
-  for (const auto& [xy, v] : pe) {
-    ASSERT_TRUE(pt.count(xy)) << "patch " << xy.first << "," << xy.second << " missing";
-    worst = std::max(worst, std::abs(v - pt.at(xy)));
-  }
-  EXPECT_LT(worst, 0.05) << "largest probability difference between exact and 3 %-tolerance reads";
+  expect_same_patches(exact, tol, 20, "exact and 3 %-tolerance reads");
   EXPECT_GE(alignment(tol.outputs.prob).iou, 0.8);
 }
 
