@@ -8,6 +8,12 @@
 
 namespace wsi::detail {
 
+// Appends `clause` to a "; "-separated message (notes, captured library errors).
+inline void append_clause(std::string& message, std::string_view clause) {
+  if (!message.empty()) message += "; ";
+  message += clause;
+}
+
 // ASCII lower case (file extensions, CSV headers, names compared without case); bytes >= 0x80
 // (UTF-8) are left as they are, whatever the locale.
 inline std::string ascii_lower(std::string s) {

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "core/pending_file.hpp"
+#include "core/text.hpp"
 #include "extract/summary_json.hpp"
 #include "slide/slide_handle.hpp"
 #include "tissue/params_json.hpp"
@@ -69,7 +70,7 @@ void survey_slide(const ExtractSource& src, const ExtractParams& params, SlideSu
   rep.tissue_patches = static_cast<int64_t>(grid.patches.size());
   if (grid.patches.empty()) rep.note = "no tissue patches (empty slide, or --min-tissue too high)";
   if (const std::string hint = mpp_tolerance_hint(slide.levels(), out.geometry); !hint.empty())
-    rep.note += (rep.note.empty() ? "" : "; ") + hint;
+    detail::append_clause(rep.note, hint);
 
   std::unique_ptr<GroundTruth> truth;
   if (src.mask)

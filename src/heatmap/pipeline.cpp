@@ -27,6 +27,7 @@
 #include <thread>
 
 #include "core/pending_file.hpp"
+#include "core/text.hpp"
 #include "heatmap/chunk_queue.hpp"
 #include "slide/slide_handle.hpp"
 #include "tissue/params_json.hpp"
@@ -312,7 +313,7 @@ HeatmapSummary run_heatmap(const fs::path& slide_path, const Model& model, const
       feed_input ? geometry_for_size(slide.levels(), geo, spec.input_size, params.grid.mpp_tolerance) : geo;
   const int side = read_geo.patch_size;
   if (const std::string hint = mpp_tolerance_hint(slide.levels(), read_geo); !hint.empty())
-    summary.note += (summary.note.empty() ? "" : "; ") + hint;
+    detail::append_clause(summary.note, hint);
   const size_t patch_bytes = static_cast<size_t>(side) * static_cast<size_t>(side) * 3;
   const size_t cam_values = static_cast<size_t>(side) * static_cast<size_t>(side);
 

@@ -12,6 +12,7 @@
 #include <mutex>
 #include <stdexcept>
 
+#include "core/text.hpp"
 #include "slide/pixel_reader.hpp"
 #include "wsi/error.hpp"
 
@@ -152,9 +153,8 @@ Mpp resolve_mpp(const std::map<std::string, std::string>& props, std::optional<d
     // 10x objective ~ 1 um/px on common scanners; a rough rule only.
     m.x = m.y = 10.0 / *power;
     m.source = MppSource::objective_power;
-    if (!m.note.empty()) m.note += "; ";
-    m.note += "guessed from objective power " + find(props, "openslide.objective-power").value() +
-              "x; pass --mpp for exact units";
+    detail::append_clause(m.note, "guessed from objective power " + find(props, "openslide.objective-power").value() +
+                                      "x; pass --mpp for exact units");
     return m;
   }
   return m;

@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/text.hpp"
 #include "slide/pixel_reader.hpp"
 #include "wsi/error.hpp"
 
@@ -63,9 +64,7 @@ int capture_error(TIFF*, void* user_data, const char* module, const char* fmt, v
   auto* h = static_cast<Handle*>(user_data);
   char text[512];
   std::vsnprintf(text, sizeof text, fmt, ap);
-  if (!h->messages.empty()) h->messages += "; ";
-  if (module && *module) h->messages.append(module).append(": ");
-  h->messages += text;
+  detail::append_clause(h->messages, module && *module ? std::string(module) + ": " + text : std::string(text));
   return 1;  // handled: the process-wide handler is not called
 }
 
