@@ -31,6 +31,7 @@
 #include <string>
 #include <vector>
 
+#include "wsi/patch_source.hpp"
 #include "wsi/region.hpp"
 #include "wsi/slide.hpp"
 
@@ -114,5 +115,12 @@ Region patch_region(const GridPatch& patch, const PatchGeometry& geometry);
 // Area-averaging resample of a square RGB image (src_size² → dst_size²), exact for any ratio:
 // each output pixel is the coverage-weighted mean of the input pixels under it.
 void resample_area(const uint8_t* src, int64_t src_size, uint8_t* dst, int64_t dst_size);
+
+// Reads one patch the way every patch reader does (the heatmap graph, `extract`): the region of
+// patch_region() from `source`, area-resampled to geometry.patch_size when read_size differs.
+// `out` holds patch_size² RGB; `scratch` is the caller's reusable buffer (one per thread).
+// Throws RegionReadError from the source (`out` is then undefined).
+void read_patch(const PatchSource& source, const GridPatch& patch, const PatchGeometry& geometry, uint8_t* out,
+                std::vector<uint8_t>& scratch);
 
 }  // namespace wsi

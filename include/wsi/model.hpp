@@ -42,6 +42,8 @@
 #include <string>
 #include <vector>
 
+#include "wsi/classifier.hpp"
+
 namespace wsi {
 
 enum class ResizeMode { none, nearest, bilinear, area };
@@ -94,6 +96,12 @@ std::filesystem::path sidecar_path(const std::filesystem::path& model_path);
 // channel order and normalisation are applied). Any other side is a std::invalid_argument.
 void preprocess(const uint8_t* patches, int64_t count, const ModelSpec& spec, float* out, int side = 0);
 
+// preprocess()'s resize along one axis as a dense matrix: `out` rows of `in` weights (row-major),
+// row o holding the weight of each input sample in output sample o. A patch resizes as
+// W · X · Wᵀ per channel, which is how a device resizes a whole batch (two matrix products).
+// `mode` none needs in == out (the identity).
+std::vector<float> resize_weights(int in, int out, ResizeMode mode);
+
 // ---- Running a model (library wsi::torch; this header includes no LibTorch) ----
 
 enum class Device { cpu, cuda };
@@ -109,24 +117,42 @@ struct ModelOptions {
   int threads = 0;  // intra-op threads; 0 = one per core (LibTorch's default here is 1)
   bool channels_last = true;  // NHWC weights and inputs (faster with oneDNN; same results)
   Precision precision = Precision::fp32;
+  // Batches go to the model's device as uint8 NHWC and are converted, resized and normalised
+  // there by tensor operations (always so on CUDA). On a CPU the default converts them with
+  // preprocess() instead; this runs the device's path on the CPU, so that tests and benchmarks
+  // check it against preprocess() without a GPU.
+  bool device_staging = false;
 };
 
 // A loaded model: TorchScript module + sidecar. Loading checks the contract by running one
 // patch of zeros: a forward that fails or an output shape that contradicts the sidecar is a
 // ModelError saying what to fix. Thread-safety: predict() may be called from one thread at a
 // time (a pipeline's serial inference stage); the module is shared, not copied.
-class Model {
+//
+// As a Classifier (classifier.hpp) it runs a graph's batches through slots. On CUDA a slot holds
+// pinned host buffers and device buffers; start() queues the copy in on an upload stream, the
+// conversion, resize, normalisation, forward pass (and Grad-CAM) on a compute stream, and the
+// copy of the results back on a download stream, ordered by CUDA events, and returns; finish()
+// waits on the last event. Batch k + 1's copy in, batch k's compute and batch k - 1's copy back
+// then overlap. On CUDA a slot always computes full batches (the rows past `count` are ignored),
+// so cuDNN's benchmark mode tunes one shape per run. On a CPU start() computes.
+class Model final : public Classifier {
  public:
   // Throws UsageError (file or sidecar missing), ConfigError (bad sidecar), ModelError.
   explicit Model(const std::filesystem::path& path, const ModelOptions& options = {});
-  ~Model();
+  ~Model() override;
   Model(Model&&) noexcept;
   Model& operator=(Model&&) noexcept;
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;
 
-  const ModelSpec& spec() const;
+  const ModelSpec& spec() const override;
   const std::filesystem::path& path() const;
+  // Classifier: slots for the heatmap graph (see above).
+  std::unique_ptr<BatchSlot> make_slot(int64_t capacity, int side, bool with_gradcam) const override;
+  bool asynchronous() const override;  // true on CUDA
+  std::string device_name() const override;  // "cpu", or "cuda:0 (NVIDIA H200)"
+  Precision precision() const;
   // Tumour probabilities (0..1) of `count` patches (side² RGB HWC uint8 each). `side` as for
   // preprocess(): 0 or spec().patch_size, or spec().input_size for patches the caller already
   // brought to the network's resolution (the heatmap reads them from the pyramid level closest
@@ -147,7 +173,7 @@ class Model {
   // uses the same OpenMP team: CPU work between batches (the heatmap's reading) then takes the
   // model's cores without a second set of threads competing with the team's spinning workers.
   // fn must not call predict() or on_each_thread(). Same thread rule as predict().
-  void on_each_thread(const std::function<void(int thread, int threads)>& fn) const;
+  void on_each_thread(const std::function<void(int thread, int threads)>& fn) const override;
   // Whether the TorchScript module exports the sidecar's features/classify methods; when not,
   // gradcam_unavailable_reason() says why in one sentence.
   bool has_gradcam() const;
@@ -160,6 +186,7 @@ class Model {
 
  private:
   friend struct GradcamBatch gradcam(const Model& model, const uint8_t* patches, int64_t count, int side);
+  friend class TorchSlot;
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

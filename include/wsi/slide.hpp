@@ -25,6 +25,7 @@
 #include <string_view>
 #include <vector>
 
+#include "wsi/patch_source.hpp"
 #include "wsi/region.hpp"
 
 namespace wsi {
@@ -83,12 +84,12 @@ struct SlideOptions {
   std::optional<double> mpp_override;  // micrometres per level-0 pixel; wins over metadata
 };
 
-class Slide {
+class Slide final : public PatchSource {
  public:
   // Opens `path`. Throws UsageError when the path is missing or a directory, SlideError when
   // it is not a slide OpenSlide can read (with a reason and a hint, e.g. for striped TIFFs).
   explicit Slide(const std::filesystem::path& path, const SlideOptions& options = {});
-  ~Slide();
+  ~Slide() override;
   Slide(Slide&&) noexcept;
   Slide& operator=(Slide&&) noexcept;
   Slide(const Slide&) = delete;
@@ -117,7 +118,7 @@ class Slide {
   // Reads `region` as RGB; pixels outside the slide or transparent are white (glass).
   RgbImage read_region(const Region& region) const;
   // Same, into caller memory of region.w * region.h * 3 bytes.
-  void read_region(const Region& region, uint8_t* rgb_out) const;
+  void read_region(const Region& region, uint8_t* rgb_out) const override;
 
   RgbImage read_associated_image(const std::string& name) const;
 

@@ -141,29 +141,18 @@ void extract_slide(const ExtractSource& src, const ExtractParams& params, SlideS
               [&](std::shared_ptr<Chunk> c) {
                 c->pixels.resize(c->picks.size() * patch_bytes);
                 c->ok.assign(c->picks.size(), 0);
-                thread_local std::vector<uint8_t> raw, resized;
-                raw.resize(static_cast<size_t>(g.read_size * g.read_size * 3));
-                resized.resize(patch_bytes);
+                thread_local std::vector<uint8_t> scratch, unaugmented;
                 for (size_t k = 0; k < c->picks.size(); ++k) {
                   const Pick& pk = picks[c->picks[k]];
                   const CandidatePatch& cp = sv.candidates[static_cast<size_t>(cands[pk.candidate].index)];
-                  auto slide = handle.get();
-                  try {
-                    slide->read_region(patch_region(cp.patch, g), raw.data());
-                  } catch (const RegionReadError&) {
-                    handle.reopen_after_failure(slide);
-                    continue;
-                  }
                   uint8_t* dst = c->pixels.data() + k * patch_bytes;
-                  const uint8_t* from = raw.data();
-                  if (g.read_size != P) {
-                    resample_area(raw.data(), g.read_size, resized.data(), P);
-                    from = resized.data();
+                  if (pk.augment) unaugmented.resize(patch_bytes);
+                  try {
+                    read_patch(handle, cp.patch, g, pk.augment ? unaugmented.data() : dst, scratch);
+                  } catch (const RegionReadError&) {
+                    continue;  // counted by the writer stage (ok stays 0); the handle reopened
                   }
-                  if (pk.augment)
-                    apply_d4(pk.augment, from, dst, P);
-                  else
-                    std::copy_n(from, patch_bytes, dst);
+                  if (pk.augment) apply_d4(pk.augment, unaugmented.data(), dst, P);
                   c->ok[k] = 1;
                 }
                 return c;

@@ -161,6 +161,17 @@ Region patch_region(const GridPatch& patch, const PatchGeometry& geometry) {
   return Region{geometry.level, patch.x, patch.y, geometry.read_size, geometry.read_size};
 }
 
+void read_patch(const PatchSource& source, const GridPatch& patch, const PatchGeometry& geometry, uint8_t* out,
+                std::vector<uint8_t>& scratch) {
+  if (geometry.read_size == geometry.patch_size) {
+    source.read_region(patch_region(patch, geometry), out);
+    return;
+  }
+  scratch.resize(static_cast<size_t>(geometry.read_size * geometry.read_size * 3));
+  source.read_region(patch_region(patch, geometry), scratch.data());
+  resample_area(scratch.data(), geometry.read_size, out, geometry.patch_size);
+}
+
 namespace {
 
 // The taps of an area resample from n to m samples along one axis, the same along both axes of a

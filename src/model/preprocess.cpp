@@ -59,6 +59,18 @@ Taps make_taps(int in, int out, ResizeMode mode) {
 
 }  // namespace
 
+std::vector<float> resize_weights(int in, int out, ResizeMode mode) {
+  if (in < 1 || out < 1 || (mode == ResizeMode::none && in != out))
+    throw std::invalid_argument("resize_weights: cannot resize " + std::to_string(in) + " samples to " +
+                                std::to_string(out) + (mode == ResizeMode::none ? " without a resize mode" : ""));
+  const Taps taps = make_taps(in, out, mode);
+  std::vector<float> w(static_cast<size_t>(in) * static_cast<size_t>(out), 0.0f);
+  for (int o = 0; o < out; ++o)
+    for (const auto& [i, weight] : taps.of[static_cast<size_t>(o)])
+      w[static_cast<size_t>(o) * static_cast<size_t>(in) + static_cast<size_t>(i)] += weight;
+  return w;
+}
+
 void preprocess(const uint8_t* patches, int64_t count, const ModelSpec& spec, float* out, int side) {
   const int S = spec.input_size;
   if (side != 0 && side != spec.patch_size && side != S)

@@ -5,9 +5,18 @@
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/version.h>
 
+#include <ATen/Context.h>
+#include <c10/core/Event.h>
 #include <c10/core/InferenceMode.h>
+#include <c10/core/Stream.h>
+#include <c10/core/StreamGuard.h>
+#include <c10/core/impl/VirtualGuardImpl.h>
+#include <dlfcn.h>
 
 #include <algorithm>
+#include <chrono>
+#include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -62,6 +71,46 @@ bool torch_cuda_available() {
 #endif
 }
 
+// The GPU's marketing name through the CUDA driver API (libcuda.so.1 is where any CUDA
+// LibTorch runs; looked up at run time so that the CPU build links no CUDA library).
+std::string cuda_device_name(int ordinal) {
+  void* lib = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_NOLOAD);
+  if (!lib) lib = dlopen("libcuda.so.1", RTLD_LAZY);
+  if (!lib) return "";
+  using Init = int (*)(unsigned);
+  using Get = int (*)(int*, int);
+  using Name = int (*)(char*, int, int);
+  const auto init = reinterpret_cast<Init>(dlsym(lib, "cuInit"));
+  const auto get = reinterpret_cast<Get>(dlsym(lib, "cuDeviceGet"));
+  const auto name = reinterpret_cast<Name>(dlsym(lib, "cuDeviceGetName"));
+  char buf[256] = {};
+  int dev = 0;
+  if (!init || !get || !name || init(0) != 0 || get(&dev, ordinal) != 0 || name(buf, sizeof buf - 1, dev) != 0) return "";
+  return buf;
+}
+
+// Host waits for an event, and device time between two events. c10::Event has synchronize()
+// and elapsedTime() in LibTorch 2.x; Debian's 1.13 has neither (and no GPU to wait for).
+template <typename E>
+void wait_for(const E& e) {
+  if constexpr (requires { e.synchronize(); }) {
+    e.synchronize();
+  } else {
+    while (!e.query()) std::this_thread::yield();
+  }
+}
+template <typename E>
+double elapsed_seconds(const E& from, const E& to) {
+  if constexpr (requires { from.elapsedTime(to); }) {
+    return from.elapsedTime(to) / 1000.0;  // milliseconds
+  } else {
+    return 0.0;
+  }
+}
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
 }  // namespace
 
 Precision parse_precision(const std::string& s) {
@@ -84,24 +133,77 @@ struct Model::Impl {
   std::shared_ptr<detail::NetImpl> net;      // built-in networks (sidecar "architecture")
   torch::Device device{torch::kCPU};
   torch::ScalarType dtype = torch::kFloat32;
+  Precision precision = Precision::fp32;
   bool channels_last = true;
+  bool device_staging = false;  // uint8 to the device, converted there (always on CUDA)
   bool gradcam = false;
   std::string gradcam_reason;
+  std::string device_name = "cpu";
   mutable std::set<std::tuple<int64_t, int, bool>> warmed;  // warm_up()'s shapes: warm_key()
+  // Device-side preprocessing constants, made on first use: resize matrices by input side, and
+  // the per-channel multiplier and offset of the normalisation ([1, 3, 1, 1] float32).
+  mutable std::map<int, torch::Tensor> resize_matrix;
+  mutable torch::Tensor norm_mul, norm_add;
+  // CUDA: copies in, compute, copies back, each on a stream of its own (see model.hpp).
+  std::optional<c10::Stream> upload, compute, download;
+
   // Side 0 means patch_size (as for predict()): one shape, one key.
   std::tuple<int64_t, int, bool> warm_key(int64_t batch, int side, bool with_gradcam) const {
     return {batch, side > 0 ? side : spec.patch_size, with_gradcam};
   }
+  int side_of(int side) const {
+    if (side != 0 && side != spec.patch_size && side != spec.input_size)
+      throw std::invalid_argument("patches of side " + std::to_string(side) + " fit neither patch_size " +
+                                  std::to_string(spec.patch_size) + " nor input_size " +
+                                  std::to_string(spec.input_size));
+    return side == 0 ? spec.patch_size : side;
+  }
 
-  // The preprocessed batch as a tensor on the model's device (owns its memory).
+  // The network's input from a batch of uint8 NHWC patches already on the model's device:
+  // float32, converted, resized (W · X · Wᵀ with preprocess()'s weights), channel order applied,
+  // normalised, then cast to the model's precision (channels-last when so configured). The same
+  // arithmetic as preprocess(), in another summation order. The caller sets the grad mode.
+  torch::Tensor prepare(const torch::Tensor& u8, int side) const {
+    const int P = side_of(side), S = spec.input_size;
+    torch::Tensor x = u8.permute({0, 3, 1, 2}).to(torch::kFloat32);  // N x 3 x P x P
+    if (spec.bgr) x = x.flip({1});
+    if (spec.resize != ResizeMode::none && P != S) {
+      torch::Tensor& w = resize_matrix[P];
+      if (!w.defined()) {
+        const c10::InferenceMode normal_tensor(false);  // also usable outside inference mode
+        std::vector<float> v = resize_weights(P, S, spec.resize);
+        w = torch::from_blob(v.data(), {S, P}, torch::kFloat32).clone().to(device);
+      }
+      x = torch::matmul(torch::matmul(w, x), w.t());
+    }
+    if (!norm_mul.defined()) {
+      const c10::InferenceMode normal_tensor(false);
+      float mul[3], add[3];
+      for (size_t c = 0; c < 3; ++c) {
+        mul[c] = static_cast<float>(spec.scale / spec.std[c]);
+        add[c] = static_cast<float>(-spec.mean[c] / spec.std[c]);
+      }
+      norm_mul = torch::from_blob(mul, {1, 3, 1, 1}, torch::kFloat32).clone().to(device);
+      norm_add = torch::from_blob(add, {1, 3, 1, 1}, torch::kFloat32).clone().to(device);
+    }
+    x = torch::addcmul(norm_add, x, norm_mul).to(dtype);
+    // oneDNN's convolutions run up to 2x faster on NHWC (see MACHINE-NOTES), cuDNN's tensor-core
+    // kernels want it too; same values.
+    return x.contiguous(channels_last ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous);
+  }
+
+  // The network's input from `count` patches in host memory.
   torch::Tensor input(const uint8_t* patches, int64_t count, int side) const {
+    const int P = side_of(side);
+    if (device_staging) {
+      const torch::Tensor u8 =
+          torch::from_blob(const_cast<uint8_t*>(patches), {count, P, P, 3}, torch::kUInt8).to(device);
+      return prepare(u8, side);
+    }
     const int64_t S = spec.input_size;
-    // On a GPU the batch is staged in pinned host memory so the copy can run asynchronously.
-    const auto options = torch::TensorOptions().dtype(torch::kFloat32).pinned_memory(device != torch::kCPU);
-    torch::Tensor x = torch::empty({count, 3, S, S}, options);
+    torch::Tensor x = torch::empty({count, 3, S, S}, torch::kFloat32);
     preprocess(patches, count, spec, x.data_ptr<float>(), side);
-    if (device != torch::kCPU || dtype != torch::kFloat32) x = x.to(device, dtype, /*non_blocking=*/true);
-    // oneDNN's convolutions run up to 2x faster on NHWC (see MACHINE-NOTES); same values.
+    if (dtype != torch::kFloat32) x = x.to(dtype);
     return channels_last ? x.contiguous(torch::MemoryFormat::ChannelsLast) : x;
   }
 
@@ -128,14 +230,6 @@ struct Model::Impl {
     return out.toTensor();
   }
 
-  // Runs the network on `count` patches and turns its output into probabilities.
-  std::vector<float> run(const uint8_t* patches, int64_t count, int side = 0) const {
-    c10::InferenceMode guard;
-    const torch::Tensor logits = call("forward", input(patches, count, side));
-    const torch::Tensor p = probabilities(logits, count).contiguous();
-    return std::vector<float>(p.data_ptr<float>(), p.data_ptr<float>() + count);
-  }
-
   // The positive-class score Grad-CAM differentiates (same shape checks as probabilities()).
   torch::Tensor score(const torch::Tensor& out, int64_t count) const {
     (void)probabilities(out.detach(), count);  // validates the shape
@@ -143,8 +237,9 @@ struct Model::Impl {
     return out.reshape({count});
   }
 
+  // Probabilities (float32 [count], on the model's device) from the network's output.
   torch::Tensor probabilities(const torch::Tensor& out, int64_t count) const {
-    torch::Tensor t = out.to(torch::kCPU).to(torch::kFloat32);
+    const torch::Tensor t = out.to(torch::kFloat32);
     torch::Tensor p;
     const auto bad = [&](const std::string& expected) {
       std::ostringstream m;
@@ -165,6 +260,188 @@ struct Model::Impl {
     }
     return p;
   }
+
+  // Probabilities of a prepared batch (on the device). Caller: InferenceMode.
+  torch::Tensor forward_probabilities(const torch::Tensor& x, int64_t count) const {
+    return probabilities(call("forward", x), count);
+  }
+
+  // Grad-CAM of a prepared batch (gradcam.hpp): probabilities [count] and CAMs [count, P, P],
+  // float32 on the device. Needs autograd: not under InferenceMode.
+  std::pair<torch::Tensor, torch::Tensor> gradcam_tensors(const torch::Tensor& x, int64_t count, int64_t P) const {
+    if (!gradcam) throw ModelError(path, "Grad-CAM is unavailable: " + gradcam_reason);
+    torch::Tensor a;
+    {
+      torch::NoGradGuard no_grad;  // the feature extractor needs no graph
+      a = call(spec.features_method, x);
+    }
+    if (a.dim() != 4)
+      throw ModelError(path, spec.features_method + "() must return N x C x H x W activations, not " + shape_of(a));
+    a = a.detach().requires_grad_(true);
+    const torch::Tensor logits = call(spec.classify_method, a);
+    const torch::Tensor s = score(logits, count);
+    // Each patch's score depends only on its own activations, so one gradient of the sum gives
+    // every patch's gradient at once; only with respect to A, not the parameters.
+    const torch::Tensor g = torch::autograd::grad({s.sum()}, {a})[0];
+    torch::NoGradGuard no_grad;
+    // In float32 whatever the model's precision (bf16 would quantise the normalised map).
+    const torch::Tensor w = g.to(torch::kFloat32).mean({2, 3}, /*keepdim=*/true);
+    torch::Tensor cam = (w * a.detach().to(torch::kFloat32)).sum(1).relu();  // N x H x W
+    const torch::Tensor peak = cam.amax({1, 2}, /*keepdim=*/true);
+    cam = torch::where(peak > 0, cam / peak.clamp_min(1e-30), cam);
+    // An explicit IntArrayRef: LibTorch 2.x adds an OptionalIntArrayRef overload that makes a
+    // braced {P, P} ambiguous.
+    const std::vector<int64_t> size{P, P};
+    cam = at::upsample_bilinear2d(cam.unsqueeze(1), c10::IntArrayRef(size), /*align_corners=*/false).squeeze(1);
+    return {probabilities(logits.detach(), count), cam};
+  }
+
+  std::vector<float> run(const uint8_t* patches, int64_t count, int side) const {
+    c10::InferenceMode guard;
+    const torch::Tensor p = forward_probabilities(input(patches, count, side), count).to(torch::kCPU).contiguous();
+    return std::vector<float>(p.data_ptr<float>(), p.data_ptr<float>() + count);
+  }
+};
+
+// One batch's memory and, on CUDA, its events (see Model in model.hpp).
+class TorchSlot final : public BatchSlot {
+ public:
+  TorchSlot(const Model::Impl& m, int64_t capacity, int side, bool with_gradcam)
+      : m_(m), capacity_(capacity), side_(m.side_of(side)), cam_(with_gradcam) {
+    if (capacity < 1) throw std::invalid_argument("a batch slot needs a capacity of at least one patch");
+    if (with_gradcam && !m.gradcam) throw ModelError(m.path, "Grad-CAM is unavailable: " + m.gradcam_reason);
+    const bool cuda = m.device.is_cuda();
+    const auto host = torch::TensorOptions().pinned_memory(cuda);
+    host_in_ = torch::empty({capacity, side_, side_, 3}, host.dtype(torch::kUInt8));
+    host_prob_ = torch::empty({capacity}, host.dtype(torch::kFloat32));
+    if (cam_) host_cam_ = torch::empty({capacity, side_, side_}, host.dtype(torch::kFloat32));
+    if (!cuda) return;
+    const auto dev = torch::TensorOptions().device(m.device);
+    dev_in_ = torch::empty({capacity, side_, side_, 3}, dev.dtype(torch::kUInt8));
+    dev_prob_ = torch::empty({capacity}, dev.dtype(torch::kFloat32));
+    if (cam_) dev_cam_ = torch::empty({capacity, side_, side_}, dev.dtype(torch::kFloat32));
+    for (auto& e : events_) e.emplace(m.device.type(), c10::EventFlag::BACKEND_DEFAULT);  // timing on
+  }
+  ~TorchSlot() override {
+    // Queued copies still use this slot's memory: let them end before it is freed.
+    if (pending_) try {
+        wait_for(*events_[kDownloaded]);
+      } catch (...) {  // a device failure was or will be reported by finish()'s caller
+      }
+  }
+  TorchSlot(const TorchSlot&) = delete;
+  TorchSlot& operator=(const TorchSlot&) = delete;
+
+  int64_t capacity() const override { return capacity_; }
+  int side() const override { return side_; }
+  uint8_t* pixels() override { return host_in_.data_ptr<uint8_t>(); }
+  const float* probabilities() const override { return host_prob_.data_ptr<float>(); }
+  const float* cams() const override { return cam_ ? host_cam_.data_ptr<float>() : nullptr; }
+  const BatchTimings& timings() const override { return timings_; }
+
+  void start(int64_t count) override {
+    if (count < 1 || count > capacity_)
+      throw std::invalid_argument("a batch of " + std::to_string(count) + " patches in a slot of " +
+                                  std::to_string(capacity_));
+    count_ = count;
+    const auto t0 = Clock::now();
+    if (m_.device.is_cuda())
+      queue_on_device();
+    else
+      compute_here();
+    timings_.staging += m_.device.is_cuda() ? seconds_since(t0) : 0.0;
+    ++timings_.batches;
+  }
+
+  void finish() override {
+    if (!pending_) return;
+    const auto t0 = Clock::now();
+    pending_ = false;
+    wait_for(*events_[kDownloaded]);
+    timings_.wait += seconds_since(t0);
+    timings_.copy_in += elapsed_seconds(*events_[kStart], *events_[kUploaded]);
+    timings_.compute += elapsed_seconds(*events_[kComputeStart], *events_[kComputed]);
+    timings_.copy_out += elapsed_seconds(*events_[kDownloadStart], *events_[kDownloaded]);
+  }
+
+ private:
+  enum { kStart, kUploaded, kComputeStart, kComputed, kDownloadStart, kDownloaded, kEvents };
+
+  void compute_here() {
+    const auto t0 = Clock::now();
+    if (cam_) {
+      torch::Tensor x;
+      {
+        torch::NoGradGuard no_grad;
+        x = m_.input(host_in_.data_ptr<uint8_t>(), count_, side_);
+      }
+      timings_.staging += seconds_since(t0);
+      const auto t1 = Clock::now();
+      auto [p, cam] = m_.gradcam_tensors(x, count_, side_);
+      torch::NoGradGuard no_grad;
+      host_prob_.narrow(0, 0, count_).copy_(p);
+      host_cam_.narrow(0, 0, count_).copy_(cam);
+      timings_.compute += seconds_since(t1);
+      return;
+    }
+    c10::InferenceMode guard;
+    const torch::Tensor x = m_.input(host_in_.data_ptr<uint8_t>(), count_, side_);
+    timings_.staging += seconds_since(t0);
+    const auto t1 = Clock::now();
+    host_prob_.narrow(0, 0, count_).copy_(m_.forward_probabilities(x, count_));
+    timings_.compute += seconds_since(t1);
+  }
+
+  // Queues the batch on the model's three streams; returns without waiting.
+  void queue_on_device() {
+    const int64_t n = capacity_;  // full batches: one shape for cuDNN (rows past count_ ignored)
+    {
+      const c10::StreamGuard guard(*m_.upload);
+      events_[kStart]->record(*m_.upload);
+      dev_in_.narrow(0, 0, count_).copy_(host_in_.narrow(0, 0, count_), /*non_blocking=*/true);
+      events_[kUploaded]->record(*m_.upload);
+    }
+    {
+      const c10::StreamGuard guard(*m_.compute);
+      events_[kUploaded]->block(*m_.compute);
+      events_[kComputeStart]->record(*m_.compute);
+      if (cam_) {
+        torch::Tensor x;
+        {
+          torch::NoGradGuard no_grad;
+          x = m_.prepare(dev_in_, side_);
+        }
+        auto [p, cam] = m_.gradcam_tensors(x, n, side_);
+        torch::NoGradGuard no_grad;
+        dev_prob_.copy_(p);
+        dev_cam_.copy_(cam);
+      } else {
+        c10::InferenceMode inference;
+        dev_prob_.copy_(m_.forward_probabilities(m_.prepare(dev_in_, side_), n));
+      }
+      events_[kComputed]->record(*m_.compute);
+    }
+    {
+      const c10::StreamGuard guard(*m_.download);
+      events_[kComputed]->block(*m_.download);
+      events_[kDownloadStart]->record(*m_.download);
+      host_prob_.narrow(0, 0, count_).copy_(dev_prob_.narrow(0, 0, count_), /*non_blocking=*/true);
+      if (cam_) host_cam_.narrow(0, 0, count_).copy_(dev_cam_.narrow(0, 0, count_), /*non_blocking=*/true);
+      events_[kDownloaded]->record(*m_.download);
+    }
+    pending_ = true;
+  }
+
+  const Model::Impl& m_;
+  const int64_t capacity_;
+  const int side_;
+  const bool cam_;
+  int64_t count_ = 0;
+  bool pending_ = false;  // queued on the device, not yet finished
+  torch::Tensor host_in_, host_prob_, host_cam_;  // pinned on CUDA
+  torch::Tensor dev_in_, dev_prob_, dev_cam_;     // CUDA only
+  std::optional<c10::Event> events_[kEvents];     // CUDA only
+  BatchTimings timings_;
 };
 
 Model::Model(const fs::path& path, const ModelOptions& options) : impl_(std::make_unique<Impl>()) {
@@ -176,14 +453,25 @@ Model::Model(const fs::path& path, const ModelOptions& options) : impl_(std::mak
     if (!torch_cuda_available())
       throw ConfigError(std::string("--device cuda: this build's LibTorch ") + TORCH_VERSION +
                         " has no CUDA support or no GPU is visible; use --device cpu");
-    m.device = torch::Device(torch::kCUDA);
+    m.device = torch::Device(torch::kCUDA, 0);
+    // cuDNN picks the fastest kernels for each input shape on first use (the warm-up), which
+    // matters most for the depthwise convolutions of the built-in networks.
+    at::globalContext().setBenchmarkCuDNN(true);
+    const c10::impl::VirtualGuardImpl cuda(c10::DeviceType::CUDA);
+    m.upload = cuda.getStreamFromGlobalPool(m.device);
+    m.compute = cuda.getStreamFromGlobalPool(m.device);
+    m.download = cuda.getStreamFromGlobalPool(m.device);
+    const std::string name = cuda_device_name(0);
+    m.device_name = "cuda:0" + (name.empty() ? std::string() : " (" + name + ")");
   }
+  m.device_staging = options.device_staging || m.device.is_cuda();
   const int threads = options.threads > 0 ? options.threads
                                           : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   at::set_num_threads(threads);
   m.channels_last = options.channels_last;
   if (options.precision == Precision::fp16 && options.device != Device::cuda)
     throw ConfigError("--precision fp16 needs --device cuda; on a CPU use bf16");
+  m.precision = options.precision;
   m.dtype = options.precision == Precision::bf16 ? torch::kBFloat16
             : options.precision == Precision::fp16 ? torch::kFloat16 : torch::kFloat32;
   if (m.spec.architecture) {
@@ -220,7 +508,7 @@ Model::Model(const fs::path& path, const ModelOptions& options) : impl_(std::mak
   // The contract check: one patch of mid-grey through the whole path.
   const std::vector<uint8_t> grey(static_cast<size_t>(m.spec.patch_size) * static_cast<size_t>(m.spec.patch_size) * 3,
                                   128);
-  (void)m.run(grey.data(), 1);
+  (void)m.run(grey.data(), 1, 0);
 }
 
 Model::~Model() = default;
@@ -233,6 +521,12 @@ std::vector<float> Model::predict(const uint8_t* patches, int64_t count, int sid
   if (count <= 0) return {};
   return impl_->run(patches, count, side);
 }
+std::unique_ptr<BatchSlot> Model::make_slot(int64_t capacity, int side, bool with_gradcam) const {
+  return std::make_unique<TorchSlot>(*impl_, capacity, side, with_gradcam);
+}
+bool Model::asynchronous() const { return impl_->device.is_cuda(); }
+std::string Model::device_name() const { return impl_->device_name; }
+Precision Model::precision() const { return impl_->precision; }
 void Model::warm_up(int64_t batch, int side, bool with_gradcam) const {
   const auto key = impl_->warm_key(batch, side, with_gradcam);
   if (batch <= 0 || impl_->warmed.count(key)) return;
@@ -270,39 +564,19 @@ GradcamBatch gradcam(const Model& model, const uint8_t* patches, int64_t count, 
   const Model::Impl& m = *model.impl_;
   if (!m.gradcam) throw ModelError(m.path, "Grad-CAM is unavailable: " + m.gradcam_reason);
   GradcamBatch out;
-  const int64_t P = side == 0 ? m.spec.patch_size : side;
+  const int64_t P = m.side_of(side);
   out.size = static_cast<int>(P);
   if (count <= 0) return out;
-  const torch::Tensor x = m.input(patches, count, side);
-  torch::Tensor a;
-  {
-    torch::NoGradGuard no_grad;  // the feature extractor needs no graph
-    a = m.call(m.spec.features_method, x);
-  }
-  if (a.dim() != 4)
-    throw ModelError(m.path, m.spec.features_method + "() must return N x C x H x W activations, not " + shape_of(a));
-  a = a.detach().requires_grad_(true);
-  const torch::Tensor logits = m.call(m.spec.classify_method, a);
-  const torch::Tensor s = m.score(logits, count);
-  // Each patch's score depends only on its own activations, so one gradient of the sum gives
-  // every patch's gradient at once; only with respect to A, not the parameters.
-  const torch::Tensor g = torch::autograd::grad({s.sum()}, {a})[0];
-  torch::Tensor cam;
+  torch::Tensor x;
   {
     torch::NoGradGuard no_grad;
-    // In float32 whatever the model's precision (bf16 would quantise the normalised map).
-    const torch::Tensor w = g.to(torch::kFloat32).mean({2, 3}, /*keepdim=*/true);
-    cam = (w * a.detach().to(torch::kFloat32)).sum(1).relu();      // N x H x W
-    const torch::Tensor peak = cam.amax({1, 2}, /*keepdim=*/true);
-    cam = torch::where(peak > 0, cam / peak.clamp_min(1e-30), cam);
-    // An explicit IntArrayRef: LibTorch 2.x adds an OptionalIntArrayRef overload that makes a
-    // braced {P, P} ambiguous.
-    const std::vector<int64_t> size{P, P};
-    cam = at::upsample_bilinear2d(cam.unsqueeze(1), c10::IntArrayRef(size), /*align_corners=*/false).squeeze(1);
-    cam = cam.to(torch::kCPU).to(torch::kFloat32).contiguous();
-    const torch::Tensor p = m.probabilities(logits.detach(), count).contiguous();
-    out.probabilities.assign(p.data_ptr<float>(), p.data_ptr<float>() + count);
+    x = m.input(patches, count, side);
   }
+  auto [p, cam] = m.gradcam_tensors(x, count, P);
+  torch::NoGradGuard no_grad;
+  p = p.to(torch::kCPU).contiguous();
+  cam = cam.to(torch::kCPU).contiguous();
+  out.probabilities.assign(p.data_ptr<float>(), p.data_ptr<float>() + count);
   out.cams.assign(cam.data_ptr<float>(), cam.data_ptr<float>() + cam.numel());
   return out;
 }

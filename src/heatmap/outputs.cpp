@@ -1,0 +1,235 @@
+// The heatmap job's writers (see outputs.hpp).
+#include "heatmap/outputs.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <iomanip>
+#include <limits>
+
+#include "wsi/error.hpp"
+#include "wsi/image_io.hpp"
+#include "wsi/regions.hpp"
+
+namespace wsi::detail {
+using nlohmann::json;
+
+namespace {
+
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+
+uint8_t to_u8(float v) { return std::isnan(v) ? 0 : static_cast<uint8_t>(std::lround(std::clamp(v, 0.f, 1.f) * 255.f)); }
+
+// Box-averages `src` (w x h RGB) into `dst` (dw x dh RGB); used for overlay strips and the thumbnail.
+void box_resample(const uint8_t* src, int64_t w, int64_t h, uint8_t* dst, int64_t dw, int64_t dh) {
+  for (int64_t v = 0; v < dh; ++v) {
+    const int64_t y0 = v * h / dh, y1 = std::max(y0 + 1, (v + 1) * h / dh);
+    for (int64_t u = 0; u < dw; ++u) {
+      const int64_t x0 = u * w / dw, x1 = std::max(x0 + 1, (u + 1) * w / dw);
+      uint32_t s[3] = {0, 0, 0};
+      for (int64_t y = y0; y < y1; ++y)
+        for (int64_t x = x0; x < x1; ++x)
+          for (int c = 0; c < 3; ++c) s[c] += src[(y * w + x) * 3 + c];
+      const auto n = static_cast<uint32_t>((y1 - y0) * (x1 - x0));
+      for (int c = 0; c < 3; ++c) dst[(v * dw + u) * 3 + c] = static_cast<uint8_t>((s[c] + n / 2) / n);
+    }
+  }
+}
+
+}  // namespace
+
+PyramidTiffOptions heatmap_tiff_options(const HeatmapPlan& plan, const json& description, const RasterGeometry& raster,
+                                        int channels, bool float32, const std::string& what, bool jpeg) {
+  PyramidTiffOptions o;
+  o.width = raster.width;
+  o.height = raster.height;
+  o.channels = channels;
+  o.sample = float32 ? PyramidTiffOptions::SampleType::f32 : PyramidTiffOptions::SampleType::u8;
+  o.mpp_x = o.mpp_y = (plan.mpp0 > 0 ? plan.mpp0 : 1.0) * raster.pixel;  // unknown mpp: level-0 pixels as "µm"
+  json d = description;
+  d["image"] = what;
+  d["level0_pixels_per_pixel"] = raster.pixel;
+  o.description = "wsi-heatmap " + what + " " + d.dump();
+  o.compression = jpeg ? PyramidTiffOptions::Compression::jpeg : PyramidTiffOptions::Compression::deflate;
+  o.shrink = PyramidTiffOptions::Shrink::mean;
+  return o;
+}
+
+HeatmapStitcher::HeatmapStitcher(const HeatmapPlan& plan, const json& description)
+    : plan_(plan),
+      prob_(plan.grid.patches.size(), kNaN),
+      patches_file_(plan.outputs.patches_csv),
+      patches_csv_(patches_file_.tmp(), std::ios::binary),
+      size0_(static_cast<int64_t>(std::llround(plan.geometry.size_level0))) {
+  if (!patches_csv_) throw WriteError(plan.outputs.patches_csv, "cannot create the file (is the directory writable?)");
+  patches_csv_ << "x,y,width,height,probability\n";
+  if (!plan.gradcam) return;
+  const int side = plan.read_geometry.patch_size;
+  cam_values_ = static_cast<size_t>(side) * static_cast<size_t>(side);
+  cam_row_.resize(static_cast<size_t>(plan.cam_raster.width));
+  cam_writer_ = std::make_unique<PyramidTiffWriter>(
+      plan.outputs.cam, heatmap_tiff_options(plan, description, plan.cam_raster, 1, false, "gradcam", false));
+  cam_stitcher_ =
+      std::make_unique<CamStitcher>(plan.cam_raster, plan.geometry.size_level0, side, [this](const float* row, int64_t) {
+        for (size_t u = 0; u < cam_row_.size(); ++u) cam_row_[u] = to_u8(row[u]);
+        cam_writer_->write_rows(cam_row_.data(), 1);
+      });
+}
+
+HeatmapStitcher::~HeatmapStitcher() = default;
+
+void HeatmapStitcher::add(size_t first, size_t count, const uint8_t* ok, const float* probabilities, const float* cams) {
+  for (size_t k = 0; k < count; ++k) {
+    if (!ok[k]) continue;
+    const GridPatch& gp = plan_.grid.patches[first + k];
+    const float p = probabilities[k];
+    prob_[first + k] = p;
+    patches_csv_ << gp.x << ',' << gp.y << ',' << size0_ << ',' << size0_ << ',' << std::setprecision(6) << p << '\n';
+    if (cam_stitcher_) cam_stitcher_->add(gp.x, gp.y, gp.row, cams + k * cam_values_);
+  }
+}
+
+void HeatmapStitcher::finish() {
+  if (cam_stitcher_) {
+    cam_stitcher_->finish();
+    cam_writer_->finish();
+  }
+  patches_csv_.close();
+  if (!patches_csv_) throw WriteError(plan_.outputs.patches_csv, "write failed (disk full?)");
+  patches_file_.commit();
+}
+
+std::vector<float> write_probability_rasters(const HeatmapPlan& plan, const json& description,
+                                             const std::vector<float>& prob) {
+  std::vector<int64_t> xs, ys;
+  std::vector<float> ps;
+  for (size_t i = 0; i < prob.size(); ++i) {
+    if (std::isnan(prob[i])) continue;
+    xs.push_back(plan.grid.patches[i].x);
+    ys.push_back(plan.grid.patches[i].y);
+    ps.push_back(prob[i]);
+  }
+  const RasterGeometry& g = plan.prob_raster;
+  std::vector<float> raster =
+      probability_raster(g, xs, ys, ps, plan.geometry.size_level0, plan.geometry.stride_level0);
+  {
+    std::vector<uint8_t> u8(raster.size());
+    for (size_t i = 0; i < raster.size(); ++i) u8[i] = to_u8(raster[i]);
+    PyramidTiffWriter w(plan.outputs.prob, heatmap_tiff_options(plan, description, g, 1, false, "probability", false));
+    w.write_rows(u8.data(), g.height);
+    w.finish();
+  }
+  if (plan.params.float32) {
+    PyramidTiffWriter w(plan.outputs.prob_f32, heatmap_tiff_options(plan, description, g, 1, true, "probability", false));
+    w.write_rows(raster.data(), g.height);
+    w.finish();
+  }
+  return raster;
+}
+
+void write_overlay(const HeatmapPlan& plan, const json& description, const PatchSource& slide,
+                   const std::vector<float>& raster) {
+  const RasterGeometry& og = plan.overlay_raster;
+  const RasterGeometry& pg = plan.prob_raster;
+  const double ds = plan.overlay_downsample;
+  const int64_t W0 = plan.width, H0 = plan.height;
+  PyramidTiffWriter w(plan.outputs.overlay, heatmap_tiff_options(plan, description, og, 3, false, "overlay", true));
+  const int64_t longest = std::max(og.width, og.height);
+  const int64_t tw = std::max<int64_t>(1, og.width * std::min<int64_t>(1024, longest) / longest);
+  const int64_t th = std::max<int64_t>(1, og.height * std::min<int64_t>(1024, longest) / longest);
+  RgbImage thumb(tw, th);
+  std::vector<uint64_t> tsum(static_cast<size_t>(tw * th * 3), 0), tcount(static_cast<size_t>(tw * th), 0);
+  // Strips of at most ~512 rows of the level read (bounded memory even without a pyramid).
+  const int64_t strip = std::clamp<int64_t>(static_cast<int64_t>(512.0 * ds / og.pixel), 1, 64);
+  std::vector<uint8_t> level_rgb, base_rgb, blended;
+  std::vector<float> values;
+  for (int64_t v0 = 0; v0 < og.height; v0 += strip) {
+    const int64_t sh = std::min(strip, og.height - v0);
+    // Level pixels covering overlay rows [v0, v0 + sh), then box-resampled to the overlay grid.
+    const auto y0 = static_cast<int64_t>(std::floor(static_cast<double>(v0) * og.pixel));
+    const auto y1 = std::min(H0, static_cast<int64_t>(std::ceil(static_cast<double>(v0 + sh) * og.pixel)));
+    Region r;
+    r.level = plan.overlay_level;
+    r.x = 0;
+    r.y = y0;
+    r.w = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(static_cast<double>(W0) / ds)));
+    r.h = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(static_cast<double>(y1 - y0) / ds)));
+    level_rgb.assign(static_cast<size_t>(r.w * r.h * 3), 255);
+    try {
+      slide.read_region(r, level_rgb.data());
+    } catch (const RegionReadError&) {
+      std::fill(level_rgb.begin(), level_rgb.end(), uint8_t{255});  // stays white
+    }
+    base_rgb.resize(static_cast<size_t>(og.width * sh * 3));
+    box_resample(level_rgb.data(), r.w, r.h, base_rgb.data(), og.width, sh);
+    values.resize(static_cast<size_t>(og.width * sh));
+    for (int64_t v = 0; v < sh; ++v) {
+      const double cy = (static_cast<double>(v0 + v) + 0.5) * og.pixel;
+      const auto pv = std::min(pg.height - 1, static_cast<int64_t>(cy / pg.pixel));
+      for (int64_t u = 0; u < og.width; ++u) {
+        const double cx = (static_cast<double>(u) + 0.5) * og.pixel;
+        const auto pu = std::min(pg.width - 1, static_cast<int64_t>(cx / pg.pixel));
+        values[static_cast<size_t>(v * og.width + u)] = raster[static_cast<size_t>(pv * pg.width + pu)];
+      }
+    }
+    blended.resize(base_rgb.size());
+    blend_overlay(base_rgb.data(), values.data(), og.width * sh, plan.params.overlay_alpha, blended.data(),
+                  plan.params.overlay_min);
+    w.write_rows(blended.data(), sh);
+    for (int64_t v = 0; v < sh; ++v) {
+      const int64_t tv = (v0 + v) * th / og.height;
+      for (int64_t u = 0; u < og.width; ++u) {
+        const int64_t tu = u * tw / og.width;
+        const auto t = static_cast<size_t>(tv * tw + tu);
+        for (int c = 0; c < 3; ++c) tsum[t * 3 + static_cast<size_t>(c)] += blended[static_cast<size_t>((v * og.width + u) * 3 + c)];
+        ++tcount[t];
+      }
+    }
+  }
+  w.finish();
+  for (size_t t = 0; t < tcount.size(); ++t)
+    for (size_t c = 0; c < 3; ++c)
+      thumb.pixels[t * 3 + c] = tcount[t] ? static_cast<uint8_t>((tsum[t * 3 + c] + tcount[t] / 2) / tcount[t]) : 255;
+  write_png(thumb, plan.outputs.thumb);
+}
+
+void write_regions(const HeatmapPlan& plan, const std::vector<float>& prob) {
+  const PatchGrid& grid = plan.grid;
+  const PatchGeometry& geo = plan.geometry;
+  ProbabilityGrid pg;
+  pg.cols = grid.cols;
+  pg.rows = grid.rows;
+  pg.step = geo.stride_level0;
+  pg.x0 = static_cast<double>(grid.origin_x) + (geo.size_level0 - geo.stride_level0) / 2;
+  pg.y0 = static_cast<double>(grid.origin_y) + (geo.size_level0 - geo.stride_level0) / 2;
+  pg.values.assign(static_cast<size_t>(grid.cols * grid.rows), kNaN);
+  for (size_t i = 0; i < prob.size(); ++i)
+    pg.values[static_cast<size_t>(grid.patches[i].row) * static_cast<size_t>(grid.cols) +
+              static_cast<size_t>(grid.patches[i].col)] = prob[i];
+  RegionParams rp;
+  rp.threshold = plan.params.threshold;
+  rp.mpp = plan.mpp0;
+  write_text_file(plan.outputs.regions, regions_geojson(pg, rp));
+  MaximaParams mp;
+  mp.threshold = plan.params.froc_threshold;
+  mp.mpp = plan.mpp0;
+  if (plan.mpp0 <= 0) mp.nms_um = 0;
+  write_text_file(plan.outputs.froc_csv, froc_csv(local_maxima(pg, mp)));
+}
+
+ProbabilityStats probability_stats(const HeatmapPlan& plan, const std::vector<float>& prob) {
+  ProbabilityStats s;
+  double sum = 0;
+  for (const float p : prob) {
+    if (std::isnan(p)) continue;
+    ++s.processed;
+    sum += p;
+    s.slide_score = std::max(s.slide_score, static_cast<double>(p));
+    if (p >= plan.params.threshold) ++s.tumour;
+  }
+  s.mean = s.processed ? sum / static_cast<double>(s.processed) : 0.0;
+  const double cell_um = plan.mpp0 * plan.geometry.stride_level0;
+  s.tumour_area_mm2 = static_cast<double>(s.tumour) * cell_um * cell_um / 1e6;
+  return s;
+}
+
+}  // namespace wsi::detail
