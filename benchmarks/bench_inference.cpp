@@ -200,8 +200,13 @@ int run(int argc, char** argv) {
     std::fprintf(stderr, "bench_inference: WSI_BENCH_MODEL is not set: only the conv benchmarks run\n");
   } else {
     wsi::ModelOptions options;
-    options.device = wsi::Device::cpu;
+    options.device = wsi::parse_device(env_or("WSI_BENCH_DEVICE", "cpu"));
+    options.precision = wsi::parse_precision(env_or("WSI_BENCH_PRECISION", "fp32"));
     options.threads = threads;
+    const std::string staging = env_or("WSI_BENCH_STAGING", "host");
+    if (staging != "host" && staging != "device")
+      throw wsi::UsageError("WSI_BENCH_STAGING=" + staging + ": use host or device");
+    options.device_staging = staging == "device";
     model = std::make_unique<wsi::Model>(model_path, options);
     const wsi::ModelSpec& s = model->spec();
     const std::string side_text = env_or("WSI_BENCH_SIDE", std::to_string(s.patch_size));

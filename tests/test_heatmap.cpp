@@ -307,6 +307,17 @@ TEST(Heatmap, WritesEveryOutputAndOpenSlideReadsThemWithTheSlideGeometry) {
   EXPECT_GT(j["timings_s"]["read_cpu"].get<double>(), 0.0);
   EXPECT_LE(j["timings_s"]["read_cpu"].get<double>(), 2 * j["timings_s"]["read_total"].get<double>() + 1e-3);
   EXPECT_GT(j["peak_rss_mib"].get<double>(), 10.0);
+  // Where it ran and the model's own time split: on a CPU, conversion (staging) and compute.
+  EXPECT_EQ(j["device"]["device"], "cpu");
+  EXPECT_EQ(j["device"]["name"], "cpu");
+  EXPECT_EQ(j["device"]["precision"], "fp32");
+  EXPECT_EQ(j["device"]["batch"], j["parameters"]["batch"]);
+  const auto& tm = j["timings_s"]["model"];
+  EXPECT_GT(tm["host_staging"].get<double>(), 0.0);
+  EXPECT_GT(tm["compute"].get<double>(), 0.0);
+  EXPECT_LE(tm["host_staging"].get<double>() + tm["compute"].get<double>(),
+            j["timings_s"]["inference_total"].get<double>() + 1e-3);
+  EXPECT_EQ(tm["copy_in"].get<double>(), 0.0);  // no device to copy to
   // One FROC detection near the disc centre.
   const std::string froc = test::slurp(s.outputs.froc_csv);
   EXPECT_EQ(froc.substr(0, 9), "prob,x,y\n");

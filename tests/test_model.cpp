@@ -190,6 +190,83 @@ TEST(TorchModel, PatchesGivenAtTheInputSizeAreOnlyNormalised) {
   EXPECT_THROW((void)m.predict(small.data(), 1, 50), std::invalid_argument);
 }
 
+// The device's path (uint8 to the device, converted, resized and normalised by tensor operations
+// there: what a GPU runs) gives the host path's (preprocess()) results within 1e-5, for every
+// resize mode, channel order and side a caller may feed; and a Classifier slot gives predict()'s
+// and gradcam()'s results. Run on the CPU, so CI checks the GPU's arithmetic without a GPU.
+TEST(TorchModel, DeviceStagingGivesTheHostPathsProbabilitiesAndCamsWithin1e5) {
+  REQUIRE_MODELS();
+  const test::ScratchDir dir;
+  const auto px = patches();
+  const int64_t n = 5;
+  struct Variant {
+    const char* name;
+    ResizeMode resize;
+    int input;
+    bool bgr;
+  };
+  for (const Variant v : {Variant{"nearest", ResizeMode::nearest, 32, false}, Variant{"bilinear", ResizeMode::bilinear, 40, true},
+                          Variant{"area", ResizeMode::area, 36, false}, Variant{"area48", ResizeMode::area, 48, true}}) {
+    SCOPED_TRACE(v.name);
+    // cnn.pt (a tiny CNN with a Grad-CAM split; global pooling takes any input size) under another sidecar.
+    ModelSpec spec = ModelSpec::parse(test::slurp(*models() / "cnn.json"), "cnn.json");
+    spec.resize = v.resize;
+    spec.input_size = v.input;
+    spec.bgr = v.bgr;
+    const fs::path pt = dir.path() / (std::string(v.name) + ".pt");
+    fs::copy_file(*models() / "cnn.pt", pt);
+    std::ofstream(sidecar_path(pt)) << spec.to_json();
+    ModelOptions host_options, device_options;
+    device_options.device_staging = true;
+    const Model host(pt, host_options), device(pt, device_options);
+    // Patches at patch_size (resized on the way) and, for the area models, already at input_size.
+    std::vector<int> sides{0};
+    if (v.resize == ResizeMode::area) sides.push_back(v.input);
+    for (const int side : sides) {
+      const int P = side ? side : 96;
+      std::vector<uint8_t> in(px.begin(), px.begin() + n * P * P * 3);  // any pixels will do
+      const auto want = host.predict(in.data(), n, side);
+      const auto got = device.predict(in.data(), n, side);
+      for (int64_t i = 0; i < n; ++i) EXPECT_NEAR(got[size_t(i)], want[size_t(i)], 1e-5) << "side " << side << " patch " << i;
+      const GradcamBatch gw = gradcam(host, in.data(), n, side), gg = gradcam(device, in.data(), n, side);
+      ASSERT_EQ(gw.cams.size(), gg.cams.size());
+      double err = 0;
+      for (size_t i = 0; i < gw.cams.size(); ++i) err = std::max(err, double(std::abs(gw.cams[i] - gg.cams[i])));
+      EXPECT_LE(err, 1e-5) << "side " << side;
+      // Through a slot (the heatmap graph's way), twice, so that a reused slot is checked too.
+      for (const Model* m : {&host, &device}) {
+        const std::unique_ptr<BatchSlot> slot = m->make_slot(8, side, true);
+        for (int round = 0; round < 2; ++round) {
+          std::copy(in.begin(), in.end(), slot->pixels());
+          slot->start(n - round);
+          slot->finish();
+          for (int64_t i = 0; i < n - round; ++i) {
+            EXPECT_NEAR(slot->probabilities()[i], want[size_t(i)], 1e-5) << "slot patch " << i;
+            EXPECT_NEAR(slot->cams()[i * P * P + P * P / 2], gw.cams[size_t(i * P * P + P * P / 2)], 1e-5);
+          }
+        }
+        EXPECT_EQ(slot->timings().batches, 2);
+        EXPECT_FALSE(m->asynchronous());  // a CPU computes in start()
+      }
+    }
+  }
+}
+
+TEST(TorchModel, ResizeWeightsAreOneRowPerOutputSummingToOne) {
+  for (const ResizeMode mode : {ResizeMode::nearest, ResizeMode::bilinear, ResizeMode::area}) {
+    const std::vector<float> w = resize_weights(96, 36, mode);
+    ASSERT_EQ(w.size(), 96u * 36u);
+    for (int o = 0; o < 36; ++o) {
+      double sum = 0;
+      for (int i = 0; i < 96; ++i) sum += w[size_t(o * 96 + i)];
+      EXPECT_NEAR(sum, 1.0, 1e-6) << o;
+    }
+  }
+  // Nearest picks floor((o + 0.5) * 96 / 36): output 0 takes input 1.
+  EXPECT_EQ(resize_weights(96, 36, ResizeMode::nearest)[1], 1.0f);
+  EXPECT_THROW(resize_weights(96, 36, ResizeMode::none), std::invalid_argument);
+}
+
 TEST(Gradcam, ModelWithoutTheSplitSaysWhy) {
   REQUIRE_MODELS();
   const Model m(*models() / "nosplit.pt");
