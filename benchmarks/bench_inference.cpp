@@ -6,6 +6,14 @@
 //                       patches in, probabilities out), N = 1, 16, 64, 128;
 //   * gradcam/batch:N   wsi::gradcam on the same N patches (probabilities + CAMs at patch side);
 //                       only when the model exports the features/classify split;
+//   * slots/batch:N     the heatmap graph's way: a ring of 3 batch slots (Model as a Classifier,
+//                       classifier.hpp) each started when the one started 3 batches before is
+//                       finished, so on a GPU copies in, compute and copies back overlap as in
+//                       the graph; on a CPU the same rate as predict. With Grad-CAM too:
+//                       slots_cam/batch:N. The graph's ceiling when reading costs nothing;
+//   * forward/batch:N   the network alone: its forward pass on an input already on its device,
+//                       at its precision and layout (the "bare model" a python loop measures);
+//                       on a GPU each iteration ends with a device synchronize;
 //   * conv/contiguous, conv/channels_last
 //                       the machine's convolution rate: one float32 3×3 convolution, 64 -> 64
 //                       channels, 56×56, batch 32, stride 1, padding 1, no bias (ResNet's first
@@ -33,6 +41,11 @@
 //                      The heatmap pipeline feeds a model that area-resizes its patches at its
 //                      input size (read so from the slide); heatmap_pipeline.sh passes that side
 //                      so the bare run gets patches of the size the pipeline fed.
+//   WSI_BENCH_DEVICE   cpu (default) or cuda
+//   WSI_BENCH_PRECISION fp32 (default), bf16 or fp16 (fp16 needs cuda)
+//   WSI_BENCH_STAGING  host (default on a CPU: preprocess()) or device (the GPU's path, tensor
+//                      operations; always so on cuda): ModelOptions::device_staging
+//   WSI_BENCH_BATCHES  comma-separated batch sizes (default 1,16,64,128; a GPU wants 256,1024)
 //   WSI_BENCH_CALLER   main (default: predict runs on the thread that loaded the model, as in
 //                      the heatmap pipeline) or thread (a thread of its own: a second OpenMP team,
 //                      which puts libgomp's spin-waits into their throttled mode; shows that cost)
@@ -45,6 +58,8 @@
 #include <ATen/Parallel.h>
 #include <benchmark/benchmark.h>
 #include <c10/core/InferenceMode.h>
+#include <torch/cuda.h>
+#include <torch/script.h>
 #include <sys/resource.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -67,6 +82,7 @@
 #include <vector>
 
 #include "bench_common.hpp"
+#include "model/nets.hpp"
 #include "wsi/error.hpp"
 #include "wsi/gradcam.hpp"
 #include "wsi/model.hpp"
@@ -74,7 +90,7 @@
 
 namespace {
 
-constexpr std::array<int64_t, 4> kBatches{1, 16, 64, 128};
+constexpr std::array<int64_t, 4> kDefaultBatches{1, 16, 64, 128};
 constexpr int kDefaultThreads = 2;
 
 // The reference convolution: N x C x H x W input, C -> C channels, K x K kernel, same padding.
@@ -136,6 +152,97 @@ void bm_gradcam(benchmark::State& state, const wsi::Model* model, const Patches*
       benchmark::Counter(static_cast<double>(state.iterations() * batch), benchmark::Counter::kIsRate);
 }
 
+// A ring of slots as the heatmap graph keeps them (its in-flight batches): each iteration
+// starts one batch and first finishes the one that slot held.
+void bm_slots(benchmark::State& state, const wsi::Model* model, const Patches* patches, int64_t batch, bool cam) {
+  constexpr int kRing = 3;
+  std::vector<std::unique_ptr<wsi::BatchSlot>> ring;
+  for (int i = 0; i < kRing; ++i) {
+    ring.push_back(model->make_slot(batch, patches->side, cam));
+    std::copy_n(patches->bytes.data(), static_cast<size_t>(batch) * static_cast<size_t>(patches->side) *
+                                           static_cast<size_t>(patches->side) * 3, ring.back()->pixels());
+  }
+  std::vector<bool> busy(kRing, false);
+  size_t next = 0;
+  const auto step = [&] {
+    wsi::BatchSlot& s = *ring[next];
+    if (busy[next]) s.finish();
+    s.start(batch);
+    busy[next] = true;
+    next = (next + 1) % kRing;
+  };
+  warm_up_once(std::string(cam ? "slots_cam/" : "slots/") + std::to_string(batch), [&] {
+    for (int i = 0; i < 2 * kRing; ++i) step();
+  });
+  const CpuSample start = CpuSample::now();
+  for (auto _ : state) step();
+  for (int i = 0; i < kRing; ++i)
+    if (busy[static_cast<size_t>(i)]) ring[static_cast<size_t>(i)]->finish();
+  count_other_cores(state, start);
+  state.counters["patches/s"] =
+      benchmark::Counter(static_cast<double>(state.iterations() * batch), benchmark::Counter::kIsRate);
+}
+
+// The network alone, loaded the way Model loads it, on a random input already on its device.
+struct BareNet {
+  torch::jit::Module module;
+  std::shared_ptr<wsi::detail::NetImpl> net;
+  torch::Device device{torch::kCPU};
+  torch::ScalarType dtype = torch::kFloat32;
+  int input = 96;
+  at::Tensor forward(const at::Tensor& x) {
+    return net ? net->forward(x) : module.forward({x}).toTensor();
+  }
+};
+
+BareNet load_bare(const std::string& path, const wsi::ModelSpec& spec, const wsi::ModelOptions& o) {
+  BareNet b;
+  b.device = o.device == wsi::Device::cuda ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+  b.dtype = o.precision == wsi::Precision::fp16 ? torch::kFloat16
+            : o.precision == wsi::Precision::bf16 ? torch::kBFloat16 : torch::kFloat32;
+  b.input = spec.input_size;
+  const auto cl = [](auto params) {
+    torch::NoGradGuard no_grad;
+    for (auto p : params)
+      if (p.dim() == 4) p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast));
+  };
+  if (spec.architecture) {
+    b.net = wsi::detail::make_net(*spec.architecture);
+    wsi::detail::load_net(*b.net, path, b.device);
+    b.net->eval();
+    b.net->to(b.dtype);
+    cl(b.net->parameters());
+  } else {
+    b.module = torch::jit::load(path, b.device);
+    b.module.eval();
+    b.module.to(b.dtype);
+    cl(b.module.parameters());
+  }
+  return b;
+}
+
+void bm_forward(benchmark::State& state, BareNet* net, int64_t batch) {
+  c10::InferenceMode guard;
+  const at::Tensor x = at::randn({batch, 3, net->input, net->input}, at::TensorOptions().device(net->device))
+                           .to(net->dtype)
+                           .contiguous(at::MemoryFormat::ChannelsLast);
+  const bool cuda = net->device.is_cuda();
+  const auto once = [&] {
+    at::Tensor y = net->forward(x);
+    if (cuda) torch::cuda::synchronize();
+    benchmark::DoNotOptimize(y.data_ptr());
+  };
+  warm_up_once("forward/" + std::to_string(batch), [&] {
+    once();
+    once();
+  });
+  const CpuSample start = CpuSample::now();
+  for (auto _ : state) once();
+  count_other_cores(state, start);
+  state.counters["patches/s"] =
+      benchmark::Counter(static_cast<double>(state.iterations() * batch), benchmark::Counter::kIsRate);
+}
+
 void bm_conv(benchmark::State& state, bool channels_last) {
   c10::InferenceMode guard;
   const auto format = channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
@@ -156,10 +263,10 @@ void bm_conv(benchmark::State& state, bool channels_last) {
 }
 
 // Deterministic pseudo-random patches, enough for the largest batch.
-Patches make_patches(int side) {
+Patches make_patches(int side, int64_t largest_batch) {
   Patches p;
   p.side = side;
-  p.bytes.resize(static_cast<size_t>(kBatches.back()) * static_cast<size_t>(side) * static_cast<size_t>(side) * 3);
+  p.bytes.resize(static_cast<size_t>(largest_batch) * static_cast<size_t>(side) * static_cast<size_t>(side) * 3);
   std::mt19937 rng(1);
   for (auto& b : p.bytes) b = static_cast<uint8_t>(rng() >> 24);
   return p;
@@ -193,7 +300,25 @@ int run(int argc, char** argv) {
   }
   at::set_num_threads(threads);
 
+  std::vector<int64_t> batches;
+  {
+    const std::string text = env_or("WSI_BENCH_BATCHES", "");
+    if (text.empty()) batches.assign(kDefaultBatches.begin(), kDefaultBatches.end());
+    size_t at = 0;
+    while (at < text.size()) {
+      const size_t comma = std::min(text.find(',', at), text.size());
+      int64_t b = 0;
+      try {
+        b = std::stoll(text.substr(at, comma - at));
+      } catch (const std::exception&) {
+      }
+      if (b < 1 || b > 4096) throw wsi::UsageError("WSI_BENCH_BATCHES=" + text + ": give batch sizes in 1..4096, e.g. 64,256");
+      batches.push_back(b);
+      at = comma + 1;
+    }
+  }
   std::unique_ptr<wsi::Model> model;
+  std::unique_ptr<BareNet> bare;
   Patches patches;
   const std::string model_path = env_or("WSI_BENCH_MODEL", "");
   if (model_path.empty()) {
@@ -216,9 +341,11 @@ int run(int argc, char** argv) {
     } catch (const std::exception&) {
     }
     if (side < 1 || side > 4096) throw wsi::UsageError("WSI_BENCH_SIDE=" + side_text + ": give a patch side in pixels");
-    patches = make_patches(side);
-    std::fprintf(stderr, "bench_inference: model %s (%s): %d px patches fed (sidecar: %d px patches -> %d px input), Grad-CAM %s\n",
-                 model_path.c_str(), s.name.c_str(), side, s.patch_size, s.input_size,
+    patches = make_patches(side, *std::max_element(batches.begin(), batches.end()));
+    bare = std::make_unique<BareNet>(load_bare(model_path, s, options));
+    std::fprintf(stderr, "bench_inference: model %s (%s) on %s, %s: %d px patches fed (sidecar: %d px patches -> %d px input), Grad-CAM %s\n",
+                 model_path.c_str(), s.name.c_str(), model->device_name().c_str(), env_or("WSI_BENCH_PRECISION", "fp32").c_str(),
+                 side, s.patch_size, s.input_size,
                  model->has_gradcam() ? "yes" : ("no: " + model->gradcam_unavailable_reason()).c_str());
     // Built-in networks know their FLOPs; inference.sh reads this from the JSON output's context.
     if (const double gflops = model->gflops_per_patch(); gflops > 0) {
@@ -238,16 +365,22 @@ int run(int argc, char** argv) {
   for (const bool cl : {false, true})
     benchmark::RegisterBenchmark(cl ? "conv/channels_last" : "conv/contiguous", bm_conv, cl)->UseRealTime();
   if (model) {
-    for (const int64_t b : kBatches)
-      benchmark::RegisterBenchmark(("predict/batch:" + std::to_string(b)).c_str(), bm_predict, model.get(), &patches,
-                                   b)
+    const auto add = [&](const std::string& name, auto&&... args) {
+      for (const int64_t b : batches)
+        benchmark::RegisterBenchmark((name + "/batch:" + std::to_string(b)).c_str(), args..., b)->UseRealTime();
+    };
+    add("predict", bm_predict, model.get(), &patches);
+    if (model->has_gradcam()) add("gradcam", bm_gradcam, model.get(), &patches);
+    for (const int64_t b : batches)
+      benchmark::RegisterBenchmark(("slots/batch:" + std::to_string(b)).c_str(), bm_slots, model.get(), &patches, b,
+                                   false)
           ->UseRealTime();
-    if (model->has_gradcam()) {
-      for (const int64_t b : kBatches)
-        benchmark::RegisterBenchmark(("gradcam/batch:" + std::to_string(b)).c_str(), bm_gradcam, model.get(),
-                                     &patches, b)
+    if (model->has_gradcam())
+      for (const int64_t b : batches)
+        benchmark::RegisterBenchmark(("slots_cam/batch:" + std::to_string(b)).c_str(), bm_slots, model.get(),
+                                     &patches, b, true)
             ->UseRealTime();
-    }
+    add("forward", bm_forward, bare.get());
   }
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

@@ -1,19 +1,16 @@
 // wsi/heatmap.hpp — the main job: one slide through tissue detection, the patch grid, batched
 // inference (+ Grad-CAM) and stitching into slide-aligned outputs (library wsi::heatmap).
 //
-// The work runs as one oneTBB flow graph (src/heatmap/pipeline.cpp, the only place it is wired):
+// The work runs in steps (src/heatmap/pipeline.cpp): open the slide and compute its tissue mask;
+// a pure plan (plan.hpp: geometries, grid, output names, parameters); one oneTBB flow graph
+// (graph.hpp, the only place it is wired) that reads each batch of patches into a reusable slot
+// of the model (on a CPU on the model's own threads between batches, on a GPU on the graph's
+// threads in contiguous strips while the device computes), restores grid order, starts the
+// batch on the model (Model as a Classifier: on a GPU it only queues copies and kernels) and,
+// in grid order, waits for its results and stitches them (probability grid, NAME.patches.csv,
+// Grad-CAM rows streamed to NAME.cam.tif); then the writers (outputs.hpp).
 //
-//   batch source (serial: the tissue grid cut into batches of consecutive patches, in order)
-//     -> limiter (at most `in_flight` batches between source and stitcher)
-//     -> region readers (read + resample each patch of a batch; on a CPU they run between batches
-//        on the model's own threads, a batch's patches split over them: Model::on_each_thread;
-//        on a GPU, threads of their own, overlapping the device)
-//     -> sequencer (restores grid order)
-//     -> inference (serial: Model::predict, or gradcam() which also yields probabilities)
-//     -> stitcher (serial: probability grid, Grad-CAM rows streamed to NAME.cam.tif)
-//     -> back to the limiter (frees a slot)
-//
-// Memory is bounded by `in_flight` batches plus one row of patches in the saliency stitcher, not
+// Memory is bounded by `in_flight` batch slots plus one row of patches in the saliency stitcher, not
 // by the slide: the probability grid (one float per patch) is the only per-slide array. An
 // exception in any node cancels the graph; it is rethrown with the slide (and region) named.
 // A region that fails to decode is counted, left NaN in the outputs, and the run goes on.
@@ -54,7 +51,7 @@ struct HeatmapParams {
   double froc_threshold = 0.1;     // local maxima reported in NAME.froc.csv
   bool float32 = false;            // also NAME.prob.f32.tif (float probabilities, NaN = none)
   int threads = 0;                 // LibTorch threads, which also read on a CPU (0 = one per core)
-  int in_flight = 0;               // batches in the graph (0 = 2 + threads)
+  int in_flight = 0;               // batches in the graph (0 = 2 + threads; 4 on a GPU)
   std::optional<double> mpp_override;  // µm per level-0 pixel for slides without metadata
   std::string name;                    // NAME of the outputs (empty: the slide's file stem)
   const std::atomic<bool>* cancel = nullptr;  // set (e.g. by SIGINT): stop, clean up, throw Error

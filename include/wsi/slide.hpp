@@ -82,6 +82,9 @@ struct AssociatedImageInfo {
 
 struct SlideOptions {
   std::optional<double> mpp_override;  // micrometres per level-0 pixel; wins over metadata
+  // Decoded tiles kept for reuse (plain tiled TIFFs through libtiff), bytes; 0 = 32 MiB. Readers
+  // that walk a grid row by row decode each tile once when this holds the tile rows they span.
+  size_t tile_cache_bytes = 0;
 };
 
 class Slide final : public PatchSource {

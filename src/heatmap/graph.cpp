@@ -7,6 +7,7 @@
 #include <tbb/flow_graph.h>
 #include <tbb/global_control.h>
 #include <tbb/parallel_for.h>
+#include <tbb/task_arena.h>
 
 #include <algorithm>
 #include <chrono>
@@ -40,6 +41,11 @@ double thread_cpu_seconds() {
 // A batch is read in strips of at least this many consecutive patches: neighbours share tiles,
 // and a thread that reads a strip decodes each of its tiles once.
 constexpr size_t kMinStrip = 8;
+
+// Batches in flight beside an asynchronous classifier: one waited for by the stitcher, one or two
+// queued on the device, one or two being read by all threads at once (each in strips). More would
+// only spread the readers over more tile rows than the slide's tile cache holds.
+constexpr int kAsynchronousInFlight = 4;
 
 }  // namespace
 
@@ -239,7 +245,9 @@ PatchGraph::PatchGraph(const PatchSource& source, const std::vector<GridPatch>& 
       sink_(sink),
       params_(params),
       threads_(std::max(1, params.threads)),
-      in_flight_(params.in_flight > 0 ? params.in_flight : 2 + std::max(1, params.threads)),
+      in_flight_(params.in_flight > 0      ? params.in_flight
+                 : classifier.asynchronous() ? kAsynchronousInFlight
+                                             : 2 + std::max(1, params.threads)),
       patch_bytes_(static_cast<size_t>(geometry.patch_size) * static_cast<size_t>(geometry.patch_size) * 3),
       gate_(std::make_unique<Gate>(!classifier.asynchronous())) {
   if (params.batch < 1) throw std::invalid_argument("PatchGraph: batch must be >= 1");
@@ -382,7 +390,13 @@ PatchGraphStats PatchGraph::run() {
   // reading itself was ~4.5 %. An asynchronous classifier (a GPU) computes while the graph's TBB
   // threads read the next batches.
   using JobWorkers = Workers<Job*>;
-  tbb::flow::graph g;
+  // The graph's own arena of `threads_` slots, entered by the driver thread below: a graph made
+  // in the caller's implicit arena would keep a slot for the caller, which works for inference
+  // instead, and so run on one thread fewer (on 2 cores: one reader for two cores).
+  tbb::task_arena arena(threads_);
+  std::optional<tbb::flow::graph> graph;
+  arena.execute([&] { graph.emplace(); });  // a graph runs its tasks in the arena it is made in
+  tbb::flow::graph& g = *graph;
   JobWorkers inference(g, "wsi-infer", 0);  // run_here() below
   const bool sync = !classifier_.asynchronous();
   const JobWorkers::Work read_work = [this](Job* job) { read(*job); };

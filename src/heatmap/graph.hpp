@@ -50,7 +50,8 @@ class BatchSink {
 struct PatchGraphParams {
   int batch = 64;               // patches per batch (the last may be smaller)
   int threads = 1;              // TBB threads (readers on an asynchronous classifier)
-  int in_flight = 0;            // batches between source and stitcher (0 = 2 + threads)
+  int in_flight = 0;            // batches between source and stitcher (0 = 2 + threads, or 4
+                                // beside an asynchronous classifier)
   bool gradcam = false;         // make slots that also compute Grad-CAM
   std::string subject;          // names the slide in error messages
   const std::atomic<bool>* cancel = nullptr;  // raised: no new batch starts; run() returns early

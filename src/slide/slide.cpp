@@ -294,7 +294,9 @@ Slide::Slide(const fs::path& path, const SlideOptions& options) : impl_(std::mak
   if (!forced.empty() && forced != "libtiff" && forced != "libvips" && forced != "openslide")
     throw UsageError("WSI_PIXEL_BACKEND=" + std::string(forced) + ": must be libtiff, libvips or openslide");
   if (impl_->vendor == "generic-tiff") {
-    if (forced.empty() || forced == "libtiff") impl_->reader = detail::try_make_tiff_tile_reader(path, impl_->levels);
+    if (forced.empty() || forced == "libtiff")
+      impl_->reader = detail::try_make_tiff_tile_reader(
+          path, impl_->levels, options.tile_cache_bytes ? options.tile_cache_bytes : detail::kTiffTileCacheBytes);
     if (!impl_->reader && forced != "openslide") impl_->reader = detail::try_make_vips_tiff_reader(path, impl_->levels);
   }
   if (!impl_->reader) impl_->reader = detail::make_openslide_reader(impl_->osr, path);
