@@ -262,9 +262,11 @@ class H5Id {
 };
 
 // libdeflate's level, on zlib's scale, for every chunk; also what the dcpl records. Measured on
-// the 975 patches of benchmarks/extract_throughput.sh: 19.11 MB at half the CPU time of zlib's
-// level 4 (19.17 MB, what HDF5's own filter wrote); level 1 is 1.6x faster again but 3 % bigger.
-constexpr int kDeflateLevel = 4;
+// the 8672 patches of benchmarks/extract_throughput.sh 60000 (one thread, the same chunks): zlib's
+// level 4, what HDF5's filter wrote before, 172.0 MB in 5.4 s; libdeflate 4: 171.5 MB in 3.0 s;
+// libdeflate 1: 176.1 MB (+2.4 %; +1.9 % on 44 real PCam patches) in 1.9 s. Compression is half of
+// extract's CPU time, so level 1's speed is worth its few percent.
+constexpr int kDeflateLevel = 1;
 
 // One file holding one growable, chunked, deflate-compressed uint8 dataset of shape N x row_dims.
 // Rows are staged straight into the compressor's blocks (one block = one chunk); full chunks are
