@@ -2,11 +2,15 @@
 // h5dump), Kaggle TIFFs read back with libtiff, SHA-1 ids checked against the real Kaggle patches,
 // and crash safety (no commit, full disk) checked by looking at what is left in the directory.
 #include <hdf5.h>
+#include <libdeflate.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <tbb/global_control.h>
+#include <tbb/task_arena.h>
 #include <tiffio.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -16,7 +20,9 @@
 #include <numeric>
 #include <set>
 #include <sstream>
+#include <thread>
 
+#include "dataset/parallel_deflate.hpp"
 #include "test_support.hpp"
 #include "wsi/dataset.hpp"
 #include "wsi/error.hpp"
@@ -104,13 +110,22 @@ std::unique_ptr<wsi::DatasetWriter> write_pcam(const fs::path& dir, int n) {
   return w;
 }
 
-uint64_t pixel_sum(int n) {
-  uint64_t sum = 0;
-  for (int i = 0; i < n; ++i) {
-    auto px = make_pixels(i);
-    sum = std::accumulate(px.begin(), px.end(), sum);
-  }
-  return sum;
+// Every 7th patch is noise (a chunk that barely compresses next to ones that shrink a lot).
+std::vector<uint8_t> mixed_pixels(int i) { return i % 7 == 3 ? noise_pixels(uint32_t(i)) : make_pixels(i); }
+
+// Writes n mixed_pixels patches on `threads` oneTBB threads (an arena of that many, the writer told
+// the same) and commits.
+void write_pcam_on_threads(const fs::path& dir, int n, int threads) {
+  tbb::global_control limit(tbb::global_control::max_allowed_parallelism, size_t(threads));
+  tbb::task_arena arena(threads);
+  arena.execute([&] {
+    auto w = wsi::make_pcam_writer(dir, "camelyon", "train", kP, threads);
+    for (int i = 0; i < n; ++i) {
+      auto px = mixed_pixels(i);
+      w->add(make_record(i, px));
+    }
+    w->commit();
+  });
 }
 
 // Minimal owner for HDF5 ids in the test (closed in reverse order of opening).
@@ -314,7 +329,7 @@ TEST(PcamWriter, WritesChunkedGzipDatasetsThatReadBackExactly) {
   ASSERT_TRUE(x.chunked);
   EXPECT_EQ(x.chunk, (std::vector<hsize_t>{64, kP, kP, 3}));
   EXPECT_TRUE(x.deflate);
-  EXPECT_EQ(x.deflate_level, 4u);
+  EXPECT_EQ(x.deflate_level, 1u);  // libdeflate's level (the chunks arrive compressed)
   ASSERT_EQ(x.data.size(), n * kPatchBytes);
   for (int i = 0; i < n; ++i) {
     auto px = make_pixels(i);
@@ -399,34 +414,64 @@ TEST(PcamWriter, ZeroPatchesGiveValidEmptyDatasets) {
   EXPECT_EQ(lines_of(read_text(dir / "camelyon_train_meta.csv")).size(), 1u);
 }
 
-TEST(PcamWriter, H5pyReadsTheSameShapesTypesAndValues) {
+TEST(PcamWriter, H5pyReadsBackEveryPatchAndLabelExactlyIncludingAPartialLastChunk) {
   if (shell("/usr/bin/python3 -c 'import h5py, numpy' >/dev/null 2>&1") != 0)
     GTEST_SKIP() << "/usr/bin/python3 with h5py and numpy is not available";
-  ScratchDir dir;
-  const int n = 70;
-  write_pcam(dir.path(), n);
-  std::ofstream(dir / "check.py") << "import sys, h5py, numpy as np\n"
-                                     "d = sys.argv[1]\n"
-                                     "with h5py.File(d + '/camelyon_train_x.h5', 'r') as f:\n"
-                                     "    x = f['x']\n"
-                                     "    assert x.shape == ("
-                                  << n
-                                  << ", 96, 96, 3), x.shape\n"
-                                     "    assert x.dtype == np.uint8, x.dtype\n"
-                                     "    assert x.compression == 'gzip', x.compression\n"
-                                     "    print(int(x[:].astype(np.uint64).sum()))\n"
-                                     "with h5py.File(d + '/camelyon_train_y.h5', 'r') as f:\n"
-                                     "    y = f['y']\n"
-                                     "    assert y.shape == ("
-                                  << n
-                                  << ", 1, 1, 1), y.shape\n"
-                                     "    assert y.dtype == np.uint8, y.dtype\n"
-                                     "    print(int(y[:].sum()))\n";
-  const std::string out =
-      shell_output("/usr/bin/python3 " + (dir / "check.py").string() + " " + dir.path().string() + " 2>&1");
-  uint64_t labels = 0;
-  for (int i = 0; i < n; ++i) labels += i % 3 == 0;
-  EXPECT_EQ(out, std::to_string(pixel_sum(n)) + "\n" + std::to_string(labels) + "\n");
+  for (const int n : {70, 128}) {  // 64 + 6 (a partial chunk), and exactly two chunks
+    SCOPED_TRACE("n = " + std::to_string(n));
+    ScratchDir dir;
+    write_pcam_on_threads(dir.path(), n, 2);
+    // h5py's own gzip filter decodes every chunk; the script writes back what it read, raw.
+    std::ofstream(dir / "check.py") << "import sys, h5py, numpy as np\n"
+                                       "d = sys.argv[1]\n"
+                                       "with h5py.File(d + '/camelyon_train_x.h5', 'r') as f:\n"
+                                       "    x = f['x']\n"
+                                       "    assert x.dtype == np.uint8, x.dtype\n"
+                                       "    assert x.compression == 'gzip', x.compression\n"
+                                       "    assert x.chunks == (64, 96, 96, 3), x.chunks\n"
+                                       "    print(x.shape)\n"
+                                       "    open(d + '/x.raw', 'wb').write(x[:].tobytes())\n"
+                                       "    assert (x[x.shape[0] - 1] == x[:][-1]).all()  # the last row on its own\n"
+                                       "with h5py.File(d + '/camelyon_train_y.h5', 'r') as f:\n"
+                                       "    y = f['y']\n"
+                                       "    assert y.dtype == np.uint8 and y.compression == 'gzip'\n"
+                                       "    print(y.shape)\n"
+                                       "    open(d + '/y.raw', 'wb').write(y[:].tobytes())\n"
+                                       "print('ok')\n";
+    const std::string out =
+        shell_output("/usr/bin/python3 " + (dir / "check.py").string() + " " + dir.path().string() + " 2>&1");
+    const std::string N = std::to_string(n);
+    EXPECT_EQ(out, "(" + N + ", 96, 96, 3)\n(" + N + ", 1, 1, 1)\nok\n");
+    std::string want_x, want_y;
+    for (int i = 0; i < n; ++i) {
+      const auto px = mixed_pixels(i);
+      want_x.append(px.begin(), px.end());
+      want_y.push_back(char(i % 3 == 0));
+    }
+    EXPECT_TRUE(read_text(dir / "x.raw") == want_x) << "the patches h5py read differ from those written";
+    EXPECT_EQ(read_text(dir / "y.raw"), want_y);
+  }
+}
+
+TEST(PcamWriter, FileMadeWithFourThreadsIsByteIdenticalToOneThreadAndToASecondRun) {
+  const int n = 64 * 5 + 17;  // chunks compressed concurrently, finishing out of order, and a partial one
+  ScratchDir one, four, again;
+  write_pcam_on_threads(one.path(), n, 1);
+  write_pcam_on_threads(four.path(), n, 4);
+  write_pcam_on_threads(again.path(), n, 4);
+  for (const char* f : {"camelyon_train_x.h5", "camelyon_train_y.h5", "camelyon_train_meta.csv"}) {
+    SCOPED_TRACE(f);
+    const std::string a = read_text(one / f), b = read_text(four / f), c = read_text(again / f);
+    EXPECT_GT(a.size(), 1000u);
+    EXPECT_TRUE(a == b) << "1 thread: " << a.size() << " bytes, 4 threads: " << b.size();
+    EXPECT_TRUE(b == c) << "first run: " << b.size() << " bytes, second: " << c.size();
+  }
+  DatasetInfo x = read_dataset(four / "camelyon_train_x.h5", "x");
+  ASSERT_EQ(x.data.size(), size_t(n) * kPatchBytes);
+  for (int i = 0; i < n; ++i) {
+    const auto px = mixed_pixels(i);
+    ASSERT_TRUE(std::equal(px.begin(), px.end(), x.data.begin() + ptrdiff_t(size_t(i) * kPatchBytes))) << i;
+  }
 }
 
 TEST(PcamWriter, H5dumpDescribesTheSameShapesAndTypes) {
@@ -490,25 +535,164 @@ TEST(PcamWriter, FullDiskIsAWriteErrorAndLeavesNoFinalOrPartialFiles) {
 }
 
 TEST(PcamWriter, FullDiskFoundOnlyAtCommitIsStillAWriteError) {
-  // 8x8 patches make 192-byte rows and 12 KiB chunks: HDF5 keeps them all in its chunk cache,
-  // so nothing reaches the disk before commit() flushes.
+  // 8x8 patches make 192-byte rows and 12 KiB chunks: 60 patches stay in the chunk being staged,
+  // so nothing reaches the disk before commit() compresses and writes it.
   ScratchDir dir;
   std::string message;
   const int code = run_with_file_size_limit(
-      16 << 10,
+      8 << 10,
       [&] {
         auto w = wsi::make_pcam_writer(dir.path(), "camelyon", "train", 8);
         std::vector<uint8_t> px(8 * 8 * 3);
-        for (int i = 0; i < 150; ++i) {
+        for (int i = 0; i < 60; ++i) {
           auto noise = noise_pixels(uint32_t(i));
           std::copy_n(noise.begin(), px.size(), px.begin());
-          w->add(make_record(i, px));
+          try {
+            w->add(make_record(i, px));
+          } catch (const wsi::WriteError& e) {
+            throw std::runtime_error(std::string("add(), not commit(), failed: ") + e.what());
+          }
         }
         w->commit();
       },
       message);
   EXPECT_EQ(code, 3) << message;
-  EXPECT_NE(message.find("camelyon_train_x.h5: flushing the file failed"), std::string::npos) << message;
+  EXPECT_NE(message.find("camelyon_train_x.h5: writing the dataset \"x\" failed: " + std::string(std::strerror(EFBIG)) +
+                         " (is the disk full?)"),
+            std::string::npos)
+      << message;
+  EXPECT_TRUE(names_in(dir.path()).empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// OrderedDeflate: the PCam writer's parallel chunk compression
+
+namespace {
+
+std::vector<uint8_t> zlib_decompress(const uint8_t* data, size_t size, size_t raw_size) {
+  std::vector<uint8_t> out(raw_size);
+  libdeflate_decompressor* d = libdeflate_alloc_decompressor();
+  size_t got = 0;
+  const auto rc = libdeflate_zlib_decompress(d, data, size, out.data(), out.size(), &got);
+  libdeflate_free_decompressor(d);
+  EXPECT_EQ(rc, LIBDEFLATE_SUCCESS);
+  EXPECT_EQ(got, raw_size);
+  return out;
+}
+
+}  // namespace
+
+TEST(OrderedDeflate, HandsBlocksBackInSubmissionOrderAsZlibStreamsOfTheZeroPaddedBlock) {
+  constexpr size_t kBlock = 4096;
+  // Earlier blocks take longer, so on several threads they finish after later ones.
+  const auto slow_first = [](const uint8_t* in, size_t n, uint8_t* out, size_t cap) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5 * (4 - in[0] % 4)));
+    return wsi::detail::zlib_compress(4, in, n, out, cap);
+  };
+  tbb::global_control limit(tbb::global_control::max_allowed_parallelism, 4);
+  tbb::task_arena arena(4);
+  arena.execute([&] {
+    wsi::detail::OrderedDeflate deflate(kBlock, 4, slow_first, wsi::detail::zlib_bound(kBlock));
+    std::vector<std::vector<uint8_t>> sent;
+    size_t next_back = 0;
+    for (int b = 0; b < 12; ++b) {
+      if (deflate.full()) {
+        const auto c = deflate.wait_oldest();
+        std::vector<uint8_t> want = sent[next_back++];
+        EXPECT_EQ(c.used, want.size());
+        want.resize(kBlock, 0);
+        EXPECT_EQ(zlib_decompress(c.data, c.size, kBlock), want) << "block " << next_back - 1;
+        deflate.pop();
+      }
+      const size_t used = b == 11 ? 1000 : kBlock;  // the last one partial
+      uint8_t* in = deflate.fill();
+      for (size_t i = 0; i < used; ++i) in[i] = uint8_t(b + (i % 97 == 0 ? i : 0));
+      in[0] = uint8_t(b);
+      sent.emplace_back(in, in + used);
+      deflate.submit(used);
+      EXPECT_LE(deflate.in_flight(), 4u);
+    }
+    while (deflate.in_flight() > 0) {
+      const auto c = deflate.wait_oldest();
+      std::vector<uint8_t> want = sent[next_back++];
+      EXPECT_EQ(c.used, want.size());
+      want.resize(kBlock, 0);
+      EXPECT_EQ(zlib_decompress(c.data, c.size, kBlock), want) << "block " << next_back - 1;
+      deflate.pop();
+    }
+    EXPECT_EQ(next_back, 12u);
+  });
+}
+
+TEST(OrderedDeflate, ZlibCompressWritesARfc1950StreamWhoseBytesDependOnlyOnInputAndLevel) {
+  const auto px = make_pixels(5);
+  std::vector<uint8_t> a(wsi::detail::zlib_bound(px.size())), b(a.size());
+  const size_t na = wsi::detail::zlib_compress(4, px.data(), px.size(), a.data(), a.size());
+  size_t nb = 0;
+  std::thread([&] { nb = wsi::detail::zlib_compress(4, px.data(), px.size(), b.data(), b.size()); }).join();
+  ASSERT_EQ(na, nb);
+  EXPECT_TRUE(std::equal(a.begin(), a.begin() + ptrdiff_t(na), b.begin()));
+  // RFC 1950 header: deflate, 32 KiB window, header checksum.
+  EXPECT_EQ(a[0], 0x78);
+  EXPECT_EQ((a[0] * 256 + a[1]) % 31, 0);
+  EXPECT_EQ(zlib_decompress(a.data(), na, px.size()), px);
+  EXPECT_THROW(wsi::detail::zlib_compress(13, px.data(), px.size(), a.data(), a.size()), wsi::Error);
+}
+
+TEST(OrderedDeflate, AnExceptionInACompressionTaskIsRethrownByTheWaitThatReachesItsBlock) {
+  constexpr size_t kBlock = 256;
+  const auto third_fails = [](const uint8_t* in, size_t n, uint8_t* out, size_t cap) -> size_t {
+    if (in[0] == 2) throw std::runtime_error("no memory for block 2");
+    return wsi::detail::zlib_compress(1, in, n, out, cap);
+  };
+  wsi::detail::OrderedDeflate deflate(kBlock, 4, third_fails, wsi::detail::zlib_bound(kBlock));
+  for (int b = 0; b < 4; ++b) {
+    deflate.fill()[0] = uint8_t(b);
+    deflate.submit(kBlock);
+  }
+  for (int b = 0; b < 2; ++b) {
+    EXPECT_EQ(deflate.wait_oldest().used, kBlock);
+    deflate.pop();
+  }
+  try {
+    deflate.wait_oldest();
+    FAIL() << "no exception";
+  } catch (const std::runtime_error& e) {
+    EXPECT_STREQ(e.what(), "no memory for block 2");
+  }
+}
+
+TEST(OrderedDeflate, DestroyedWithBlocksInFlightItWaitsForEveryTask) {
+  constexpr size_t kBlock = 256;
+  std::atomic<int> started{0}, finished{0};
+  {
+    const auto slow = [&](const uint8_t* in, size_t n, uint8_t* out, size_t cap) {
+      ++started;
+      std::this_thread::sleep_for(std::chrono::milliseconds(30));
+      const size_t size = wsi::detail::zlib_compress(1, in, n, out, cap);
+      ++finished;
+      return size;
+    };
+    wsi::detail::OrderedDeflate deflate(kBlock, 6, slow, wsi::detail::zlib_bound(kBlock));
+    for (int b = 0; b < 6; ++b) deflate.submit(0);
+    EXPECT_TRUE(deflate.full());
+    EXPECT_THROW(deflate.fill(), std::logic_error);
+  }  // abandoned: nothing waited for, nothing popped
+  EXPECT_EQ(started.load(), 6);
+  EXPECT_EQ(finished.load(), 6);
+}
+
+TEST(PcamWriter, AbandonedWhileChunksAreBeingCompressedLeavesNoFiles) {
+  ScratchDir dir;
+  {
+    tbb::global_control limit(tbb::global_control::max_allowed_parallelism, 2);
+    auto w = wsi::make_pcam_writer(dir.path(), "camelyon", "train", kP, 2);
+    // Four chunks submitted, the last just now: the destructor waits for its task (ASan checks).
+    for (int i = 0; i < 64 * 4; ++i) {
+      auto px = noise_pixels(uint32_t(i));
+      w->add(make_record(i, px));
+    }
+  }
   EXPECT_TRUE(names_in(dir.path()).empty());
 }
 

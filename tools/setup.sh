@@ -14,7 +14,7 @@ PACKAGES=(
   g++ cmake ninja-build pkg-config
   libopenslide-dev libvips-dev libtorch-dev libtbb-dev libtiff-dev libjpeg-dev
   libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev libhdf5-dev
-  libxml2-dev libssl-dev
+  libxml2-dev libssl-dev libdeflate-dev
   libopenblas0-pthread
   openslide-tools libvips-tools hdf5-tools
   python3-h5py python3-openslide python3-numpy python3-torch python3-torchvision

@@ -7,7 +7,10 @@
 //             center_tumor_patch,wsi (True/False like pandas), then ours: label,tumour_fraction,
 //             copy,augment,level,patch_size_level0. coord_x/coord_y are the LEVEL-0 pixel
 //             position of the patch's TOP-LEFT corner; patch_size_level0 is its level-0 extent.
-//           Chunked (64 patches), gzip-compressed, extended as patches stream in.
+//           Chunked (64 patches), gzip-compressed (HDF5's deflate filter, so h5py and PCam
+//           readers decode them), extended as patches stream in. Chunks are compressed on oneTBB
+//           tasks and written in order: the same patches give the same bytes whatever the thread
+//           count and on every run (no timestamps).
 //   kaggle: <dir>/train/<id>.tif + <dir>/train_labels.csv (id,label) for split "train"; other
 //           splits use <dir>/<split>/ and <dir>/<split>_labels.csv. <id> is the lower-case hex
 //           SHA-1 of the raw P x P x 3 RGB bytes (row-major, interleaved), like Kaggle's set, so a
@@ -20,6 +23,8 @@
 // patch TIFFs are renamed one by one (each is complete), the labels CSV only at commit().
 //
 // Thread-safety: a writer is used from one thread at a time (the pipeline's serial output stage).
+// The pcam writer compresses on oneTBB tasks of its own, in the arena of the thread that calls
+// add() (so tbb::global_control limits them too); its destructor waits for them.
 #pragma once
 
 #include <cstdint>
@@ -72,8 +77,10 @@ class DatasetWriter {
 };
 
 // `dir` must exist. `patch_size` is P. Throws WriteError when the files cannot be created.
+// pcam: `threads` bounds the chunks being compressed at once (2 per thread are held, about
+// 2 x P*P*3*64 bytes each); 0 = what oneTBB may use now (tbb::global_control's limit).
 std::unique_ptr<DatasetWriter> make_pcam_writer(const std::filesystem::path& dir, const std::string& prefix,
-                                                const std::string& split, int patch_size);
+                                                const std::string& split, int patch_size, int threads = 0);
 std::unique_ptr<DatasetWriter> make_kaggle_writer(const std::filesystem::path& dir, const std::string& split,
                                                   int patch_size);
 

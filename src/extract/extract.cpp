@@ -311,7 +311,7 @@ ExtractSummary run_extract(const std::vector<ExtractSource>& sources, const Extr
     rep.name = name;
     const int P = params.grid.patch_size;
     std::unique_ptr<DatasetWriter> writer = params.format == DatasetFormat::pcam
-                                                ? make_pcam_writer(params.out_dir, params.prefix, name, P)
+                                                ? make_pcam_writer(params.out_dir, params.prefix, name, P, threads)
                                                 : make_kaggle_writer(params.out_dir, name, P);
     size_t first = 0;
     while (first < plan.picks.size()) {
