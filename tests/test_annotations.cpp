@@ -365,6 +365,20 @@ INSTANTIATE_TEST_SUITE_P(
                  "bad.file: not an annotation file; supported formats: ASAP XML (<ASAP_Annotations>), Camelyon JSON "
                  "({\"positive\": [...], \"negative\": [...]}) and GeoJSON (a FeatureCollection, a Feature or an "
                  "array of Features)"},
+        // Finite vertices whose differences overflow once crashed the rasteriser (issue 20).
+        BadInput{"camelyon_vertex_beyond_any_slide",
+                 R"({"positive":[{"name":"_0","vertices":[[-1e308,-1e308],[1e308,1e308],[0,100]]}],"negative":[]})",
+                 "bad.file: positive[0] '_0' vertex 0: x = -1e+308 lies outside any slide (level-0 coordinates "
+                 "must be within +-1e9 pixels after --annotation-scale); check the file's coordinate unit"},
+        BadInput{"xml_vertex_beyond_any_slide",
+                 asap(asap_annotation("t", "Polygon", "_0", {{{"0", "0", "1e23"}, {"1", "1", "0"}, {"2", "0", "1"}}})),
+                 "bad.file: Annotation 't' coordinate 0: Y = 1e+23 lies outside any slide (level-0 coordinates "
+                 "must be within +-1e9 pixels after --annotation-scale); check the file's coordinate unit"},
+        BadInput{"geojson_vertex_beyond_any_slide",
+                 R"({"type":"Feature","properties":{"name":"A","classification":{"name":"Tumor"}},)"
+                 R"("geometry":{"type":"Polygon","coordinates":[[[0,0],[1e300,0],[1,1]]]}})",
+                 "bad.file: feature 0 'A' ring 0 vertex 1: x = 1e+300 lies outside any slide (level-0 coordinates "
+                 "must be within +-1e9 pixels after --annotation-scale); check the file's coordinate unit"},
         BadInput{"empty", " \n",
                  "bad.file: the file is empty; supported formats: ASAP XML (<ASAP_Annotations>), Camelyon JSON "
                  "({\"positive\": [...], \"negative\": [...]}) and GeoJSON (a FeatureCollection, a Feature or an "
@@ -387,6 +401,21 @@ TEST(AnnotationErrors, MalformedJsonNamesFile) {
 
 TEST(AnnotationErrors, NumberOverflowInJsonIsConfigError) {
   EXPECT_THROW(parse_annotations(R"({"positive":[{"vertices":[[0,0],[1e999,0],[1,1]]}]})", "x.json"), ConfigError);
+}
+
+TEST(AnnotationErrors, NameThatIsNotUtf8NamesTheFile) {
+  const std::string text = "{\"type\":\"Feature\",\"properties\":{\"classification\":{\"name\":\"Tumor\xff\"}},"
+                           "\"geometry\":{\"type\":\"Polygon\",\"coordinates\":[[[0,0],[9,0],[9,9]]]}}";
+  const std::string msg = message_of([&] { parse_annotations(text, "x.geojson"); });
+  EXPECT_EQ(msg.rfind("x.geojson: invalid JSON: ", 0), 0u) << msg;
+  EXPECT_NE(msg.find("ill-formed UTF-8 byte"), std::string::npos) << msg;
+  EXPECT_THROW(parse_annotations(text, "x.geojson"), ConfigError);
+}
+
+TEST(AnnotationErrors, CoordinatesAtTheLimitAreAccepted) {
+  const auto set = parse_annotations(R"({"positive":[{"vertices":[[-1e9,-1e9],[1e9,0],[0,1e9]]}]})", "x.json");
+  ASSERT_EQ(set.shapes.size(), 1u);
+  EXPECT_EQ(set.max_x(), 1e9);
 }
 
 TEST(AnnotationErrors, BadCoordinateScaleIsConfigError) {
@@ -745,6 +774,19 @@ TEST(Rasterize, MatchesPointInPolygonReferenceOnRandomPolygons) {
               picture(rasterize_reference(s, 3.3, -1.7, scale, 90, 70)))
         << "trial " << trial;
   }
+}
+
+// A shape built by hand (no parser bounds) whose edge slope overflows: rows are still filled or
+// skipped, never indexed out of range.
+TEST(Rasterize, EdgeWhoseSlopeOverflowsNeitherCrashesNorPaintsOutside) {
+  AnnotationSet set;
+  Shape s;
+  s.rings.push_back({{0, 0}, {1e300, 1e-300}, {0, 8}});
+  s.rings.push_back({{-1e308, -1e308}, {1e308, 1e308}, {0, 100}});
+  compute_bbox(s);
+  set.shapes.push_back(s);
+  const GrayImage img = rasterize(set, 0, 0, 1, 16, 16);
+  EXPECT_EQ(img.pixels.size(), 256u);
 }
 
 TEST(Rasterize, LargePolygonOverPatchRowIsFast) {

@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "core/json_text.hpp"
 #include "commands.hpp"
 #include "core/text.hpp"
 #include "progress.hpp"
@@ -328,7 +329,7 @@ int merge_parts(const BatchCli& c, const fs::path& out, const Selection& sel, co
   const MergeSummary m = merge_dataset_parts(parts, mp);
   {
     std::ofstream f(mp.out_dir / "merge-inputs.json");  // inside the temporary folder: renamed with it
-    f << key.dump(2) << "\n";
+    f << detail::json_text(key, 2) << "\n";
     if (!f.flush()) throw WriteError(mp.out_dir / "merge-inputs.json", "writing failed (is the disk full?)");
   }
   const fs::path old = out / (".dataset.old-" + std::to_string(::getpid()));

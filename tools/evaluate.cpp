@@ -10,6 +10,7 @@
 #include <numeric>
 #include <sstream>
 
+#include "core/json_text.hpp"
 #include "commands.hpp"
 #include "core/pending_file.hpp"
 #include "core/svg_plot.hpp"
@@ -170,7 +171,7 @@ void run_evaluate(const EvaluateOptions& opt) {
     j["gallery"] = model.has_gradcam() ? "top_losses.png (patch | Grad-CAM)"
                                        : "top_losses.png (no Grad-CAM: " + model.gradcam_unavailable_reason() + ")";
   }
-  detail::write_text_file(out / "metrics.json", j.dump(2) + "\n");
+  detail::write_text_file(out / "metrics.json", detail::json_text(j, 2) + "\n");
   std::cout << text.str() << "wrote " << (out / "report.txt").string() << ", metrics.json, predictions.csv"
             << (both ? ", roc.csv, roc.svg" : "") << (opt.gallery > 0 ? ", top_losses.png" : "") << "\n";
 }

@@ -12,6 +12,7 @@
 #include <sstream>
 #include <thread>
 
+#include "core/json_text.hpp"
 #include "commands.hpp"
 #include "core/pending_file.hpp"
 #include "core/svg_plot.hpp"
@@ -439,7 +440,7 @@ void run_evaluate_slides(const EvaluateSlidesOptions& opt) {
     notes.push_back("no NAME.froc.csv files, so no FROC");
   }
   report["notes"] = notes;
-  detail::write_text_file(out / "evaluation.json", report.dump(2) + "\n");
+  detail::write_text_file(out / "evaluation.json", detail::json_text(report, 2) + "\n");
   for (const auto& n : notes) text << "note: " << n << "\n";
   text << "wrote " << (out / "evaluation.json").string();
   for (const auto& w : written) text << ", " << w;

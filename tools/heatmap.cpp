@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "core/json_text.hpp"
 #include "commands.hpp"
 #include "progress.hpp"
 #include "tissue/params_json.hpp"
@@ -85,7 +86,7 @@ void apply_preset(CLI::App& sub, const std::string& name_or_file) {
     if (key == "preset" || key == "print-config" || key == "out" || key == "model") 
       throw ConfigError("preset " + file.string() + ": \"" + key + "\" cannot be set by a preset");
     if (opt->count() > 0) continue;  // the command line wins
-    const std::string text = value.is_string() ? value.get<std::string>() : value.dump();
+    const std::string text = value.is_string() ? value.get<std::string>() : detail::json_text(value);
     opt->add_result(text);
     opt->run_callback();
   }
@@ -127,7 +128,7 @@ int run_heatmap_cli(CLI::App& sub, HeatmapCli& c) {
   apply_grid_options(c.grid, c.params.grid, std::nullopt);  // no --target-mpp: the model's mpp
   const fs::path model_path = c.model.empty() ? default_model() : fs::path(c.model);
   if (c.print_config) {
-    std::cout << effective_config(c, model_path).dump(2) << "\n";
+    std::cout << detail::json_text(effective_config(c, model_path), 2) << "\n";
     return 0;
   }
   if (c.slides.empty()) throw UsageError("no slide given (usage: wsi-heatmap SLIDE... [-o DIR])");

@@ -7,6 +7,7 @@
 #include <optional>
 #include <sstream>
 
+#include "core/json_text.hpp"
 #include "commands.hpp"
 #include "wsi/slide.hpp"
 
@@ -119,7 +120,7 @@ void run_info(const InfoOptions& opt) {
   const Slide slide(opt.slide, so);
   decode_check(slide);
   if (opt.json)
-    std::cout << to_json(slide).dump(2) << "\n";
+    std::cout << detail::json_text(to_json(slide), 2) << "\n";
   else
     print_text(slide, opt.properties);
 }

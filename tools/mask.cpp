@@ -10,6 +10,7 @@
 #include <optional>
 #include <sstream>
 
+#include "core/json_text.hpp"
 #include "commands.hpp"
 #include "wsi/error.hpp"
 #include "wsi/slide.hpp"
@@ -82,7 +83,7 @@ void run_mask(const MaskOptions& opt) {
                         {"pen_pixels", st.pen_pixels},
                         {"removed_components", st.removed_components},
                         {"seconds", secs}};
-    std::cout << j.dump(2) << "\n";
+    std::cout << detail::json_text(j, 2) << "\n";
     return;
   }
   std::ostringstream o;

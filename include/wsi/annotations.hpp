@@ -57,6 +57,10 @@ struct Shape {
 // stored box.
 void compute_bbox(Shape& shape);
 
+// Largest |coordinate| a parser accepts, in level-0 pixels after the coordinate scale: no slide
+// is near 1e9 pixels wide, and the rasteriser's arithmetic stays exact far beyond it.
+inline constexpr double kMaxAnnotationCoordinate = 1e9;
+
 struct AnnotationOptions {
   double coordinate_scale = 1.0;  // file coordinates are divided by this
   std::vector<std::string> tumour_groups{"_0", "_1", "tumor", "tumour", "metastases", "metastasis", "carcinoma"};

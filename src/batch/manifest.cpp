@@ -5,6 +5,7 @@
 #include <sstream>
 #include <system_error>
 
+#include "core/json_text.hpp"
 #include "core/pending_file.hpp"
 #include "wsi/batch.hpp"
 #include "wsi/dataset.hpp"
@@ -131,7 +132,7 @@ void write_manifest(const Manifest& m, const fs::path& json_path, const fs::path
         << ',' << secs.str() << ',' << e.attempts << ',' << e.finished << ',' << csv_field(files) << '\n';
   }
   const json j = {{"format", "wsi-heatmap-batch/1"}, {"slides", slides}};
-  detail::write_text_file(json_path, j.dump(2) + "\n");
+  detail::write_text_file(json_path, detail::json_text(j, 2) + "\n");
   detail::write_text_file(csv_path, csv.str());
 }
 

@@ -1,5 +1,6 @@
 // The extraction run: survey every slide (tissue → grid → labels), choose patches per split,
 // then stream the chosen patches through one oneTBB pipeline per slide into the dataset writers.
+#include "core/json_text.hpp"
 #include "wsi/extract.hpp"
 
 #include <tbb/global_control.h>
@@ -367,7 +368,7 @@ ExtractSummary run_extract(const std::vector<ExtractSource>& sources, const Extr
   j["patches_written"] = summary.patches_written;
   j["failed_slides"] = summary.failed_slides();
   summary.summary_json = params.out_dir / (params.prefix + "_summary.json");
-  detail::write_text_file(summary.summary_json, j.dump(2) + "\n");
+  detail::write_text_file(summary.summary_json, detail::json_text(j, 2) + "\n");
   return summary;
 }
 

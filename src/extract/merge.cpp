@@ -5,6 +5,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "core/json_text.hpp"
 #include "core/pending_file.hpp"
 #include "extract/summary_json.hpp"
 #include "wsi/error.hpp"
@@ -157,7 +158,7 @@ MergeSummary merge_dataset_parts(const std::vector<DatasetPart>& parts, const Me
   j["splits"] = detail::splits_json(summary.splits);
   j["patches_written"] = summary.patches_written;
   summary.summary_json = params.out_dir / (params.prefix + "_summary.json");
-  detail::write_text_file(summary.summary_json, j.dump(2) + "\n");
+  detail::write_text_file(summary.summary_json, detail::json_text(j, 2) + "\n");
   return summary;
 }
 

@@ -1,4 +1,5 @@
 // The main job (see heatmap.hpp): open the slide, survey it, plan, run the graph, write.
+#include "core/json_text.hpp"
 #include "wsi/heatmap.hpp"
 
 #include <openslide.h>
@@ -190,7 +191,7 @@ HeatmapSummary run_heatmap(const fs::path& slide_path, const Model& model, const
   if (!summary.note.empty()) s["note"] = summary.note;
   if (summary.failed > 0)
     s["warning"] = std::to_string(summary.failed) + " patch region(s) failed to decode and are missing from the outputs";
-  summary.json = s.dump(2) + "\n";
+  summary.json = detail::json_text(s, 2) + "\n";
   detail::write_text_file(out.summary, summary.json);
   return summary;
 }

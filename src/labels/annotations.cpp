@@ -1,4 +1,5 @@
 // Annotation parsers: ASAP XML (libxml2), Camelyon JSON and GeoJSON (nlohmann_json).
+#include "core/json_text.hpp"
 #include "wsi/annotations.hpp"
 
 #include <libxml/parser.h>
@@ -124,7 +125,14 @@ class Builder {
   // `where` locates the value for messages, e.g. "Annotation 'Tumor 3' coordinate 12".
   double coordinate(double v, const std::string& where, const char* axis) const {
     if (!std::isfinite(v)) throw ConfigError(file() + ": " + where + ": " + axis + " is not a finite number");
-    return v / options_.coordinate_scale;
+    const double scaled = v / options_.coordinate_scale;
+    if (std::abs(scaled) > kMaxAnnotationCoordinate) {
+      std::ostringstream m;
+      m << file() << ": " << where << ": " << axis << " = " << v << " lies outside any slide (level-0 coordinates "
+        << "must be within +-1e9 pixels after --annotation-scale); check the file's coordinate unit";
+      throw ConfigError(m.str());
+    }
+    return scaled;
   }
 
   // Adds the shape unless its outer ring (the first) has fewer than 3 vertices: holes without
@@ -313,7 +321,7 @@ AnnotationSet parse_asap(std::string_view text, const std::filesystem::path& sou
 // Reads [x, y(, z)] into a level-0 point.
 Point2 json_point(const Builder& b, const json& pos, const std::string& where) {
   if (!pos.is_array() || pos.size() < 2)
-    throw ConfigError(b.file() + ": " + where + ": expected an [x, y] array, got " + pos.dump().substr(0, 60));
+    throw ConfigError(b.file() + ": " + where + ": expected an [x, y] array, got " + detail::json_text(pos).substr(0, 60));
   Point2 p;
   const char* axes[2] = {"x", "y"};
   for (size_t a = 0; a < 2; ++a) {
@@ -466,14 +474,19 @@ AnnotationSet parse_annotations(const std::string& text, const std::filesystem::
   } catch (const json::exception& e) {  // parse_error, or out_of_range for 1e999
     throw ConfigError(source.string() + ": invalid JSON: " + e.what());
   }
-  if (doc.is_object() && (doc.contains("positive") || doc.contains("negative")))
-    return parse_camelyon(doc, source, options);
-  const auto type = string_member(doc, "type");
-  if (type == "FeatureCollection" || type == "Feature") return parse_geojson(doc, source, options);
-  if (doc.is_array() && std::all_of(doc.begin(), doc.end(), [](const json& f) {
-        return f.is_object() && string_member(f, "type") == "Feature";
-      }))
-    return parse_geojson(doc, source, options);
+  try {
+    if (doc.is_object() && (doc.contains("positive") || doc.contains("negative")))
+      return parse_camelyon(doc, source, options);
+    const auto type = string_member(doc, "type");
+    if (type == "FeatureCollection" || type == "Feature") return parse_geojson(doc, source, options);
+    if (doc.is_array() && std::all_of(doc.begin(), doc.end(), [](const json& f) {
+          return f.is_object() && string_member(f, "type") == "Feature";
+        }))
+      return parse_geojson(doc, source, options);
+  } catch (const json::exception& e) {  // e.g. type_error 316: a name that is not UTF-8, quoted in a message
+    throw ConfigError(source.string() + ": unreadable annotation: " + e.what() +
+                      " (save the file as UTF-8 JSON)");
+  }
   throw ConfigError(source.string() + ": JSON is not a known annotation format; " + kSupported);
 }
 

@@ -23,10 +23,11 @@ struct Grid {
   double xc(int64_t i) const { return x0 + (static_cast<double>(i) + 0.5) * scale; }
   double yc(int64_t j) const { return y0 + (static_cast<double>(j) + 0.5) * scale; }
 
-  // Smallest column i in [0, w] with xc(i) >= x.
+  // Smallest column i in [0, w] with xc(i) >= x. An edge whose slope overflows gives x = NaN or
+  // +-inf here: those clamp to the window instead of converting out of range.
   int64_t first_col_at_or_after(double x) const {
     const double g = std::ceil((x - x0) / scale - 0.5);
-    int64_t i = g <= 0 ? 0 : g >= static_cast<double>(w) ? w : static_cast<int64_t>(g);
+    int64_t i = !(g > 0) ? 0 : g >= static_cast<double>(w) ? w : static_cast<int64_t>(g);
     while (i < w && xc(i) < x) ++i;
     while (i > 0 && xc(i - 1) >= x) --i;
     return i;
@@ -34,7 +35,7 @@ struct Grid {
   // Smallest row j in [0, h] with yc(j) >= y.
   int64_t first_row_at_or_after(double y) const {
     const double g = std::ceil((y - y0) / scale - 0.5);
-    int64_t j = g <= 0 ? 0 : g >= static_cast<double>(h) ? h : static_cast<int64_t>(g);
+    int64_t j = !(g > 0) ? 0 : g >= static_cast<double>(h) ? h : static_cast<int64_t>(g);
     while (j < h && yc(j) < y) ++j;
     while (j > 0 && yc(j - 1) >= y) --j;
     return j;

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "core/json_text.hpp"
 #include "core/pending_file.hpp"
 #include "core/vips.hpp"
 #include "tissue/params_json.hpp"
@@ -244,7 +245,7 @@ void write_tissue_mask(const TissueMask& mask, const TissueParams& params, const
                 {"tissue_fraction", mask.stats.tissue_fraction}};
   fs::path sidecar = out;
   sidecar += ".json";
-  detail::write_text_file(sidecar, j.dump(2) + "\n");
+  detail::write_text_file(sidecar, detail::json_text(j, 2) + "\n");
 }
 
 RgbImage read_rgb_image(const fs::path& path) {
