@@ -162,6 +162,41 @@ TEST(AsapXml, MapsGroupsToClassesAndIgnoresOtherShapes) {
   EXPECT_EQ(a.max_y(), 10);
 }
 
+TEST(AnnotationGroups, EachGroupIsListedWithWhatItWasTakenAs) {
+  const std::string xml = asap(
+      asap_annotation("L1", "Polygon", "Lymphocytes", {{{"0", "0", "0"}, {"1", "10", "0"}, {"2", "10", "10"}}}) +
+      asap_annotation("L2", "Polygon", "Lymphocytes", {{{"0", "0", "0"}, {"1", "10", "0"}, {"2", "10", "10"}}}) +
+      asap_annotation("T", "Polygon", "Tumour", {{{"0", "0", "0"}, {"1", "10", "0"}, {"2", "10", "10"}}}) +
+      asap_annotation("E", "Polygon", "_2", {{{"0", "0", "0"}, {"1", "10", "0"}, {"2", "10", "10"}}}));
+  const AnnotationSet a = parse_annotations(xml, "groups.xml");
+  ASSERT_EQ(a.groups.size(), 3u);
+  EXPECT_EQ(describe_groups(a), "groups found: 'Lymphocytes': 2 ignored; 'Tumour': 1 tumour; '_2': 1 exclusion");
+  EXPECT_EQ(a.tumour_shapes(), 1);
+  EXPECT_NO_THROW(require_tumour(a));
+  const AnnotationSet g = parse_annotations(
+      R"({"type":"FeatureCollection","features":[{"type":"Feature","properties":{"classification":{"name":"Immune cells"}},)"
+      R"("geometry":{"type":"Polygon","coordinates":[[[0,0],[9,0],[9,9]]]}},{"type":"Feature","properties":{},)"
+      R"("geometry":{"type":"Polygon","coordinates":[[[0,0],[9,0],[9,9]]]}}]})",
+      "cells.geojson");
+  EXPECT_EQ(describe_groups(g), "groups found: 'Immune cells': 1 ignored; (no group): 1 ignored");
+}
+
+// A file whose groups are all unknown once gave an all-normal dataset without a word (issue 20).
+TEST(AnnotationGroups, NoTumourShapeIsAnErrorListingTheGroups) {
+  const std::string xml =
+      asap(asap_annotation("L1", "Polygon", "Lymphocytes", {{{"0", "0", "0"}, {"1", "10", "0"}, {"2", "10", "10"}}}));
+  const AnnotationSet a = parse_annotations(xml, "cells.xml");
+  EXPECT_EQ(message_of([&] { require_tumour(a); }),
+            "cells.xml: no tumour in the annotations (groups found: 'Lymphocytes': 1 ignored); groups named _0, _1, "
+            "tumor, tumour, metastases, metastasis, carcinoma (any case) are tumour: rename the group, or pass "
+            "--allow-no-tumour for a slide without tumour");
+  EXPECT_THROW(require_tumour(a), ConfigError);
+  EXPECT_THROW(require_tumour(parse_annotations(R"({"positive":[],"negative":[]})", "empty.json")), ConfigError);
+  AnnotationOptions o;
+  o.tumour_groups = {"Lymphocytes"};
+  EXPECT_NO_THROW(require_tumour(parse_annotations(xml, "cells.xml", o), o));
+}
+
 TEST(AsapXml, SortsCoordinatesByOrderAttribute) {
   const std::string xml = asap(asap_annotation(
       "Tumor 0", "Polygon", "_0", {{{"2", "10", "10"}, {"0", "0", "0"}, {"3", "0", "10"}, {"1", "10", "0"}}}));

@@ -350,6 +350,29 @@ TEST(ExtractBadInput, AnnotationsOutsideTheSlideNameTheFix) {
   EXPECT_NE(r.err.find("--annotation-scale"), std::string::npos) << r.err;
 }
 
+TEST(ExtractBadInput, AnnotationsWithoutTumourFailTheSlideUnlessAllowed) {
+  const Fixture& fx = fixture();
+  test::ScratchDir out;
+  const fs::path xml = out / "cells.xml";
+  std::string text = asap_xml({{{100, 100}, {3000, 100}, {3000, 3000}}});
+  const std::string tumour = "PartOfGroup=\"Tumor\"";
+  for (auto at = text.find(tumour); at != std::string::npos; at = text.find(tumour))
+    text.replace(at, tumour.size(), "PartOfGroup=\"Lymphocytes\"");
+  std::ofstream(xml) << text;
+  const auto r = run_wsi({"extract", fx.slide.string(), "--annotations", xml.string(), "-o", (out / "ds").string(), "-q"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find(xml.string() + ": no tumour in the annotations (groups found: 'Lymphocytes': 1 ignored)"),
+            std::string::npos)
+      << r.err;
+  const auto allowed = run_wsi({"extract", fx.slide.string(), "--annotations", xml.string(), "-o",
+                                (out / "ok").string(), "-q", "--allow-no-tumour"});
+  EXPECT_EQ(allowed.code, 0) << allowed.err;
+  const auto summary = read_json(out / "ok" / "patches_summary.json");
+  EXPECT_EQ(summary["slides"][0]["annotation_groups"], "groups found: 'Lymphocytes': 1 ignored");
+  EXPECT_EQ(summary["slides"][0]["positives"], 0);
+  EXPECT_GT(summary["slides"][0]["negatives"].get<int>(), 0);
+}
+
 TEST(ExtractBadInput, MissingGroundTruthIsAUsageError) {
   const Fixture& fx = fixture();
   test::ScratchDir out;

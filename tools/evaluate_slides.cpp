@@ -40,6 +40,7 @@ struct EvaluateSlidesOptions {
   std::vector<std::string> truth, slides;
   double threshold = 0.5, mpp = 0;
   bool normal_if_missing = false;
+  bool allow_no_tumour = false;
 };
 
 std::string lower(std::string s) {
@@ -132,6 +133,7 @@ Truth load_truth(const std::optional<TruthMatch::Entry>& entry, const Slide* sli
     }
   } else {
     AnnotationSet set = load_annotations(entry->path);
+    if (!opt.allow_no_tumour) require_tumour(set);
     if (slide) {
       t.source = make_annotation_truth(std::move(set), *slide);
     } else {
@@ -461,6 +463,9 @@ void setup_evaluate_slides(CLI::App& app) {
                   "Ground truth: masks (.tif, 0 = normal, non-zero = tumour) and annotations (.xml, .json, .geojson), "
                   "files or directories, matched to NAME by file name");
   sub->add_flag("--normal-if-missing", opt->normal_if_missing, "A slide without a ground-truth file is a normal slide");
+  sub->add_flag("--allow-no-tumour", opt->allow_no_tumour,
+                "Accept annotation files without a tumour shape (their slides are normal); otherwise they are "
+                "refused with the groups found");
   sub->add_option("--slides", opt->slides,
                   "The slides (files or directories, matched to NAME): their level-0 size and mpp; needed for masks that "
                   "are a downsample of the slide");

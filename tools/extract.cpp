@@ -116,6 +116,9 @@ void setup_extract(CLI::App& app, bool parse_only) {
   sub->add_option("--exclusion", opt->exclusion, "Excluded areas: normal (not tumour) or skip (drop the patch)")
       ->capture_default_str();
   sub->add_flag("--unlabelled", opt->params.allow_unlabelled, "Allow slides without ground truth (label 0)");
+  sub->add_flag("--allow-no-tumour", opt->params.allow_no_tumour,
+                "Accept annotations without a tumour shape (the slide is then all normal); otherwise such a slide "
+                "fails with the groups found");
   sub->add_option("--format", opt->format, "pcam (HDF5 x/y + meta CSV) or kaggle (train/<sha1>.tif + labels CSV)")
       ->capture_default_str();
   sub->add_option("--prefix", opt->params.prefix, "File prefix of the pcam files")->capture_default_str();

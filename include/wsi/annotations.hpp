@@ -68,11 +68,23 @@ struct AnnotationOptions {
   bool unclassified_is_tumour = false;
 };
 
+// A group of annotations as the file names it (ASAP's PartOfGroup, GeoJSON's classification or
+// name, Camelyon's "positive"/"negative"; empty for annotations without one) and what its
+// annotations were taken as: "tumour", "exclusion" or "ignored".
+struct AnnotationGroup {
+  std::string name;
+  std::string taken_as;
+  int64_t annotations = 0;  // annotations / features of this group, before geometry checks
+};
+
 struct AnnotationSet {
   std::filesystem::path source;
   std::string format;         // "asap-xml", "camelyon-json", "geojson"
   std::vector<Shape> shapes;  // tumour and exclusion shapes only
   int64_t ignored = 0;        // shapes skipped (other classes, points, degenerate rings)
+  std::vector<AnnotationGroup> groups;  // in the order first seen
+
+  int64_t tumour_shapes() const;
 
   bool empty() const { return shapes.empty(); }
   // Bounding box of all shapes (level-0); all zero when empty.
@@ -85,6 +97,16 @@ struct AnnotationSet {
 // Loads an annotation file. Throws UsageError when it does not exist, ConfigError naming the
 // file and the element when it cannot be parsed or a coordinate is not a finite number.
 AnnotationSet load_annotations(const std::filesystem::path& path, const AnnotationOptions& options = {});
+
+// The groups in one line, for messages and summaries: "groups found: 'Tumor': 3 tumour;
+// 'Lymphocytes': 2 ignored" (annotation counts); "no annotations" when there are none.
+std::string describe_groups(const AnnotationSet& set);
+
+// Throws ConfigError when `set` holds no tumour shape (a file whose groups are all unknown would
+// otherwise label a whole slide normal): names the file, the groups found and what each was taken
+// as, and the names that mean tumour. Callers skip it for slides declared free of tumour
+// (--allow-no-tumour).
+void require_tumour(const AnnotationSet& set, const AnnotationOptions& options = {});
 
 // Parses from memory (format detected from the content); `source` is used in messages only.
 AnnotationSet parse_annotations(const std::string& text, const std::filesystem::path& source,

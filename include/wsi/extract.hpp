@@ -57,6 +57,9 @@ struct ExtractParams {
   int chunk = 32;                   // patches per pipeline token
   // Without ground truth every patch is labelled 0 (unlabelled tissue sets, e.g. for inference).
   bool allow_unlabelled = false;
+  // Annotations that hold no tumour shape (every group unknown, or only exclusions) fail their
+  // slide unless this is set: the slide is then taken as free of tumour.
+  bool allow_no_tumour = false;
 
   void validate() const;  // throws ConfigError / UsageError
 };
@@ -67,6 +70,7 @@ struct SlideReport {
   std::string split;
   std::string error;           // non-empty: the slide was skipped, and why
   std::string note;            // something worth saying that is not an error (e.g. no tissue)
+  std::string annotation_groups;  // describe_groups() of the slide's annotations (empty without)
   int64_t grid_patches = 0;    // full grid
   int64_t tissue_patches = 0;  // after the tissue filter
   int64_t positives = 0;       // candidates labelled 1

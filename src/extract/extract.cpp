@@ -76,8 +76,12 @@ void survey_slide(const ExtractSource& src, const ExtractParams& params, SlideSu
   std::unique_ptr<GroundTruth> truth;
   if (src.mask)
     truth = make_mask_truth(*src.mask, slide, params.mask_values);
-  else if (src.annotations)
-    truth = make_annotation_truth(load_annotations(*src.annotations, params.annotation_options), slide);
+  else if (src.annotations) {
+    AnnotationSet set = load_annotations(*src.annotations, params.annotation_options);
+    rep.annotation_groups = describe_groups(set);
+    if (!params.allow_no_tumour) require_tumour(set, params.annotation_options);
+    truth = make_annotation_truth(std::move(set), slide);
+  }
 
   const int P = out.geometry.patch_size;
   const double scale = out.geometry.size_level0 / P;
@@ -211,6 +215,7 @@ nlohmann::json params_json(const ExtractParams& p) {
   j["mask_values"] = p.mask_values.to_string();
   j["annotation_scale"] = p.annotation_options.coordinate_scale;
   j["exclusion"] = p.exclusion == ExclusionPolicy::normal ? "normal" : "skip";
+  if (p.allow_no_tumour) j["allow_no_tumour"] = true;  // only when set: older summaries compare equal
   const char* modes[] = {"none", "undersample", "oversample"};
   j["balance"] = modes[static_cast<int>(p.balance.mode)];
   j["ratio_pos_per_neg"] = p.balance.ratio;
@@ -358,6 +363,7 @@ ExtractSummary run_extract(const std::vector<ExtractSource>& sources, const Extr
     const auto& src = sources[static_cast<size_t>(&r - summary.slides.data())];
     if (src.mask) s["mask"] = src.mask->string();
     if (src.annotations) s["annotations"] = src.annotations->string();
+    if (!r.annotation_groups.empty()) s["annotation_groups"] = r.annotation_groups;
     if (!r.error.empty()) s["error"] = r.error;
     if (!r.note.empty()) s["note"] = r.note;
     slides.push_back(s);

@@ -121,6 +121,15 @@ class Builder {
   const AnnotationOptions& options() const { return options_; }
   const std::string& file() const { return file_; }
   void ignore(int64_t n = 1) { set_.ignored += n; }
+  // Counts one annotation of `group` taken as `cls` (nullopt: ignored).
+  void note_group(const std::optional<std::string>& group, std::optional<ShapeClass> cls) {
+    const std::string name = group.value_or("");
+    const char* taken = !cls ? "ignored" : *cls == ShapeClass::tumour ? "tumour" : "exclusion";
+    auto it = std::find_if(set_.groups.begin(), set_.groups.end(),
+                           [&](const AnnotationGroup& g) { return g.name == name && g.taken_as == taken; });
+    if (it == set_.groups.end()) it = set_.groups.insert(set_.groups.end(), AnnotationGroup{name, taken, 0});
+    ++it->annotations;
+  }
 
   // `where` locates the value for messages, e.g. "Annotation 'Tumor 3' coordinate 12".
   double coordinate(double v, const std::string& where, const char* axis) const {
@@ -269,6 +278,7 @@ AnnotationSet parse_asap(std::string_view text, const std::filesystem::path& sou
       const auto group = attribute(an, "PartOfGroup");
       const std::string where = "Annotation " + (name ? quoted(*name) : "#" + std::to_string(ai));
       const auto cls = classify(group, options);
+      b.note_group(group, cls);
       if (!cls || asap_type(attribute(an, "Type")) != AsapType::area) {
         b.ignore();
         continue;
@@ -363,6 +373,7 @@ AnnotationSet parse_camelyon(const json& doc, const std::filesystem::path& sourc
       if (!an.is_object()) throw ConfigError(b.file() + ": " + where + ": expected an object");
       auto v = an.find("vertices");
       if (v == an.end()) throw ConfigError(b.file() + ": " + where + ": \"vertices\" is missing");
+      b.note_group(std::string(key), cls);
       Shape shape;
       shape.cls = cls;
       shape.name = name.value_or(where);
@@ -421,6 +432,7 @@ void geojson_feature(Builder& b, const json& f, const std::string& where) {
   const auto name = string_member(props, "name");
   const auto group = cls_name ? cls_name : name;
   const auto cls = classify(group, b.options());
+  b.note_group(group, cls);
   if (!cls) {
     b.ignore();
     return;
@@ -488,6 +500,30 @@ AnnotationSet parse_annotations(const std::string& text, const std::filesystem::
                       " (save the file as UTF-8 JSON)");
   }
   throw ConfigError(source.string() + ": JSON is not a known annotation format; " + kSupported);
+}
+
+int64_t AnnotationSet::tumour_shapes() const {
+  return std::count_if(shapes.begin(), shapes.end(), [](const Shape& s) { return s.cls == ShapeClass::tumour; });
+}
+
+std::string describe_groups(const AnnotationSet& set) {
+  if (set.groups.empty()) return "no annotations";
+  std::string out = "groups found: ";
+  for (const AnnotationGroup& g : set.groups) {
+    if (&g != &set.groups.front()) out += "; ";
+    out += (g.name.empty() ? std::string("(no group)") : quoted(g.name)) + ": " + std::to_string(g.annotations) + " " +
+           g.taken_as;
+  }
+  return out;
+}
+
+void require_tumour(const AnnotationSet& set, const AnnotationOptions& options) {
+  if (set.tumour_shapes() > 0) return;
+  std::string names;
+  for (const std::string& g : options.tumour_groups) names += (names.empty() ? "" : ", ") + g;
+  throw ConfigError(set.source.string() + ": no tumour in the annotations (" + describe_groups(set) +
+                    "); groups named " + names + " (any case) are tumour: rename the group, or pass " +
+                    "--allow-no-tumour for a slide without tumour");
 }
 
 AnnotationSet load_annotations(const std::filesystem::path& path, const AnnotationOptions& options) {
