@@ -100,7 +100,7 @@ with torch.no_grad():
 np.savetxt(f"{out}/softmax.expected", p.numpy(), fmt="%.8f")
 
 torch.jit.script(NoSplit().eval()).save(f"{out}/nosplit.pt")
-sidecar("nosplit", output="logit", gradcam={"features": "features", "classify": "classify"})
+sidecar("nosplit", output="logit")
 
 torch.jit.script(Darkness().eval()).save(f"{out}/darkness.pt")
 sidecar("darkness", mpp=0.25, output="logit", gradcam={"features": "features", "classify": "classify"})

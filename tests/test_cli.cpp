@@ -126,5 +126,49 @@ TEST(CliSynth, WritesSlideMaskAndAnnotationsThatInfoOpens) {
   EXPECT_TRUE(std::filesystem::exists(xml));
 }
 
+// Options that once passed where they should not (issue 20), each with the line it now gives.
+TEST(CliBadOptions, ConflictingAbsurdAndNegativeValuesAreRefusedWithOneLine) {
+  test::ScratchDir dir;
+  const auto slide = (dir / "s.tif").string(), mask = (dir / "m.tif").string();
+  ASSERT_EQ(run_cli({"synth", "--out", slide, "--size", "2048x2048", "--mask", mask}).code, 0);
+  const auto out = (dir / "o").string();
+  // --level and --target-mpp together: one of them was dropped silently.
+  CliRun r = run_cli({"extract", slide, "--mask", mask, "-o", out, "--level", "1", "--target-mpp", "1"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.err, "wsi-heatmap: error: give --level or --target-mpp, not both: --level reads that level 1:1, "
+                   "--target-mpp picks the level for a resolution\n");
+  // A patch larger than the slide: 0 patches and exit 0 before.
+  r = run_cli({"extract", slide, "--mask", mask, "-o", out, "--target-mpp", "1e9", "-q"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("target resolution 1e+09 um/px makes a 96-pixel patch 9.6e+07 mm wide, larger than the whole "
+                       "slide (2048 x 2048 pixels at 0.25 um/px): check --target-mpp"),
+            std::string::npos)
+      << r.err;
+  // Negative thread counts, and batch's own checks (they passed through to the children before).
+  r = run_cli({"extract", slide, "--mask", mask, "-o", out, "--threads", "-1"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--threads"), std::string::npos) << r.err;
+  for (const std::vector<std::string>& extra :
+       {std::vector<std::string>{"--batch", "0"}, {"--threads", "-1"}, {"--batch", "5000"}}) {
+    std::vector<std::string> args{"batch", dir.path().string(), "-o", (dir / "b").string()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    r = run_cli(args);
+    EXPECT_EQ(r.code, 2) << extra[0] << " " << extra[1];
+    EXPECT_NE(r.err.find(extra[0]), std::string::npos) << r.err;
+    EXPECT_EQ(line_count(r.err), 1u) << r.err;
+    EXPECT_FALSE(std::filesystem::exists(dir / "b" / "manifest.json"));
+  }
+}
+
+// More threads than cores only contend: the count is lowered to the cores, and said once.
+TEST(CliBadOptions, ThreadsAboveTheCoresAreLoweredWithANote) {
+  test::ScratchDir dir;
+  const auto slide = (dir / "s.tif").string(), mask = (dir / "m.tif").string();
+  ASSERT_EQ(run_cli({"synth", "--out", slide, "--size", "2048x2048", "--mask", mask, "--threads", "10000"}).code, 0);
+  const CliRun r = run_cli({"extract", slide, "--mask", mask, "-o", (dir / "o").string(), "--threads", "10000", "-q"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("wsi-heatmap: note: --threads 10000: this process may run on "), std::string::npos) << r.err;
+}
+
 }  // namespace
 }  // namespace wsi

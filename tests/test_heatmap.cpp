@@ -517,6 +517,42 @@ TEST(HeatmapBadInput, RegionThatFailsToDecodeIsCountedAndTheRunCompletes) {
   EXPECT_NE(j["warning"].get<std::string>().find("failed to decode"), std::string::npos);
 }
 
+// A slide whose read level does not decode at all once gave "0 patches (64 failed to decode)",
+// exit 0, and batch recorded it as done (issue 20).
+TEST(HeatmapBadInput, SlideWhoseRegionsMostlyFailIsAFailureNamingTheFirstRegion) {
+  REQUIRE_MODELS();
+  test::ScratchDir dir;
+  const fs::path broken = dir / "broken.tif";
+  fs::copy_file(disc_slide(), broken);
+  test::corrupt_tiles(broken, 0, 0, 32 * 32);  // every level-0 tile (libvips writes 128² tiles)
+  const Model m(*test::models_dir() / "darkness.pt", {Device::cpu, 2});
+  HeatmapParams p;
+  p.threads = 2;
+  const fs::path out = dir / "out";
+  fs::create_directories(out);
+  try {
+    run_heatmap(broken, m, p, out);
+    FAIL() << "no exception";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_EQ(msg.rfind(broken.string() + ": 521 of 521 patch regions failed to decode (more than 50 %, "
+                                          "--max-failed); no output was written. The first: " + broken.string(), 0),
+              0u)
+        << msg;
+    EXPECT_NE(msg.find("does not decode"), std::string::npos) << msg;
+  }
+  EXPECT_TRUE(fs::is_empty(out));
+  // The CLI: exit 1, one line.
+  const auto r = test::run_wsi({broken.string(), "-o", out.string(), "--model", (*test::models_dir() / "darkness.pt").string(), "-q"});
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_NE(r.err.find("failed to decode (more than 50 %"), std::string::npos) << r.err;
+  // A looser rule lets it through, with the warning.
+  p.max_failed = 1;
+  const HeatmapSummary s = run_heatmap(broken, m, p, out);
+  EXPECT_EQ(s.processed, 0);
+  EXPECT_EQ(s.failed, 521);
+}
+
 TEST(HeatmapCli, InterruptLeavesNoFileUnderAFinalName) {
   REQUIRE_MODELS();
   test::ScratchDir out;

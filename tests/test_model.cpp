@@ -71,10 +71,27 @@ TEST(TorchModel, GradcamAvailabilityFollowsExportedMethods) {
   const Model soft(*models() / "softmax.pt");  // sidecar names no gradcam methods
   EXPECT_FALSE(soft.has_gradcam());
   EXPECT_NE(soft.gradcam_unavailable_reason().find("names no"), std::string::npos);
-  const Model nosplit(*models() / "nosplit.pt");  // names them, module lacks them
-  EXPECT_FALSE(nosplit.has_gradcam());
-  EXPECT_NE(nosplit.gradcam_unavailable_reason().find("does not export"), std::string::npos)
-      << nosplit.gradcam_unavailable_reason();
+}
+
+// A sidecar naming Grad-CAM methods the module lacks was once taken as "no Grad-CAM" (issue 20):
+// it is a wrong sidecar, and loading says so.
+TEST(TorchModel, SidecarNamingMethodsTheModuleLacksIsAnError) {
+  REQUIRE_MODELS();
+  const test::ScratchDir dir;
+  const fs::path pt = dir / "claims.pt";
+  fs::copy_file(*models() / "nosplit.pt", pt);
+  std::ofstream(dir / "claims.json") << R"({"format": "wsi-heatmap-model/1", "patch_size": 96, "mpp": 0.972, )"
+                                        R"("output": "logit", "gradcam": {"features": "features", "classify": "head"}})";
+  try {
+    const Model m(pt);
+    FAIL() << "no exception";
+  } catch (const ModelError& e) {
+    EXPECT_EQ(std::string(e.what()),
+              pt.string() + ": its sidecar " + (dir / "claims.json").string() +
+                  " names the Grad-CAM methods 'features' and 'head', which the TorchScript module does not export: "
+                  "export them with @torch.jit.export (tools/export_model.py does), or remove \"gradcam\" from the "
+                  "sidecar");
+  }
 }
 
 TEST(TorchModel, WarmUpRunsOncePerBatchSideAndPathAndLeavesResultsUnchanged) {

@@ -496,8 +496,8 @@ void setup_batch(CLI::App& app) {
   sub->add_option("--preset", c->preset, "Heatmap parameter preset (a name in pipelines/presets/ or a JSON file)");
   sub->add_option("--device", c->device, "cpu or cuda");
   sub->add_option("--precision", c->precision, "fp32, bf16 or fp16");
-  sub->add_option("--batch", c->batch, "Patches per forward pass");
-  sub->add_option("--threads", c->threads, "Threads per slide (0 = one per core)");
+  sub->add_option("--batch", c->batch, "Patches per forward pass (default: heatmap's)")->check(CLI::Range(1, 4096));
+  add_threads_option(*sub, c->threads, "Threads per slide (0 = one per core)");
   sub->add_flag("--no-gradcam", c->no_gradcam, "Skip Grad-CAM");
   sub->add_option("--timeout", c->timeout, "Stop a slide after this many seconds and record it as failed (0 = no limit)")
       ->check(CLI::NonNegativeNumber);
@@ -549,11 +549,12 @@ void setup_batch(CLI::App& app) {
       {"--max-hole-um2", Forwarded::both, false},  {"--min-component-um2", Forwarded::both, false},
       {"--cam-resolution", Forwarded::heatmap, false}, {"--overlay-mpp", Forwarded::heatmap, false},
       {"--threshold", Forwarded::heatmap, false},  {"--froc-threshold", Forwarded::heatmap, false},
-      {"--float32", Forwarded::heatmap, true},     {"--mask", Forwarded::extract, false},
+      {"--float32", Forwarded::heatmap, true},     {"--max-failed", Forwarded::heatmap, false},     {"--mask", Forwarded::extract, false},
       {"--annotations", Forwarded::extract, false}, {"--annotation-scale", Forwarded::extract, false},
       {"--mask-values", Forwarded::extract, false}, {"--exclusion", Forwarded::extract, false},
       {"--unlabelled", Forwarded::extract, true},  {"--patch-size", Forwarded::extract, false},
       {"--label-rule", Forwarded::extract, false}, {"--max-per-slide", Forwarded::extract, false},
+      {"--allow-no-tumour", Forwarded::extract, true},
   };
   for (const Spec& sp : specs) {
     Forwarded& f = c->forwarded.emplace_back();

@@ -43,6 +43,10 @@ void setup_train(CLI::App& app);
 void setup_heatmap(CLI::App& app, bool parse_only = false);
 void setup_batch(CLI::App& app);
 
+// --threads bound to `threads` (0 = one per core): negative values are refused when parsed, and
+// a count above the cores this process may run on is said on stderr (tools/threads_option.cpp).
+CLI::Option* add_threads_option(CLI::App& app, int& threads, const std::string& help);
+
 // Prints to stderr with the program prefix; the CLI is the only place that prints.
 void print_error(const std::string& message);
 

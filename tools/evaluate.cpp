@@ -192,7 +192,7 @@ void setup_evaluate(CLI::App& app) {
       ->capture_default_str();
   sub->add_option("--device", opt->device, "cpu or cuda")->capture_default_str();
   sub->add_option("--precision", opt->precision, "fp32, bf16 or fp16 (CUDA)")->capture_default_str();
-  sub->add_option("--threads", opt->threads, "Inference threads (0 = one per core)")->capture_default_str();
+  add_threads_option(*sub, opt->threads, "Inference threads (0 = one per core)");
   sub->add_flag("--quiet,-q", opt->quiet, "No progress bar");
   sub->callback([opt] { run_evaluate(*opt); });
 }

@@ -133,7 +133,7 @@ void setup_extract(CLI::App& app, bool parse_only) {
   sub->add_flag("--augment", opt->params.balance.augment, "Give oversampled copies a random flip / 90-degree rotation");
   sub->add_option("--split", opt->split, "Split by slide, e.g. train=0.8,valid=0.1,test=0.1")->capture_default_str();
   sub->add_option("--mpp", opt->mpp, "Level-0 um per pixel of every slide, overriding their metadata (needed where it is missing)");
-  sub->add_option("--threads", opt->params.threads, "Worker threads (0 = one per core)")->capture_default_str();
+  add_threads_option(*sub, opt->params.threads, "Worker threads (0 = one per core)");
   sub->add_flag("--json", opt->json, "Print the JSON summary instead of text");
   sub->add_flag("--quiet,-q", opt->quiet, "No progress bar");
   add_tissue_options(*sub, opt->params.tissue);

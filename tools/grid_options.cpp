@@ -1,5 +1,6 @@
 // The patch-grid flags, shared by every subcommand that lays a grid over a slide (extract, heatmap).
 #include "commands.hpp"
+#include "wsi/error.hpp"
 #include "wsi/grid.hpp"
 
 namespace wsi::cli {
@@ -21,6 +22,9 @@ void add_grid_options(CLI::App& app, GridParams& grid, GridOptions& o, const std
 }
 
 void apply_grid_options(const GridOptions& o, GridParams& grid, std::optional<double> default_target_mpp) {
+  if (o.level && o.target_mpp)
+    throw UsageError("give --level or --target-mpp, not both: --level reads that level 1:1, --target-mpp picks the "
+                     "level for a resolution");
   grid.edge = parse_edge_policy(o.edge);
   grid.level = o.level;
   grid.target_mpp = o.target_mpp ? o.target_mpp : default_target_mpp;

@@ -112,6 +112,7 @@ json effective_config(const HeatmapCli& c, const fs::path& model) {
   j["threshold"] = p.threshold;
   j["froc-threshold"] = p.froc_threshold;
   j["float32"] = p.float32;
+  j["max-failed"] = p.max_failed;
   j["threads"] = p.threads;
   j["tissue"] = detail::tissue_params_json(p.tissue);
   if (!c.preset.empty()) j["preset"] = c.preset;
@@ -199,9 +200,12 @@ void setup_heatmap(CLI::App& app, bool parse_only) {
   sub->add_option("--froc-threshold", c->params.froc_threshold, "Lowest local maximum written to NAME.froc.csv")
       ->capture_default_str();
   sub->add_flag("--float32", c->params.float32, "Also write NAME.prob.f32.tif (float probabilities, NaN = none)");
+  sub->add_option("--max-failed", c->params.max_failed,
+                  "The slide fails when more than this share of its tissue patches fail to decode")
+      ->capture_default_str();
   sub->add_option("--mpp", c->params.mpp_override, "Level-0 um per pixel, overriding the slide's metadata");
   sub->add_option("--name", c->params.name, "NAME of the outputs NAME.prob.tif, ... (default: the slide's file name without extension; one slide)");
-  sub->add_option("--threads", c->params.threads, "Threads (0 = one per core)")->capture_default_str();
+  add_threads_option(*sub, c->params.threads, "Threads (0 = one per core)");
   sub->add_option("--preset", c->preset, "Parameter preset: a name in pipelines/presets/ (e.g. camelyon16) or a JSON file");
   sub->add_flag("--print-config", c->print_config, "Print the effective parameters (after --preset) and exit");
   sub->add_flag("--quiet,-q", c->quiet, "No progress bar");

@@ -61,7 +61,7 @@ void setup_synth(CLI::App& app) {
   sub->add_flag("--pen-marks", opt->params.pen_marks, "Draw marker-pen strokes beside the tissue");
   sub->add_option("--noise", opt->params.noise, "0..1: sensor noise")->capture_default_str();
   sub->add_option("--quality", opt->quality, "JPEG quality of the slide tiles")->capture_default_str();
-  sub->add_option("--threads", opt->threads, "Worker threads (0 = one per core)")->capture_default_str();
+  add_threads_option(*sub, opt->threads, "Worker threads (0 = one per core)");
   sub->callback([opt] { run_synth(*opt); });
 }
 

@@ -105,7 +105,8 @@ void setup_train(CLI::App& app) {
   sub->add_option("--seed", c->opt.seed, "Seed for initialisation, shuffling, augmentation and the validation split")
       ->capture_default_str();
   sub->add_option("--threads", c->opt.threads, "Threads (0 = one per core); results are reproducible at a fixed count")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   sub->add_flag("--quiet,-q", c->quiet, "No progress bar");
   sub->callback([c] { run_train(*c); });
 }

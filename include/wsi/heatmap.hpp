@@ -50,6 +50,9 @@ struct HeatmapParams {
   double threshold = 0.5;          // tumour regions, areas, patch counts in the summary
   double froc_threshold = 0.1;     // local maxima reported in NAME.froc.csv
   bool float32 = false;            // also NAME.prob.f32.tif (float probabilities, NaN = none)
+  // The slide fails (no output) when more than this share of its tissue patches fail to decode:
+  // a heatmap of what is left would pass for a whole one.
+  double max_failed = 0.5;
   int threads = 0;                 // LibTorch threads, which also read on a CPU (0 = one per core)
   int in_flight = 0;               // batches in the graph (0 = 2 + threads; 4 on a GPU)
   std::optional<double> mpp_override;  // µm per level-0 pixel for slides without metadata

@@ -8,7 +8,7 @@
 //     "name": "demo-cnn", "description": "...",
 //     "patch_size": 96,            // slide pixels per patch side, at `mpp`
 //     "mpp": 0.972,                // µm per pixel the model was trained at
-//     "input_size": 32,            // network input side after the resize
+//     "input_size": 32,            // network input side after the resize (default: patch_size)
 //     "resize": "nearest",         // none | nearest | bilinear | area (patch_size -> input_size)
 //     "scale": 0.00392156862745098,// pixel value multiplier (1/255)
 //     "mean": [0, 0, 0], "std": [1, 1, 1],  // after scaling: (x * scale - mean) / std
@@ -16,7 +16,8 @@
 //     "output": "logit",           // logit (1 value, sigmoid) | probability (1 value) |
 //                                  // softmax (2+ logits, softmax, take positive_index)
 //     "positive_index": 1,         // only for softmax
-//     "gradcam": {"features": "features", "classify": "classify"}, // exported methods, optional
+//     "gradcam": {"features": "features", "classify": "classify"}, // exported methods, optional;
+//                                  // naming methods the module lacks is an error
 //     "architecture": {"name": "cancernet", "width": 32, "blocks": 1}, // built-in networks only
 //     "training": {...}            // recipe and metrics written by `train`; kept, not interpreted
 //   }

@@ -1,11 +1,18 @@
 #include "wsi/runtime.hpp"
 
+#include <algorithm>
 #include <cstdlib>  // defines __GLIBC__ (through <features.h>) when the C library is glibc
 
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
 #include <dlfcn.h>
+#include <sched.h>
+
+#include <string>
+#include <thread>
+
+#include "wsi/error.hpp"
 
 namespace wsi {
 
@@ -29,6 +36,22 @@ bool limit_blas_threads() {
   if (!sym) return false;
   reinterpret_cast<SetThreads>(sym)(1);
   return true;
+}
+
+int available_cores() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) == 0) {
+    const int n = CPU_COUNT(&set);
+    if (n > 0) return n;
+  }
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+int resolve_threads(int requested) {
+  if (requested < 0) throw UsageError("--threads must be >= 0 (0 = one per core), got " + std::to_string(requested));
+  const int cores = available_cores();
+  return requested == 0 || requested > cores ? cores : requested;
 }
 
 }  // namespace wsi

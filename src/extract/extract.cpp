@@ -1,6 +1,7 @@
 // The extraction run: survey every slide (tissue → grid → labels), choose patches per split,
 // then stream the chosen patches through one oneTBB pipeline per slide into the dataset writers.
 #include "core/json_text.hpp"
+#include "wsi/runtime.hpp"
 #include "wsi/extract.hpp"
 
 #include <tbb/global_control.h>
@@ -260,8 +261,7 @@ ExtractSummary run_extract(const std::vector<ExtractSource>& sources, const Extr
   if (!fs::is_directory(params.out_dir))
     throw WriteError(params.out_dir, "cannot create the output directory" + (ec ? ": " + ec.message() : std::string()));
 
-  const int threads = params.threads > 0 ? params.threads
-                                         : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads = resolve_threads(params.threads);
   tbb::global_control limit(tbb::global_control::max_allowed_parallelism, static_cast<size_t>(threads));
 
   ExtractSummary summary;

@@ -76,11 +76,19 @@ PatchGeometry resolve_geometry(const std::vector<LevelInfo>& levels, double leve
     if (needed <= 0.25) m << ", or --mpp-tolerance " << needed << " (enlarge level 0 by that fraction)";
     throw ConfigError(m.str());
   }
+  const double ratio = target / level0_mpp;  // level-0 pixels per target pixel
+  const int64_t longest = std::max(levels[0].width, levels[0].height);
+  if (params.patch_size * ratio > static_cast<double>(longest)) {
+    std::ostringstream m;
+    m << "target resolution " << target << " um/px makes a " << params.patch_size << "-pixel patch "
+      << params.patch_size * target / 1000 << " mm wide, larger than the whole slide (" << levels[0].width << " x "
+      << levels[0].height << " pixels at " << level0_mpp << " um/px): check --target-mpp";
+    throw ConfigError(m.str());
+  }
   const LevelChoice c = choose_level(levels, level0_mpp, target, params.mpp_tolerance);
   g.level = c.level;
   g.level_downsample = levels[static_cast<size_t>(c.level)].downsample;
   g.target_mpp = target;
-  const double ratio = target / level0_mpp;  // level-0 pixels per target pixel
   g.size_level0 = params.patch_size * ratio;
   g.stride_level0 = params.stride * ratio;
   g.read_size = read_size_for(params.patch_size, c.read_scale);

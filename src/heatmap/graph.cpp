@@ -272,10 +272,13 @@ void PatchGraph::read_one(Job& job, size_t k, std::vector<uint8_t>& scratch) {
   uint8_t* dst = job.slot->pixels() + k * patch_bytes_;
   try {
     read_patch(source_, patches_[job.first + k], geometry_, dst, scratch);
-  } catch (const RegionReadError&) {
+  } catch (const RegionReadError& e) {
     job.ok[k] = 0;
     std::fill(dst, dst + patch_bytes_, uint8_t{255});
-    failed_.fetch_add(1, std::memory_order_relaxed);
+    if (failed_.fetch_add(1, std::memory_order_relaxed) == 0) {
+      const std::lock_guard<std::mutex> lock(failure_mutex_);
+      first_failure_ = e.what();
+    }
   }
 }
 
@@ -367,6 +370,7 @@ PatchGraphStats PatchGraph::run() {
   next_ = 0;
   seq_ = 0;
   failed_ = 0;
+  first_failure_.clear();
   read_cpu_ns_ = 0;
   if (patches_.empty()) return stats_;
   tbb::global_control limit(tbb::global_control::max_allowed_parallelism, static_cast<size_t>(threads_));
@@ -463,6 +467,7 @@ PatchGraphStats PatchGraph::run() {
   if (const std::exception_ptr e = inference.error()) std::rethrow_exception(e);
 
   stats_.failed = failed_.load();
+  stats_.first_failure = first_failure_;
   stats_.read_cpu_seconds = 1e-9 * static_cast<double>(read_cpu_ns_.load());
   stats_.cancelled = params_.cancel && params_.cancel->load() && stats_.patches < static_cast<int64_t>(patches_.size());
   stats_.classifier = pool_->timings();

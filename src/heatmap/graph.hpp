@@ -28,6 +28,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -61,6 +62,7 @@ struct PatchGraphParams {
 struct PatchGraphStats {
   int64_t patches = 0;          // handed to the sink
   int64_t failed = 0;           // of which failed to decode
+  std::string first_failure;    // the first such failure's message (which region, why)
   int64_t batches = 0;
   bool cancelled = false;       // stopped early by PatchGraphParams::cancel
   double read_seconds = 0;      // the read stage's wall time, summed over batches
@@ -113,6 +115,8 @@ class PatchGraph {
   size_t next_ = 0;  // the source's position in patches_
   int64_t seq_ = 0;
   std::atomic<int64_t> failed_{0};
+  std::mutex failure_mutex_;
+  std::string first_failure_;
   std::atomic<int64_t> read_cpu_ns_{0};
   PatchGraphStats stats_;  // the stitcher's (serial) accounts
 };

@@ -1,5 +1,6 @@
 // The main job (see heatmap.hpp): open the slide, survey it, plan, run the graph, write.
 #include "core/json_text.hpp"
+#include "wsi/runtime.hpp"
 #include "wsi/heatmap.hpp"
 
 #include <openslide.h>
@@ -10,6 +11,7 @@
 
 #include <chrono>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <thread>
 
 #include "heatmap/graph.hpp"
@@ -60,8 +62,7 @@ HeatmapSummary run_heatmap(const fs::path& slide_path, const Model& model, const
                            const fs::path& out_dir, const std::function<void(const HeatmapProgress&)>& progress) {
   const HeatmapParams params = detail::resolve_params(params_in, model.spec());
   if (!fs::is_directory(out_dir)) throw UsageError("output directory " + out_dir.string() + " does not exist");
-  const int threads =
-      params.threads > 0 ? params.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads = resolve_threads(params.threads);
 
   const auto t_start = Clock::now();
   SlideOptions slide_options;
@@ -117,6 +118,12 @@ HeatmapSummary run_heatmap(const fs::path& slide_path, const Model& model, const
   const double graph_seconds = seconds_since(t_graph);
   if (gs.cancelled || (params.cancel && params.cancel->load()))
     throw Error(slide_path.string() + ": interrupted; no output was renamed into place");
+  if (gs.failed > 0 && static_cast<double>(gs.failed) > params.max_failed * static_cast<double>(total)) {
+    std::ostringstream m;
+    m << slide_path.string() << ": " << gs.failed << " of " << total << " patch regions failed to decode (more than "
+      << params.max_failed * 100 << " %, --max-failed); no output was written. The first: " << gs.first_failure;
+    throw Error(m.str());
+  }
 
   // ---- Finish the outputs ----
   const auto t_write = Clock::now();

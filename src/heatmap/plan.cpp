@@ -19,6 +19,7 @@ void HeatmapParams::validate() const {
   if (!(threshold > 0 && threshold <= 1)) fail("--threshold must be in (0, 1]");
   if (!(froc_threshold >= 0 && froc_threshold <= 1)) fail("--froc-threshold must be in 0..1");
   if (threads < 0) fail("--threads must be >= 0");
+  if (!(max_failed >= 0 && max_failed <= 1)) fail("--max-failed must be in 0..1 (a share of the tissue patches)");
 }
 
 
@@ -116,6 +117,7 @@ HeatmapPlan plan_heatmap(const SlideFacts& slide, const ModelFacts& model, const
                      {"gradcam", plan.gradcam},
                      {"cam_per_patch", params.cam_per_patch},
                      {"threshold", params.threshold},
+                     {"max_failed", params.max_failed},
                      {"tissue", tissue_params_json(params.tissue)}};
   return plan;
 }

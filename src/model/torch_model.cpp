@@ -22,6 +22,7 @@
 #include <thread>
 #include <tuple>
 
+#include "wsi/runtime.hpp"
 #include "wsi/error.hpp"
 #include "wsi/gradcam.hpp"
 #include "wsi/model.hpp"
@@ -465,8 +466,7 @@ Model::Model(const fs::path& path, const ModelOptions& options) : impl_(std::mak
     m.device_name = "cuda:0" + (name.empty() ? std::string() : " (" + name + ")");
   }
   m.device_staging = options.device_staging || m.device.is_cuda();
-  const int threads = options.threads > 0 ? options.threads
-                                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads = resolve_threads(options.threads);
   at::set_num_threads(threads);
   m.channels_last = options.channels_last;
   if (options.precision == Precision::fp16 && options.device != Device::cuda)
@@ -499,9 +499,11 @@ Model::Model(const fs::path& path, const ModelOptions& options) : impl_(std::mak
   } else if (m.spec.features_method.empty()) {
     m.gradcam_reason = "its sidecar names no \"gradcam\" methods";
   } else if (!m.module.find_method(m.spec.features_method) || !m.module.find_method(m.spec.classify_method)) {
-    m.gradcam_reason = "the TorchScript module does not export the methods '" + m.spec.features_method + "' and '" +
-                       m.spec.classify_method +
-                       "' its sidecar names (export them with @torch.jit.export; tools/export_model.py does this)";
+    // A sidecar that promises what the module does not have is wrong, not a model without Grad-CAM.
+    throw ModelError(path, "its sidecar " + sidecar_path(path).string() + " names the Grad-CAM methods '" +
+                               m.spec.features_method + "' and '" + m.spec.classify_method +
+                               "', which the TorchScript module does not export: export them with "
+                               "@torch.jit.export (tools/export_model.py does), or remove \"gradcam\" from the sidecar");
   } else {
     m.gradcam = true;
   }

@@ -1,4 +1,5 @@
 // Training the built-in networks (see train.hpp).
+#include "wsi/runtime.hpp"
 #include "wsi/train.hpp"
 
 #include <ATen/Parallel.h>
@@ -276,7 +277,8 @@ TrainResult train_model(const PatchSet& train, const PatchSet* val, const TrainO
   result.train_patches = static_cast<int64_t>(train_members.size());
   result.val_patches = static_cast<int64_t>(val_members.size());
 
-  const int threads = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  // Not lowered to the cores (resolve_threads): the count is part of what makes a run reproducible.
+  const int threads = o.threads > 0 ? o.threads : available_cores();
   at::set_num_threads(threads);
   torch::manual_seed(o.seed);
 
