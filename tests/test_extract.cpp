@@ -396,6 +396,37 @@ TEST(ExtractBadInput, FullDiskLeavesNoDatasetUnderFinalNames) {
   EXPECT_TRUE(test::partial_files(out.path()).empty());
 }
 
+// The Kaggle layout on a full disk once left patch TIFFs in train/ without train_labels.csv
+// (issue 20): now the patches wait in a temporary folder that only a complete run renames.
+TEST(ExtractBadInput, KaggleLayoutOnAFullDiskLeavesNoPatchFolderWithoutLabels) {
+  const Fixture& fx = fixture();
+  test::ScratchDir out;
+  // Each 96² TIFF (27.8 KB) fits under a 32 KiB file-size limit; the meta CSV outgrows it.
+  const auto r = run_wsi({"extract", fx.slide.string(), "--mask", fx.mask.string(), "-o", out.path().string(), "-q",
+                          "--min-tissue", "0", "--format", "kaggle"},
+                         "ulimit -f 32; trap '' XFSZ;");
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_FALSE(r.signalled);
+  EXPECT_NE(r.err.find("train_meta.csv"), std::string::npos) << r.err;
+  for (const char* f : {"train", "train_labels.csv", "train_meta.csv", "patches_summary.json"})
+    EXPECT_FALSE(fs::exists(out / f)) << f;
+  EXPECT_TRUE(test::partial_files(out.path()).empty());
+  // Written again without the limit, the split's folder holds exactly the labelled patches, even
+  // over a folder left by an earlier run.
+  fs::create_directories(out / "train");
+  std::ofstream(out / "train" / "stale.tif") << "x";
+  const auto ok = run_wsi({"extract", fx.slide.string(), "--mask", fx.mask.string(), "-o", out.path().string(), "-q",
+                           "--format", "kaggle"});
+  ASSERT_EQ(ok.code, 0) << ok.err;
+  size_t tifs = 0;
+  for (const auto& e : fs::directory_iterator(out / "train")) tifs += e.path().extension() == ".tif";
+  std::ifstream labels(out / "train_labels.csv");
+  const size_t lines = static_cast<size_t>(std::count(std::istreambuf_iterator<char>(labels), {}, '\n'));
+  EXPECT_EQ(tifs + 1, lines);
+  EXPECT_FALSE(fs::exists(out / "train" / "stale.tif"));
+  EXPECT_TRUE(test::partial_files(out.path()).empty());
+}
+
 TEST(ExtractBadInput, UnreadableRegionIsSkippedAndCounted) {
   const Fixture& fx = fixture();
   test::ScratchDir dir;

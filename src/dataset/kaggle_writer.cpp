@@ -1,7 +1,8 @@
 // Kaggle-layout writer (layout in wsi/dataset.hpp): one uncompressed 8-bit RGB TIFF per patch,
 // tagged like the Kaggle set's own files (one strip, contiguous samples), named by the SHA-1 of its
-// pixels. Each TIFF is written under a temporary name and renamed when complete; the CSVs are
-// renamed at commit().
+// pixels. The TIFFs go into a temporary directory beside the split's folder, which commit()
+// renames into place with the CSVs: a run that fails (a full disk) leaves no patch folder without
+// its labels, and a split written again replaces its folder instead of mixing two runs' patches.
 #include <tiffio.h>
 
 #include <cerrno>
@@ -20,7 +21,6 @@
 namespace wsi {
 namespace {
 namespace fs = std::filesystem;
-using detail::PendingFile;
 
 // libtiff reports through callbacks; keep the first error for the WriteError, print nothing.
 int keep_tiff_error(TIFF* /*tif*/, void* data, const char* /*module*/, const char* fmt, va_list ap) {
@@ -55,6 +55,44 @@ class TiffFile {
   TIFF* tif_ = nullptr;
 };
 
+// A directory made under a temporary name beside `final`, removed with what is in it unless
+// commit() renamed it into place (replacing a directory of that name).
+class PendingDir {
+ public:
+  explicit PendingDir(fs::path final) : final_(std::move(final)), tmp_(detail::temporary_name(final_)) {
+    std::error_code ec;
+    if (fs::exists(final_, ec) && !fs::is_directory(final_, ec))
+      throw WriteError(final_, "cannot create the patch directory: a file of that name is in the way");
+    fs::create_directories(tmp_, ec);
+    if (ec || !fs::is_directory(tmp_)) throw WriteError(final_, "cannot create the patch directory: " + ec.message());
+  }
+  ~PendingDir() {
+    std::error_code ec;
+    if (!committed_) fs::remove_all(tmp_, ec);
+  }
+  PendingDir(const PendingDir&) = delete;
+  PendingDir& operator=(const PendingDir&) = delete;
+  const fs::path& tmp() const { return tmp_; }
+  const fs::path& final_path() const { return final_; }
+  void commit() {
+    std::error_code ec;
+    fs::path old;
+    if (fs::exists(final_, ec)) {  // a dataset written before: out of the way first, removed after
+      old = detail::temporary_name(final_);
+      fs::rename(final_, old, ec);
+      if (ec) throw WriteError(final_, "cannot replace the patch directory: " + ec.message());
+    }
+    fs::rename(tmp_, final_, ec);
+    if (ec) throw WriteError(final_, "cannot rename the patch directory into place: " + ec.message());
+    committed_ = true;
+    if (!old.empty()) fs::remove_all(old, ec);
+  }
+
+ private:
+  fs::path final_, tmp_;
+  bool committed_ = false;
+};
+
 class KaggleWriter final : public DatasetWriter {
  public:
   KaggleWriter(const fs::path& dir, const std::string& split, int patch_size)
@@ -62,11 +100,6 @@ class KaggleWriter final : public DatasetWriter {
         patch_dir_(dir / split),
         labels_(dir / (split + "_labels.csv")),
         meta_(dir / (split + "_meta.csv")) {
-    std::error_code ec;
-    fs::create_directories(patch_dir_, ec);
-    if (ec || !fs::is_directory(patch_dir_))
-      throw WriteError(patch_dir_, "cannot create the patch directory: " +
-                                       (ec ? ec.message() : std::string("a file of that name is in the way")));
     labels_.write_line("id,label");
     meta_.write_line("id," + std::string(detail::kMetaColumns));
     strip_.resize(3 * static_cast<size_t>(patch_size) * static_cast<size_t>(patch_size));
@@ -79,7 +112,7 @@ class KaggleWriter final : public DatasetWriter {
       ++stats_.duplicates_skipped;
       return;
     }
-    write_tiff(patch_dir_ / (id + ".tif"), p.rgb);
+    write_tiff(id + ".tif", p.rgb);
     labels_.write_line(id + "," + std::to_string(int{p.label}));
     meta_.write_line(id + "," + detail::meta_row(p));
     ids_.insert(std::move(id));
@@ -91,24 +124,29 @@ class KaggleWriter final : public DatasetWriter {
     if (committed_) return;
     labels_.close();
     meta_.close();
+    patch_dir_.commit();
     labels_.commit();
     meta_.commit();
     committed_ = true;
   }
 
-  std::vector<fs::path> outputs() const override { return {patch_dir_, labels_.final_path(), meta_.final_path()}; }
+  std::vector<fs::path> outputs() const override {
+    return {patch_dir_.final_path(), labels_.final_path(), meta_.final_path()};
+  }
   const DatasetWriterStats& stats() const override { return stats_; }
 
  private:
-  void write_tiff(const fs::path& path, const uint8_t* rgb) {
-    PendingFile file(path);
+  // Into the pending directory (the whole directory is renamed at commit); messages name the file
+  // where it was to end up.
+  void write_tiff(const std::string& name, const uint8_t* rgb) {
+    const fs::path path = patch_dir_.final_path() / name;
     std::string error;  // libtiff's own message; for I/O the system's (errno) says more
     auto fail = [&](const std::string& what, int err) {
       const std::string cause = err ? std::strerror(err) : error;
       throw WriteError(path, what + (cause.empty() ? "" : ": " + cause) + " (is the disk full?)");
     };
     {
-      TiffFile tiff(file.tmp(), &error);
+      TiffFile tiff(patch_dir_.tmp() / name, &error);
       TIFF* t = tiff.get();
       if (!t) fail("cannot create the TIFF", errno);
       const auto size = static_cast<uint32_t>(patch_size_);
@@ -130,11 +168,10 @@ class KaggleWriter final : public DatasetWriter {
       errno = 0;
       if (TIFFFlush(t) != 1) fail("writing the TIFF directory failed", errno);
     }
-    file.commit();
   }
 
   int patch_size_;
-  fs::path patch_dir_;
+  PendingDir patch_dir_;  // before the CSVs: removed after them when abandoned
   detail::PendingCsv labels_, meta_;
   std::vector<uint8_t> strip_;
   std::unordered_set<std::string> ids_;
