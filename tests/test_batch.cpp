@@ -160,6 +160,17 @@ TEST(BatchLockFile, SecondHolderIsRefusedUntilTheFirstLetsGo) {
   EXPECT_NO_THROW(BatchLock(d / ".batch.lock"));
 }
 
+TEST(BatchLockFile, SharedHoldersRunSideBySideButNeverBesideAnExclusiveOne) {
+  test::ScratchDir d;
+  {
+    const BatchLock shard1(d / ".batch.lock", BatchLock::Mode::shared);
+    EXPECT_NO_THROW(BatchLock(d / ".batch.lock", BatchLock::Mode::shared));
+    EXPECT_THROW(BatchLock(d / ".batch.lock"), Error);
+  }
+  const BatchLock whole(d / ".batch.lock");
+  EXPECT_THROW(BatchLock(d / ".batch.lock", BatchLock::Mode::shared), Error);
+}
+
 TEST(BatchChild, ExitStatusErrorLineAndTimeout) {
   test::ScratchDir d;
   const ChildResult r =
@@ -235,6 +246,9 @@ TEST(BatchCli, MixedArchiveFinishesReportsEachAndResumesWithoutRedoingWork) {
   EXPECT_TRUE(fs::exists(out / "ü_slide_3" / "ü_slide_3.summary.json"));
   EXPECT_NE(r.out.find("FAILED broken"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("broken.svs"), std::string::npos) << "the reason names the file\n" << r.out;
+  // On stderr too, for scripts that keep only the error stream (issue 20).
+  EXPECT_NE(r.err.find("wsi-heatmap: batch: slide broken failed: "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("wsi-heatmap: batch: slide empty failed: skipped: empty file"), std::string::npos) << r.err;
   EXPECT_NE(r.out.find("slides/hour"), std::string::npos) << r.out;
   EXPECT_TRUE(test::partial_files(out).empty());
   EXPECT_NE(test::slurp(out / "manifest.csv").find("slide_2,"), std::string::npos);
@@ -280,10 +294,60 @@ TEST(BatchCli, ShardsSplitTheArchiveAndALockedDirectoryIsRefused) {
   const auto whole = test::run_wsi(merge);
   EXPECT_NE(whole.out.find("0 done now, 3 already done"), std::string::npos) << whole.out;
   // Another run holding the directory's lock: refused, nothing touched.
-  const BatchLock held(out / ".batch.lock");
-  const auto r = test::run_wsi({"batch", slides[0], "-o", out.string(), "-q"});
+  {
+    const BatchLock held(out / ".batch.lock");
+    const auto r = test::run_wsi({"batch", slides[0], "-o", out.string(), "-q"});
+    EXPECT_EQ(r.code, 1);
+    EXPECT_NE(r.err.find("another batch run"), std::string::npos) << r.err;
+    const auto s = test::run_wsi({"batch", slides[0], "-o", out.string(), "-q", "--shard", "1/2"});
+    EXPECT_EQ(s.code, 1);
+    EXPECT_NE(s.err.find("another batch run"), std::string::npos) << s.err;
+  }
+  // A shard at work (holding the directory shared and its shard's lock): a whole run or the
+  // merge is refused (once, the lock was per manifest and they ran over each other), the other
+  // shard is not.
+  const BatchLock shard_dir(out / ".batch.lock", BatchLock::Mode::shared);
+  const BatchLock shard_own(out / ".batch.shard-1-of-2.lock");
+  std::vector<std::string> whole_again = {"batch"};
+  whole_again.insert(whole_again.end(), slides.begin(), slides.end());
+  whole_again.insert(whole_again.end(), {"-o", out.string(), "-q", "--no-gradcam"});
+  auto r = test::run_wsi(whole_again);
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("another batch run"), std::string::npos) << r.err;
+  whole_again.push_back("--merge-only");
+  r = test::run_wsi(whole_again);
+  EXPECT_EQ(r.code, 1);
+  whole_again.back() = "--shard";
+  whole_again.push_back("1/2");
+  r = test::run_wsi(whole_again);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find(".batch.shard-1-of-2.lock is locked"), std::string::npos) << r.err;
+  whole_again.back() = "2/2";
+  r = test::run_wsi(whole_again);
+  EXPECT_EQ(r.code, 0) << r.err;
+}
+
+TEST(BatchCli, LogsFolderThatIsASymlinkIsRefused) {
+  test::ScratchDir d;
+  const fs::path out = d / "out", elsewhere = d / "elsewhere";
+  fs::create_directories(out);
+  fs::create_directories(elsewhere);
+  fs::create_directory_symlink(elsewhere, out / "logs");
+  const auto r = test::run_wsi({"batch", small_slides()[0].string(), "-o", out.string(), "-q"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.err, "wsi-heatmap: error: " + (out / "logs").string() +
+                       " is a symbolic link; batch keeps its logs in a folder of its own there: remove the link\n");
+  EXPECT_TRUE(fs::is_empty(elsewhere));
+}
+
+// A file name holding a tab or a newline once split the line --list prints for workflow engines.
+TEST(BatchCli, ListEscapesTabsNewlinesAndBackslashesInPaths) {
+  test::ScratchDir d;
+  const fs::path odd = d / "a\tb\nc\\d.tif";
+  fs::copy_file(small_slides()[0], odd);
+  const auto r = test::run_wsi({"batch", "--list", odd.string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "a_b_c_d\t" + d.path().string() + "/a\\tb\\nc\\\\d.tif\n");
 }
 
 TEST(BatchCli, SlideOverItsTimeLimitIsStoppedAndRecordedAsFailed) {

@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 
 #include "core/json_text.hpp"
@@ -119,11 +120,27 @@ Selection select_slides(const BatchCli& c, const ShardSpec& shard) {
   return s;
 }
 
-// --list: what a run would process, as NAME<TAB>SLIDE lines (for workflow engines: the
-// Snakemake workflow in pipelines/ takes its slide names from here).
+// A path on one line of --list: backslash, tab, newline and carriage return escaped as \\, \t,
+// \n and \r, so that a file name holding them cannot split or forge a line.
+std::string escape_for_list(const std::string& path) {
+  std::string out;
+  for (const char ch : path) {
+    switch (ch) {
+      case '\\': out += "\\\\"; break;
+      case '\t': out += "\\t"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      default: out += ch;
+    }
+  }
+  return out;
+}
+
+// --list: what a run would process, as NAME<TAB>SLIDE lines, SLIDE escaped (escape_for_list; for
+// workflow engines: the Snakemake workflow in pipelines/ takes its slide names from here).
 int list_slides(const BatchCli& c) {
   const Selection sel = select_slides(c, ShardSpec::parse(c.shard));
-  for (const size_t i : sel.mine) std::cout << sel.names[i] << '\t' << sel.slides[i].string() << '\n';
+  for (const size_t i : sel.mine) std::cout << sel.names[i] << '\t' << escape_for_list(sel.slides[i].string()) << '\n';
   return 0;
 }
 
@@ -355,10 +372,21 @@ int run_batch(BatchCli& c) {
   const ShardSpec shard = ShardSpec::parse(c.shard);
   const fs::path out = c.out;
   std::error_code ec;
-  fs::create_directories(out / "logs", ec);
+  fs::create_directories(out, ec);
   if (ec) throw UsageError("cannot create the output directory " + out.string() + ": " + ec.message());
   if (::access(out.c_str(), W_OK) != 0) throw UsageError("output directory " + out.string() + " is not writable");
-  const BatchLock lock(out / (".batch" + shard.suffix() + ".lock"));
+  // The batch's own folder, never followed elsewhere: logs written through a planted link would
+  // land wherever it points.
+  if (fs::is_symlink(out / "logs"))
+    throw UsageError((out / "logs").string() + " is a symbolic link; batch keeps its logs in a folder of its own " +
+                     "there: remove the link");
+  fs::create_directories(out / "logs", ec);
+  if (ec) throw UsageError("cannot create " + (out / "logs").string() + ": " + ec.message());
+  // Shards run side by side; a run of every slide (or --merge-only) never runs beside any of them.
+  const BatchLock dir_lock(out / ".batch.lock",
+                           shard.whole() ? BatchLock::Mode::exclusive : BatchLock::Mode::shared);
+  std::optional<BatchLock> shard_lock;
+  if (!shard.whole()) shard_lock.emplace(out / (".batch" + shard.suffix() + ".lock"));
 
   const Selection sel = select_slides(c, shard);
   const std::vector<fs::path>& slides = sel.slides;
@@ -467,7 +495,11 @@ int run_batch(BatchCli& c) {
     std::cout << std::fixed << std::setprecision(1) << "  " << (ran_ok + ran_failed) * 3600.0 / std::max(wall, 1e-9)
               << " slides/hour (" << wall << " s for " << ran_ok + ran_failed << " slides)\n"
               << std::defaultfloat;
-  for (const auto& [name, reason] : failures) std::cout << "  FAILED " << name << ": " << reason << "\n";
+  // On stderr too: scripts that keep only the error stream still learn which slides failed.
+  for (const auto& [name, reason] : failures) {
+    std::cout << "  FAILED " << name << ": " << reason << "\n";
+    std::cerr << "wsi-heatmap: batch: slide " << name << " failed: " << reason << "\n";
+  }
   std::cout << "  manifest: " << manifest_json.string() << "\n";
   if (g_stop) {
     print_error("interrupted; finished slides are recorded, a rerun goes on from there");
@@ -509,7 +541,8 @@ void setup_batch(CLI::App& app) {
   sub->add_option("--shard", c->shard, "Only shard I of N (I/N, 1 <= I <= N; e.g. a Slurm array task)")
       ->capture_default_str();
   sub->add_flag("--quiet,-q", c->quiet, "No progress bar");
-  sub->add_flag("--list", c->list, "Print NAME<TAB>SLIDE for each slide a run would process (this shard) and exit");
+  sub->add_flag("--list", c->list, "Print NAME<TAB>SLIDE for each slide a run would process (this shard) and exit; in SLIDE a backslash, "
+                "tab, newline or carriage return is written \\\\, \\t, \\n or \\r");
 
   const char* ex = "Datasets (--extract)";
   sub->add_flag("--extract", c->extract,

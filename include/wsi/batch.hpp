@@ -108,11 +108,15 @@ bool outputs_intact(const std::vector<OutputFile>& outputs, const std::filesyste
 
 // ---- Running ----
 
-// An exclusive lock on a file (flock): held until destruction or process death (so a killed run
-// never leaves a stale lock). Throws Error naming the directory when another process holds it.
+// A lock on a file (flock): held until destruction or process death (so a killed run never
+// leaves a stale lock). Exclusive, or shared with other shared holders. A batch run takes the
+// output directory's .batch.lock exclusively when it runs every slide, shared when it runs a
+// shard (and then its shard's own lock exclusively): shards run side by side, a whole run never
+// runs beside any of them. Throws Error naming the directory when another process holds it.
 class BatchLock {
  public:
-  explicit BatchLock(const std::filesystem::path& lock_file);
+  enum class Mode { exclusive, shared };
+  explicit BatchLock(const std::filesystem::path& lock_file, Mode mode = Mode::exclusive);
   ~BatchLock();
   BatchLock(const BatchLock&) = delete;
   BatchLock& operator=(const BatchLock&) = delete;

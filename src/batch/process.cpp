@@ -42,10 +42,10 @@ std::string last_error_line(const fs::path& log) {
 
 }  // namespace
 
-BatchLock::BatchLock(const fs::path& lock_file) {
-  fd_ = ::open(lock_file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+BatchLock::BatchLock(const fs::path& lock_file, Mode mode) {
+  fd_ = ::open(lock_file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
   if (fd_ < 0) throw WriteError(lock_file, std::string("cannot create the lock file: ") + std::strerror(errno));
-  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+  if (::flock(fd_, (mode == Mode::exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) != 0) {
     const int err = errno;
     ::close(fd_);
     fd_ = -1;
@@ -54,9 +54,10 @@ BatchLock::BatchLock(const fs::path& lock_file) {
                   lock_file.filename().string() + " is locked); wait for it, or use another -o");
     throw WriteError(lock_file, std::string("cannot lock: ") + std::strerror(err));
   }
-  // For people looking at the directory: who holds it (the lock itself is the flock).
+  // For people looking at the directory: who holds it (the lock itself is the flock; shared
+  // holders leave the file as it is).
   const std::string pid = std::to_string(::getpid()) + "\n";
-  if (::ftruncate(fd_, 0) == 0) (void)!::write(fd_, pid.data(), pid.size());
+  if (mode == Mode::exclusive && ::ftruncate(fd_, 0) == 0) (void)!::write(fd_, pid.data(), pid.size());
 }
 
 BatchLock::~BatchLock() {
@@ -69,7 +70,7 @@ ChildResult run_child(const std::vector<std::string>& argv, const fs::path& log,
   std::vector<char*> args;
   for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
-  const int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  const int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
   if (out < 0) throw WriteError(log, std::string("cannot create the log: ") + std::strerror(errno));
   const pid_t parent = ::getpid();
   const auto t0 = Clock::now();
