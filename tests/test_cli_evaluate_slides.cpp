@@ -114,12 +114,14 @@ void write_patches(const fs::path& p, F prob) {
   write(p, s.str());
 }
 
-// Detections: lesion 1 at 0.9, lesion 2 at 0.6, a false positive on the glass at the corner at 0.8.
-void write_detections(const fs::path& p) {
+// Detections: lesion 1 at 0.9, lesion 2 at 0.6, a false positive on the glass at the corner at 0.8;
+// in the official script's form (no header, integer x, y), or with the `prob,x,y` header of our
+// older files.
+void write_detections(const fs::path& p, bool header = false) {
   const auto& c = fixture().lesion_centres;
   std::ostringstream s;
-  s << "prob,x,y\n0.9," << c[0].first << "," << c[0].second << "\n0.6," << c[1].first << "," << c[1].second
-    << "\n0.8,20,20\n";
+  s << (header ? "prob,x,y\n" : "") << "0.9," << c[0].first << "," << c[0].second << "\n0.6," << c[1].first << ","
+    << c[1].second << "\n0.8,20,20\n";
   write(p, s.str());
 }
 
@@ -151,7 +153,7 @@ TEST(CliEvaluateSlides, FixtureHasTwoLesionsAndTumourPatches) {
   EXPECT_GT(c.tn, 500);
 }
 
-TEST(CliEvaluateSlides, TrueFractionsScoreAucAndDiceOneAndFrocIsHandComputed) {
+TEST(CliEvaluateSlides, TrueFractionsScoreAucAndDiceOneAndBothFrocDefinitionsAreHandComputed) {
   const Fixture& fx = fixture();
   ASSERT_EQ(fx.lesion_centres.size(), 2u);
   test::ScratchDir d;
@@ -179,19 +181,22 @@ TEST(CliEvaluateSlides, TrueFractionsScoreAucAndDiceOneAndFrocIsHandComputed) {
   EXPECT_EQ(s["froc"]["itc_excluded"], 0);
   EXPECT_EQ(s["froc"]["lesion_map"]["downsample"], 8.0);
   EXPECT_EQ(s["froc"]["lesion_map"]["width"], 500);
-  // One slide; TP 0.9, 0.6; FP 0.8. Curve (avg FP, sensitivity) by falling threshold:
-  // 0.9 (0, 1/2), 0.8 (1, 1/2), 0.6 (1, 1) -> at 1/4, 1/2: 1/2; at 1, 2, 4, 8: 1; mean 5/6.
+  // One slide; TP 0.9, 0.6 (float32 scores 0.9f = 0.89999998, 0.6f); FP 0.8.
+  // Official: no lesion missed, so all_probs[1:] drops the lowest, 0.6f: lesion 2 is never
+  // found. Thresholds 0.8 (1 FP, 1/2), 0.9f (0, 1/2), then (0, 0): 1/2 everywhere.
   const auto& f = j["froc"];
-  const double want[6] = {0.5, 0.5, 1, 1, 1, 1};
   const char* at[6] = {"1/4", "1/2", "1", "2", "4", "8"};
-  for (int k = 0; k < 6; ++k) EXPECT_DOUBLE_EQ(f["sensitivity_at_fp_per_slide"][at[k]].get<double>(), want[k]) << at[k];
-  EXPECT_NEAR(f["score"].get<double>(), 5.0 / 6.0, 1e-12);
+  EXPECT_EQ(f["definition"], "official");
+  for (int k = 0; k < 6; ++k) EXPECT_DOUBLE_EQ(f["sensitivity_at_fp_per_slide"][at[k]].get<double>(), 0.5) << at[k];
+  EXPECT_NEAR(f["score"].get<double>(), 0.5, 1e-12);
   EXPECT_EQ(f["lesions"], 2);
-  EXPECT_EQ(f["curve"].size(), 3u);
+  ASSERT_EQ(f["curve"].size(), 3u);
+  EXPECT_TRUE(f["curve"][2][0].is_null());  // the (0, 0) point's threshold, +inf
   EXPECT_EQ(test::slurp(d / "froc_curve.csv"),
-            "threshold,avg_false_positives_per_slide,sensitivity\n0.6,1,1\n0.8,1,0.5\n0.9,0,0.5\n");
-  EXPECT_NE(test::slurp(d / "froc_curve.svg").find("FROC score 0.8333"), std::string::npos);
-  EXPECT_NE(r.out.find("FROC score (mean) 0.8333"), std::string::npos) << r.out;
+            "threshold,avg_false_positives_per_slide,sensitivity\n0.8,1,0.5\n0.8999999762,0,0.5\ninf,0,0\n");
+  EXPECT_NE(test::slurp(d / "froc_curve.svg").find("FROC score 0.5000"), std::string::npos);
+  EXPECT_NE(r.out.find("FROC (official) over 1 slide(s), 2 lesion(s)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("FROC score (mean) 0.5000"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("1.0000  1.0000"), std::string::npos) << r.out;
   EXPECT_TRUE(test::partial_files(d.path()).empty());
 
@@ -202,6 +207,22 @@ TEST(CliEvaluateSlides, TrueFractionsScoreAucAndDiceOneAndFrocIsHandComputed) {
                            "--label-rule", "fraction:0.5", "-o", (o / "sub").string()});
   ASSERT_EQ(r2.code, 0) << r2.err;
   EXPECT_EQ(report(o / "sub")["froc"]["score"], f["score"]);
+
+  // --froc corrected: every probability a threshold. Curve (avg FP, sensitivity) by falling
+  // threshold: 0.9 (0, 1/2), 0.8 (1, 1/2), 0.6 (1, 1) -> at 1/4, 1/2: 1/2; at 1 .. 8: 1; mean 5/6.
+  const auto rc = run_wsi({"evaluate-slides", "--results", d.path().string(), "--truth", fx.mask.string(),
+                           "--label-rule", "fraction:0.5", "--froc", "corrected", "-o", (o / "corrected").string()});
+  ASSERT_EQ(rc.code, 0) << rc.err;
+  const auto cf = report(o / "corrected")["froc"];
+  EXPECT_EQ(cf["definition"], "corrected");
+  const double want[6] = {0.5, 0.5, 1, 1, 1, 1};
+  for (int k = 0; k < 6; ++k)
+    EXPECT_DOUBLE_EQ(cf["sensitivity_at_fp_per_slide"][at[k]].get<double>(), want[k]) << at[k];
+  EXPECT_NEAR(cf["score"].get<double>(), 5.0 / 6.0, 1e-12);
+  EXPECT_EQ(test::slurp(o / "corrected" / "froc_curve.csv"),
+            "threshold,avg_false_positives_per_slide,sensitivity\n0.6,1,1\n0.8,1,0.5\n0.9,0,0.5\n");
+  EXPECT_NE(rc.out.find("FROC (corrected) over 1 slide(s)"), std::string::npos) << rc.out;
+  EXPECT_NE(rc.out.find("FROC score (mean) 0.8333"), std::string::npos) << rc.out;
 }
 
 TEST(CliEvaluateSlides, InvertedProbabilitiesScoreAucZero) {
@@ -259,14 +280,15 @@ TEST(CliEvaluateSlides, NormalSlideAddsFalsePositivesToThePooledScoresAndTheFroc
   EXPECT_EQ(j["pooled"]["confusion"]["tn"], c.tn + 9);
   EXPECT_DOUBLE_EQ(j["pooled"]["dice"].get<double>(), c.dice(1));
   EXPECT_LT(j["pooled"]["auc"].get<double>(), 1.0);
-  // Two slides; TP 0.9, 0.6; FP 0.8, 0.95. By falling threshold (avg FP, sensitivity):
-  // 0.95 (1/2, 0), 0.9 (1/2, 1/2), 0.8 (1, 1/2), 0.6 (1, 1).
-  // At 1/4 (left of the curve): 0; at 1/2: 1/2; at 1 .. 8: 1; mean 4.5 / 6.
-  const double want[6] = {0, 0.5, 1, 1, 1, 1};
+  // Two slides; TP 0.9, 0.6; FP 0.8, 0.95. Official (0.6f, the lowest, skipped), by falling
+  // threshold (avg FP, sensitivity): (0, 0) appended, 0.95 (1/2, 0), 0.9f (1/2, 1/2), 0.8 (1, 1/2).
+  // At 1/4, between (0, 0) and (1/2, 0): 0; at 1/2 the last 1/2-FP point: 1/2; beyond: 1/2;
+  // mean 2.5 / 6. (Corrected: 0, 1/2, then 1 from 1 FP, with 0.6 at (1, 1); mean 4.5 / 6.)
+  const double want[6] = {0, 0.5, 0.5, 0.5, 0.5, 0.5};
   const char* at[6] = {"1/4", "1/2", "1", "2", "4", "8"};
   for (int k = 0; k < 6; ++k)
     EXPECT_DOUBLE_EQ(j["froc"]["sensitivity_at_fp_per_slide"][at[k]].get<double>(), want[k]) << at[k];
-  EXPECT_NEAR(j["froc"]["score"].get<double>(), 0.75, 1e-12);
+  EXPECT_NEAR(j["froc"]["score"].get<double>(), 2.5 / 6, 1e-12);
   EXPECT_NE(r.out.find("no ground truth for normal_1: taken as normal"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("evalslides: ground truth from " + fx.mask.string()), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("AUC undefined: every patch is normal"), std::string::npos) << r.out;
@@ -276,7 +298,7 @@ TEST(CliEvaluateSlides, AnnotationsAgreeWithTheMask) {
   const Fixture& fx = fixture();
   test::ScratchDir d;
   write_patches(d / "evalslides.patches.csv", [](double f) { return f; });
-  write_detections(d / "evalslides.froc.csv");
+  write_detections(d / "evalslides.froc.csv", /*header=*/true);  // our older files still read
   // Polygons carry no mpp: the FROC asks for it, or for the slide.
   const auto no_mpp = run_wsi({"evaluate-slides", "--results", d.path().string(), "--truth", fx.xml.string()});
   EXPECT_EQ(no_mpp.code, 2);
@@ -296,7 +318,7 @@ TEST(CliEvaluateSlides, AnnotationsAgreeWithTheMask) {
     EXPECT_GT(p["auc"].get<double>(), 0.999) << extra[0];
     EXPECT_GT(p["dice"].get<double>(), 0.97) << extra[0];
     EXPECT_EQ(j["slides"][0]["froc"]["lesions"], 2) << extra[0];
-    EXPECT_NEAR(j["froc"]["score"].get<double>(), 5.0 / 6.0, 1e-12) << extra[0];
+    EXPECT_NEAR(j["froc"]["score"].get<double>(), 0.5, 1e-12) << extra[0];  // as from the mask
   }
 }
 
@@ -314,6 +336,8 @@ TEST(CliEvaluateSlides, EachBadInputGivesOneClearLineAndItsExitCode) {
   test::ScratchDir empty;
   test::ScratchDir bad_froc;
   write(bad_froc / "evalslides.froc.csv", "0.5,10,10\n0.5,10\n");
+  test::ScratchDir off_map;
+  write(off_map / "evalslides.froc.csv", "0.5,10,10\n0.75,4000,10\n");
   struct Case {
     std::vector<std::string> args;
     int code;
@@ -324,6 +348,10 @@ TEST(CliEvaluateSlides, EachBadInputGivesOneClearLineAndItsExitCode) {
        dir + "/evalslides.patches.csv:3: 'abc' in column probability is not a finite number"},
       {{"--results", bad_froc.path().string(), "--truth", mask}, 1,
        bad_froc.path().string() + "/evalslides.froc.csv:2: expected 3 fields (prob,x,y), found 2"},
+      {{"--results", off_map.path().string(), "--truth", mask}, 1,
+       "FROC: slide evalslides: the detection at x=4000, y=10 (probability 0.75) falls outside its 500 x 500 lesion "
+       "map (downsample 8), where the official Camelyon16 script fails"},
+      {{"--results", dir, "--truth", mask, "--froc", "best"}, 2, "--froc: best not in {official,corrected}"},
       {{"--results", outside.path().string(), "--truth", mask}, 1,
        outside.path().string() + "/evalslides.patches.csv:3: the patch at x=4096 y=0 lies outside the 4000 x 4000 "
                                  "level-0 pixels of mask " + mask},

@@ -3,7 +3,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <random>
+#include <string>
 
 #include "wsi/error.hpp"
 #include "wsi/metrics.hpp"
@@ -107,6 +109,16 @@ namespace {
 
 std::vector<uint8_t> blank(int64_t w, int64_t h) { return std::vector<uint8_t>(static_cast<size_t>(w * h), 0); }
 
+template <typename F>
+std::string error_text(F f) {
+  try {
+    f();
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "(no ConfigError)";
+}
+
 TEST(FrocLesions, DilationIsAnExactEuclideanRadiusOfHalf75Um) {
   // 15 um pixels: radius 75 / 30 = 2.5 px; pixels with dx^2 + dy^2 < 6.25 around one tumour pixel.
   auto m = blank(20, 20);
@@ -131,7 +143,7 @@ TEST(FrocLesions, BigLesionsCountHolesAreFilledAndSmallOnesAreItc) {
   EXPECT_TRUE(lm.itc[static_cast<size_t>(lm.labels[80 * 100 + 80] - 1)]);
 }
 
-TEST(Froc, HandComputedCurveAndScore) {
+TEST(Froc, HandComputedCurveAndScoreInBothDefinitions) {
   auto m = blank(100, 100);
   for (int y = 10; y < 40; ++y)
     for (int x = 10; x < 40; ++x) m[static_cast<size_t>(y * 100 + x)] = 255;
@@ -144,18 +156,35 @@ TEST(Froc, HandComputedCurveAndScore) {
       {{0.55, 80, 80}, {0.4, 120, 100}, {0.7, 321, 321}, {0.6, 280, 40}, {0.3, 8, 380}},
       {{0.5, 200, 200}}};
   // Lesion score 0.55 (max of 0.55, 0.4); 0.7 hits the ITC (ignored); FPs 0.6, 0.3 and 0.5 on
-  // two slides. Thresholds 0.3, 0.5, 0.55, 0.6 -> avg FPs 1.5, 1, 0.5, 0.5; sensitivity 1, 1, 1, 0.
-  const FrocResult r = camelyon_froc(truth, det);
-  EXPECT_EQ(r.lesions, 1);
-  ASSERT_EQ(r.thresholds, (std::vector<double>{0.3, 0.5, 0.55, 0.6}));
-  EXPECT_EQ(r.avg_false_positives, (std::vector<double>{1.5, 1.0, 0.5, 0.5}));
-  EXPECT_EQ(r.sensitivity, (std::vector<double>{1, 1, 1, 0}));
+  // two slides.
+  // Official: the sweep holds the ITC's score 0 and the lesion's float32 0.55f; 0 is skipped.
+  // Thresholds 0.3, 0.5, 0.55f, 0.6 -> avg FPs 1.5, 1, 0.5, 0.5; sensitivity 1, 1, 1, 0; then
+  // (0, 0). At 1/4 between (0, 0) and (1/2, 0): 0; at 1/2 the last 1/2-FP point: 1.
+  const FrocResult o = camelyon_froc(truth, det);
+  EXPECT_EQ(o.definition, FrocDefinition::official);
+  EXPECT_EQ(o.lesions, 1);
+  const double inf = std::numeric_limits<double>::infinity();
+  ASSERT_EQ(o.thresholds, (std::vector<double>{0.3, 0.5, static_cast<double>(0.55f), 0.6, inf}));
+  EXPECT_EQ(o.avg_false_positives, (std::vector<double>{1.5, 1.0, 0.5, 0.5, 0}));
+  EXPECT_EQ(o.sensitivity, (std::vector<double>{1, 1, 1, 0, 0}));
+  // Corrected: thresholds 0.3, 0.5, 0.55, 0.6, the same points, no (0, 0): at 1/4, left of the
+  // curve, the top threshold's 0.
+  const FrocResult k = camelyon_froc(truth, det, FrocDefinition::corrected);
+  EXPECT_EQ(k.definition, FrocDefinition::corrected);
+  EXPECT_EQ(k.lesions, 1);
+  ASSERT_EQ(k.thresholds, (std::vector<double>{0.3, 0.5, 0.55, 0.6}));
+  EXPECT_EQ(k.avg_false_positives, (std::vector<double>{1.5, 1.0, 0.5, 0.5}));
+  EXPECT_EQ(k.sensitivity, (std::vector<double>{1, 1, 1, 0}));
   const double want[6] = {0, 1, 1, 1, 1, 1};
-  for (int k = 0; k < 6; ++k) EXPECT_DOUBLE_EQ(r.sensitivity_at[k], want[k]) << k;
-  EXPECT_DOUBLE_EQ(r.score, 5.0 / 6);
+  for (int i = 0; i < 6; ++i) {
+    EXPECT_DOUBLE_EQ(o.sensitivity_at[i], want[i]) << i;
+    EXPECT_DOUBLE_EQ(k.sensitivity_at[i], want[i]) << i;
+  }
+  EXPECT_DOUBLE_EQ(o.score, 5.0 / 6);
+  EXPECT_DOUBLE_EQ(k.score, 5.0 / 6);
 }
 
-TEST(Froc, InterpolatesBetweenOperatingPoints) {
+TEST(Froc, OfficialSkipsTheLowestThresholdAndInterpolatesFromTheZeroPoint) {
   // Two lesions found at 0.8 and 0.5; false positives at 0.9 and 0.2, one slide.
   auto m = blank(100, 100);
   for (int y = 5; y < 35; ++y)
@@ -164,14 +193,57 @@ TEST(Froc, InterpolatesBetweenOperatingPoints) {
     for (int x = 60; x < 90; ++x) m[static_cast<size_t>(y * 100 + x)] = 1;
   std::vector<SlideTruth> truth(1);
   truth[0].lesions = camelyon_lesion_map(m, 100, 100, 10.0);
-  // Thresholds 0.2 (FP 2, sens 1), 0.5 (FP 1, sens 1), 0.8 (FP 1, sens 0.5), 0.9 (FP 1, sens 0).
-  const FrocResult r = camelyon_froc(truth, {{{0.8, 20, 20}, {0.5, 70, 70}, {0.9, 50, 2}, {0.2, 2, 98}}});
-  ASSERT_EQ(r.thresholds.size(), 4u);
-  // At 0.25 and 0.5 FPs: below the first point (FP 1) -> its sensitivity (numpy.interp clamps).
-  EXPECT_DOUBLE_EQ(r.sensitivity_at[0], 0.0);
-  EXPECT_DOUBLE_EQ(r.sensitivity_at[2], 1.0);  // at 1 FP: the best operating point with 1 FP
-  EXPECT_DOUBLE_EQ(r.sensitivity_at[3], 1.0);  // at 2 FPs
-  EXPECT_THROW(camelyon_froc(truth, {}), ConfigError);
+  const std::vector<std::vector<Detection>> det = {{{0.8, 20, 20}, {0.5, 70, 70}, {0.9, 50, 2}, {0.2, 2, 98}}};
+  // Official: no lesion missed, so no 0 to skip: all_probs[1:] drops 0.2. Thresholds 0.5 (1 FP,
+  // 1), 0.8f (1, 1/2), 0.9 (1, 0), then (0, 0): 0 up to 1 FP (the (0, 0)-(1, 0) stretch), 1 from
+  // 1 FP on; score 4/6.
+  const FrocResult o = camelyon_froc(truth, det);
+  ASSERT_EQ(o.thresholds.size(), 4u);
+  EXPECT_EQ(o.thresholds[0], 0.5);
+  const double want[6] = {0, 0, 1, 1, 1, 1};
+  for (int i = 0; i < 6; ++i) EXPECT_DOUBLE_EQ(o.sensitivity_at[i], want[i]) << i;
+  EXPECT_DOUBLE_EQ(o.score, 4.0 / 6);
+  // Corrected: thresholds 0.2 (2 FPs, 1), 0.5 (1, 1), 0.8 (1, 1/2), 0.9 (1, 0); left of 1 FP
+  // the top threshold's 0 (numpy.interp's clamp); 1 at 1 and 2 FPs; score 4/6 as well.
+  const FrocResult k = camelyon_froc(truth, det, FrocDefinition::corrected);
+  ASSERT_EQ(k.thresholds.size(), 4u);
+  EXPECT_EQ(k.thresholds[0], 0.2);
+  for (int i = 0; i < 6; ++i) EXPECT_DOUBLE_EQ(k.sensitivity_at[i], want[i]) << i;
+}
+
+TEST(Froc, SizeMismatchAndNoSlidesAreErrors) {
+  std::vector<SlideTruth> truth(1);
+  EXPECT_EQ(error_text([&] { camelyon_froc(truth, {}); }), "FROC: 1 ground truths but 0 detection lists");
+  EXPECT_EQ(error_text([&] { camelyon_froc({}, {}, FrocDefinition::corrected); }), "FROC: no slides");
+}
+
+TEST(Froc, OfficialRefusesADetectionOutsideTheLesionMapAndTruncatesTowardZero) {
+  auto m = blank(10, 10);
+  for (int y = 0; y < 10; ++y) m[static_cast<size_t>(y * 10)] = 1;  // tumour along the left edge
+  std::vector<SlideTruth> truth(1);
+  truth[0].lesions = camelyon_lesion_map(m, 10, 10, 30.0);  // 300 µm tall: a lesion, not an ITC
+  ASSERT_EQ(truth[0].lesions.itc, std::vector<bool>{false});
+  truth[0].downsample = 32;
+  truth[0].name = "tumor_001";
+  // x = -31: int(-31 / 32) = 0, column 0, the lesion (floor would give -1, outside: an FP).
+  // With an FP at 0.25: thresholds 0.5 (0 FPs, 1), then (0, 0).
+  const FrocResult inside = camelyon_froc(truth, {{{0.5, -31, 100}, {0.25, 200, 200}}});
+  EXPECT_EQ(inside.thresholds, (std::vector<double>{0.5, std::numeric_limits<double>::infinity()}));
+  EXPECT_EQ(inside.sensitivity, (std::vector<double>{1, 0}));
+  EXPECT_EQ(error_text([&] { camelyon_froc(truth, {{{0.5, -32, 100}}}); }),
+            "FROC: slide tumor_001: the detection at x=-32, y=100 (probability 0.5) falls outside its 10 x 10 lesion "
+            "map (downsample 32), where the official Camelyon16 script fails (or wraps round, for negative "
+            "coordinates); check that the detections are in this slide's level-0 pixels (the corrected FROC counts "
+            "such a detection as a false positive)");
+  truth[0].name.clear();
+  EXPECT_EQ(error_text([&] { camelyon_froc(truth, {{{0.25, 320, 5}}}); }).substr(0, 54),
+            "FROC: slide 1: the detection at x=320, y=5 (probabilit");
+  // Corrected: a false positive (floor(-31 / 32) = -1 is outside too).
+  const FrocResult k = camelyon_froc(truth, {{{0.5, -32, 100}, {0.25, -31, 100}}}, FrocDefinition::corrected);
+  EXPECT_EQ(k.avg_false_positives, (std::vector<double>{2, 1}));
+  // A slide without lesions looks nothing up: every detection is a false positive.
+  std::vector<SlideTruth> normal(1);
+  EXPECT_EQ(camelyon_froc(normal, {{{0.5, -1e6, 1e9}}}).thresholds.size(), 1u);
 }
 
 }  // namespace

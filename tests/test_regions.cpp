@@ -524,7 +524,7 @@ TEST(LocalMaxima, DefaultsNeedMpp) {
 
 // ---- FROC CSV -----------------------------------------------------------------------------------
 
-TEST(FrocCsv, ReadsBackThroughSlideEval) {
+TEST(FrocCsv, IsTheOfficialFormNoHeaderIntegerCoordinatesAndReadsBackThroughSlideEval) {
   ProbabilityGrid g = values(6, 3,
                              {0.1f, 0.95f, 0.1f, 0.1f, 0.1f, 0.3f,  //
                               0.1f, 0.1f, 0.1f, 0.1f, 0.1f, 0.1f,   //
@@ -534,19 +534,28 @@ TEST(FrocCsv, ReadsBackThroughSlideEval) {
   const auto dets = local_maxima(g, p);
   ASSERT_EQ(dets.size(), 3u);
   const std::string csv = froc_csv(dets);
-  EXPECT_EQ(csv.substr(0, 9), "prob,x,y\n");
+  EXPECT_EQ(csv.find("prob"), std::string::npos);  // Evaluation_FROC.py parses every line as a row
   const auto back = parse_detection_csv(csv, "slide.froc.csv");
   ASSERT_EQ(back.size(), dets.size());
-  for (size_t k = 0; k < dets.size(); ++k) expect_detection(back[k], dets[k].probability, dets[k].x, dets[k].y);
+  for (size_t k = 0; k < dets.size(); ++k)
+    expect_detection(back[k], dets[k].probability, std::trunc(dets[k].x), std::trunc(dets[k].y));
 
-  const std::vector<Detection> exact = {{0, 0, 0}, {1, 1e9, 0.5}, {1e-7, 1234.5678, 98765.4321}};
-  EXPECT_EQ(froc_csv(exact), "prob,x,y\n0,0,0\n1,1000000000,0.5\n0.0000001,1234.5678,98765.4321\n");
+  // Probabilities exactly, in fixed point; x, y truncated toward zero (int() in the script).
+  const std::vector<Detection> exact = {{0, 0, 0}, {1, 1e9, 0.5}, {1e-7, 1234.5678, 98765.4321}, {0.5, -0.5, -31.9}};
+  EXPECT_EQ(froc_csv(exact), "0,0,0\n1,1000000000,0\n0.0000001,1234,98765\n0.5,0,-31\n");
   const auto eb = parse_detection_csv(froc_csv(exact), "e.froc.csv");
-  ASSERT_EQ(eb.size(), 3u);
-  for (size_t k = 0; k < exact.size(); ++k) expect_detection(eb[k], exact[k].probability, exact[k].x, exact[k].y);
+  ASSERT_EQ(eb.size(), 4u);
+  for (size_t k = 0; k < exact.size(); ++k)
+    expect_detection(eb[k], exact[k].probability, std::trunc(exact[k].x) + 0.0, std::trunc(exact[k].y));
 
-  EXPECT_EQ(froc_csv({}), "prob,x,y\n");
+  EXPECT_EQ(froc_csv({}), "");
   EXPECT_TRUE(parse_detection_csv(froc_csv({}), "empty.froc.csv").empty());
+}
+
+TEST(FrocCsv, OlderFilesWithTheHeaderAndFractionalCoordinatesStillRead) {
+  const auto old = parse_detection_csv("prob,x,y\n0.95,12473.728,128.35\n", "old.froc.csv");
+  ASSERT_EQ(old.size(), 1u);
+  expect_detection(old[0], 0.95, 12473.728, 128.35);
 }
 
 // ---- bad input: the exact message for each ------------------------------------------------------

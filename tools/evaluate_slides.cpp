@@ -1,6 +1,7 @@
 // `wsi-heatmap evaluate-slides --results DIR --truth PATH...`: heatmap outputs against slide ground
 // truth: patch-level ROC AUC, Dice and confusion matrix per slide and pooled, and the Camelyon16
-// lesion-level FROC over all slides (the file contract is in include/wsi/slide_eval.hpp).
+// lesion-level FROC over all slides (the file contract is in include/wsi/slide_eval.hpp; the FROC
+// definitions, official by default and corrected with --froc corrected, in include/wsi/metrics.hpp).
 #include <algorithm>
 #include <cmath>
 #include <exception>
@@ -41,6 +42,7 @@ struct EvaluateSlidesOptions {
   double threshold = 0.5, mpp = 0;
   bool normal_if_missing = false;
   bool allow_no_tumour = false;
+  std::string froc = froc_definition_name(FrocDefinition::official);  // checked by the option
 };
 
 std::string lower(std::string s) {
@@ -339,6 +341,7 @@ void run_evaluate_slides(const EvaluateSlidesOptions& opt) {
     if (res.detections) {
       const auto det = read_detection_csv(*res.detections);
       SlideTruth st;
+      st.name = res.name;
       Json fj{{"froc_csv", res.detections->string()}, {"detections", det.size()}};
       if (truth.source) {
         if (!(truth.mpp > 0))
@@ -409,7 +412,10 @@ void run_evaluate_slides(const EvaluateSlidesOptions& opt) {
   }
   std::vector<std::string> written;
   if (have_froc) {
-    const FrocResult fr = camelyon_froc(froc_truth, froc_detections);
+    const FrocResult fr =
+        camelyon_froc(froc_truth, froc_detections,
+                      opt.froc == froc_definition_name(FrocDefinition::corrected) ? FrocDefinition::corrected
+                                                                                   : FrocDefinition::official);
     Json at = Json::object();
     for (int k = 0; k < 6; ++k) at[kFrocAtText[k]] = fr.sensitivity_at[k];
     Json curve = Json::array();
@@ -419,18 +425,23 @@ void run_evaluate_slides(const EvaluateSlidesOptions& opt) {
       curve.push_back({fr.thresholds[k], fr.avg_false_positives[k], fr.sensitivity[k]});
       csv << fr.thresholds[k] << "," << fr.avg_false_positives[k] << "," << fr.sensitivity[k] << "\n";
     }
-    report["froc"] = {{"slides", froc_truth.size()},
+    // The official curve ends at threshold +inf, which JSON writes as null.
+    report["froc"] = {{"definition", froc_definition_name(fr.definition)},
+                      {"slides", froc_truth.size()},
                       {"lesions", fr.lesions},
                       {"itc_excluded", itc_total},
                       {"sensitivity_at_fp_per_slide", at},
                       {"score", fr.score},
                       {"curve_columns", {"threshold", "avg_false_positives_per_slide", "sensitivity"}},
                       {"curve", curve}};
-    if (fr.lesions == 0) notes.push_back("FROC: no lesions (after ITC exclusion) in any slide, so every sensitivity is 0");
+    if (fr.lesions == 0)
+      notes.push_back(std::string("FROC: no lesions (after ITC exclusion) in any slide, so every sensitivity is 0") +
+                      (fr.definition == FrocDefinition::official ? " (the official script's 0 / 0: NaN)" : ""));
     detail::write_text_file(out / "froc_curve.csv", csv.str());
     detail::write_text_file(out / "froc_curve.svg", froc_svg(fr));
     written = {"froc_curve.csv", "froc_curve.svg"};
-    text << "FROC over " << froc_truth.size() << " slide(s), " << fr.lesions << " lesion(s)"
+    text << "FROC (" << froc_definition_name(fr.definition) << ") over " << froc_truth.size() << " slide(s), "
+         << fr.lesions << " lesion(s)"
          << (itc_total ? ", " + std::to_string(itc_total) + " ITC excluded" : std::string()) << "\n"
          << "  FPs per slide ";
     for (int k = 0; k < 6; ++k) text << std::setw(7) << kFrocAtText[k];
@@ -473,6 +484,12 @@ void setup_evaluate_slides(CLI::App& app) {
   sub->add_option("--label-rule", opt->rule, "center[:N] (of 96 samples per side), any, or fraction:T")
       ->capture_default_str();
   sub->add_option("--threshold", opt->threshold, "Probability at or above which a patch counts as tumour")
+      ->capture_default_str();
+  sub->add_option("--froc", opt->froc,
+                  "FROC definition: official (Camelyon16's Evaluation_FROC.py, quirks included) or corrected (every "
+                  "probability a threshold, missed lesions never found, no (0, 0) point)")
+      ->check(CLI::IsMember({froc_definition_name(FrocDefinition::official),
+                             froc_definition_name(FrocDefinition::corrected)}))
       ->capture_default_str();
   sub->add_option("--out,-o", opt->out, "Output directory (default: the results directory)");
   sub->callback([opt] { run_evaluate_slides(*opt); });

@@ -20,8 +20,9 @@ PACKAGES=(
   python3-h5py python3-openslide python3-numpy python3-torch python3-torchvision
 )
 # Only the test suite needs these: the workflow engines whose scripts in pipelines/ it runs
-# (Snakemake locally; a single-node Slurm, started by tests/slurm_array.sh).
-TEST_PACKAGES=(snakemake slurmctld slurmd slurm-client munge)
+# (Snakemake locally; a single-node Slurm, started by tests/slurm_array.sh), and SciPy for the
+# Python port of the official Camelyon16 FROC script (tests/camelyon_froc_official.py).
+TEST_PACKAGES=(snakemake slurmctld slurmd slurm-client munge python3-scipy)
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 

@@ -61,9 +61,13 @@
 //     extends the curve towards more false positives; it never lowers the sensitivity reached
 //     at a given number of false positives per slide.
 //   * The result is ordered by probability, highest first (ties in raster order).
-//   * froc_csv writes the NAME.froc.csv of slide_eval.hpp: the header line `prob,x,y`, then one
-//     row per detection, numbers in the shortest fixed-point form (no exponent) that reads back
-//     to the same double.
+//   * froc_csv writes the NAME.froc.csv of slide_eval.hpp in the form the official Camelyon16
+//     Evaluation_FROC.py reads (readCSVContent: every line is float(prob), int(x), int(y), so no
+//     header): one `prob,x,y` row per detection, nothing else (no detections: an empty file).
+//     prob is the shortest fixed-point form (no exponent) that reads back to the same double; x
+//     and y are the integer parts of the level-0 centre (truncated toward zero), which lie in the
+//     same lesion-map pixel as the centre at any integer downsample, since
+//     trunc(trunc(x) / d) == trunc(x / d).
 //
 // Errors: ConfigError, with the bad value and what is allowed, for an inconsistent grid (values
 // size != cols * rows, non-positive or non-finite step, non-finite origin, an infinite value)
@@ -127,7 +131,8 @@ struct MaximaParams {
 // for a bad grid or parameters, e.g. nms_um > 0 without mpp.
 std::vector<Detection> local_maxima(const ProbabilityGrid& grid, const MaximaParams& params);
 
-// NAME.froc.csv text: "prob,x,y\n" then one "prob,x,y\n" row per detection, in the order given.
+// NAME.froc.csv text: one "prob,x,y\n" row per detection (x, y truncated to integers), in the
+// order given; no header.
 std::string froc_csv(const std::vector<Detection>& detections);
 
 }  // namespace wsi

@@ -7,9 +7,14 @@
 //                     the patch's top-left corner, width, height = its extent in LEVEL-0 pixels
 //                     (> 0), probability = predicted tumour probability in 0..1.
 //   NAME.froc.csv     Camelyon16 detections, one `prob,x,y` row each: x, y = LEVEL-0 pixels of the
-//                     detection's centre, prob in 0..1. A header line (a first line without any
-//                     number) is optional; it names the columns (prob|probability|confidence|score,
-//                     x, y; any order; others ignored). An empty file is a slide without detections.
+//                     detection's centre, prob in 0..1. An empty file is a slide without detections.
+//                     The official Evaluation_FROC.py reads exactly that, without a header and with
+//                     integer x, y (float(prob), int(x), int(y) per line), which is what the heatmap
+//                     writes (regions.hpp, froc_csv). Also read, for files written before (the
+//                     heatmap's had a `prob,x,y` header and fractional x, y) and by other tools,
+//                     but not by the official script: a header line (a first line without any
+//                     number) naming the columns (prob|probability|confidence|score, x, y; any
+//                     order; others ignored), and fractional x, y.
 // CSV rules for both: comma-separated, spaces, tabs and a trailing CR around fields are ignored,
 // blank lines are skipped, numbers must be finite decimal numbers. Every malformed row is a
 // ConfigError that names the file and the 1-based line: "a.patches.csv:7: ...".

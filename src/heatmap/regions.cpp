@@ -363,7 +363,7 @@ std::vector<Detection> local_maxima(const ProbabilityGrid& grid, const MaximaPar
 }
 
 std::string froc_csv(const std::vector<Detection>& detections) {
-  std::string out = "prob,x,y\n";
+  std::string out;
   for (size_t k = 0; k < detections.size(); ++k) {
     const Detection& d = detections[k];
     if (!(d.probability >= 0 && d.probability <= 1) || !std::isfinite(d.x) || !std::isfinite(d.y)) {
@@ -372,11 +372,13 @@ std::string froc_csv(const std::vector<Detection>& detections) {
         << ") cannot be written: the probability must be in 0..1 and x, y finite level-0 pixels";
       throw ConfigError(m.str());
     }
+    // Integers, which the official reader's int() needs; truncating keeps the mask pixel its
+    // int(x / 2^level) finds. "+ 0.0" turns -0 into 0.
     append_double(out, d.probability);
     out += ',';
-    append_double(out, d.x);
+    append_double(out, std::trunc(d.x) + 0.0);
     out += ',';
-    append_double(out, d.y);
+    append_double(out, std::trunc(d.y) + 0.0);
     out += '\n';
   }
   return out;

@@ -4,6 +4,8 @@
 #include <limits>
 #include <map>
 #include <queue>
+#include <sstream>
+#include <string>
 
 #include "wsi/error.hpp"
 #include "wsi/metrics.hpp"
@@ -88,7 +90,8 @@ LesionMap camelyon_lesion_map(const std::vector<uint8_t>& mask, int64_t width, i
   const double r = 75.0 / (um_per_pixel * 2.0);
   const auto d2 = squared_distance(mask, width, height);
   std::vector<uint8_t> in(d2.size());
-  for (size_t i = 0; i < d2.size(); ++i) in[i] = d2[i] < r * r;
+  // sqrt of the exact integer squared distance, compared as the script compares it.
+  for (size_t i = 0; i < d2.size(); ++i) in[i] = std::sqrt(d2[i]) < r;
   // Fill holes: background not 4-connected to the border becomes lesion.
   std::vector<uint8_t> outside(in.size(), 0);
   std::queue<int64_t> q;
@@ -107,20 +110,22 @@ LesionMap camelyon_lesion_map(const std::vector<uint8_t>& mask, int64_t width, i
     if (y > 0) seed(x, y - 1);
     if (y + 1 < height) seed(x, y + 1);
   }
-  // Label 8-connected lesions and accumulate their second moments.
+  // Label 8-connected lesions; second moments about the centroid in two passes, as
+  // scikit-image's moments_central takes them.
   m.labels.assign(in.size(), 0);
+  const double itc_axis_px = 275.0 / um_per_pixel;  // the script's 275 / (resolution * 2^level)
   int32_t next = 0;
+  std::vector<int64_t> pixels;
   for (int64_t start = 0; start < width * height; ++start) {
     if (outside[static_cast<size_t>(start)] || m.labels[static_cast<size_t>(start)]) continue;
     const int32_t id = ++next;
-    double n = 0, sx = 0, sy = 0, sxx = 0, syy = 0, sxy = 0;
+    pixels.clear();
     m.labels[static_cast<size_t>(start)] = id;
     q.push(start);
     while (!q.empty()) {
       const int64_t i = q.front();
       q.pop();
-      const double x = static_cast<double>(i % width), y = static_cast<double>(i / width);
-      n += 1, sx += x, sy += y, sxx += x * x, syy += y * y, sxy += x * y;
+      pixels.push_back(i);
       for (int64_t dy = -1; dy <= 1; ++dy)
         for (int64_t dx = -1; dx <= 1; ++dx) {
           const int64_t nx = i % width + dx, ny = i / width + dy;
@@ -131,22 +136,30 @@ LesionMap camelyon_lesion_map(const std::vector<uint8_t>& mask, int64_t width, i
           q.push(static_cast<int64_t>(j));
         }
     }
+    const auto n = static_cast<double>(pixels.size());
+    double sx = 0, sy = 0;
+    for (const int64_t i : pixels) sx += static_cast<double>(i % width), sy += static_cast<double>(i / width);
+    const double mx = sx / n, my = sy / n;
+    double cxx = 0, cyy = 0, cxy = 0;
+    for (const int64_t i : pixels) {
+      const double x = static_cast<double>(i % width) - mx, y = static_cast<double>(i / width) - my;
+      cxx += x * x, cyy += y * y, cxy += x * y;
+    }
+    cxx /= n, cyy /= n, cxy /= n;
     // Major axis of the ellipse with the same second central moments: 4 * sqrt(largest eigenvalue).
-    const double cxx = sxx / n - (sx / n) * (sx / n), cyy = syy / n - (sy / n) * (sy / n);
-    const double cxy = sxy / n - (sx / n) * (sy / n);
     const double l1 = (cxx + cyy) / 2 + std::sqrt(std::max(0.0, (cxx - cyy) * (cxx - cyy) / 4 + cxy * cxy));
-    const double major_um = 4.0 * std::sqrt(std::max(0.0, l1)) * um_per_pixel;
-    m.itc.push_back(major_um < 275.0);
+    m.itc.push_back(4.0 * std::sqrt(std::max(0.0, l1)) < itc_axis_px);
   }
   return m;
 }
 
-FrocResult camelyon_froc(const std::vector<SlideTruth>& truth, const std::vector<std::vector<Detection>>& detections) {
-  if (truth.size() != detections.size())
-    throw ConfigError("FROC: " + std::to_string(truth.size()) + " ground truths but " +
-                      std::to_string(detections.size()) + " detection lists");
-  if (truth.empty()) throw ConfigError("FROC: no slides");
+namespace {
+
+constexpr double kFrocAt[6] = {0.25, 0.5, 1, 2, 4, 8};
+
+FrocResult corrected_froc(const std::vector<SlideTruth>& truth, const std::vector<std::vector<Detection>>& detections) {
   FrocResult r;
+  r.definition = FrocDefinition::corrected;
   std::vector<double> fp_probs, tp_probs;
   for (size_t s = 0; s < truth.size(); ++s) {
     const LesionMap& lm = truth[s].lesions;
@@ -185,20 +198,19 @@ FrocResult camelyon_froc(const std::vector<SlideTruth>& truth, const std::vector
   // numpy.interp over the curve by increasing average FPs (thresholds descending).
   std::vector<std::pair<double, double>> pts;
   for (size_t i = r.thresholds.size(); i-- > 0;) pts.push_back({r.avg_false_positives[i], r.sensitivity[i]});
-  const double at[6] = {0.25, 0.5, 1, 2, 4, 8};
   double sum = 0;
   for (int k = 0; k < 6; ++k) {
     double v = 0;
     if (!pts.empty()) {
-      if (at[k] < pts.front().first) {
+      if (kFrocAt[k] < pts.front().first) {
         v = pts.front().second;
-      } else if (at[k] >= pts.back().first) {
+      } else if (kFrocAt[k] >= pts.back().first) {
         v = pts.back().second;
       } else {
-        const auto hi = std::upper_bound(pts.begin(), pts.end(), at[k],
+        const auto hi = std::upper_bound(pts.begin(), pts.end(), kFrocAt[k],
                                          [](double x, const std::pair<double, double>& p) { return x < p.first; });
         const auto lo = hi - 1;
-        const double f = (at[k] - lo->first) / (hi->first - lo->first);
+        const double f = (kFrocAt[k] - lo->first) / (hi->first - lo->first);
         v = lo->second + f * (hi->second - lo->second);
       }
     }
@@ -207,6 +219,98 @@ FrocResult camelyon_froc(const std::vector<SlideTruth>& truth, const std::vector
   }
   r.score = sum / 6;
   return r;
+}
+
+std::string slide_label(const SlideTruth& t, size_t index) {
+  return t.name.empty() ? "slide " + std::to_string(index + 1) : "slide " + t.name;
+}
+
+// numpy.interp(x, xp, fp) for non-decreasing xp, as numpy 1.x computes it (compiled_base.c): the
+// last index j with xp[j] <= x; exact hits and the right end take fp[j]; left of xp[0], fp[0].
+double numpy_interp(double x, const std::vector<double>& xp, const std::vector<double>& fp) {
+  const size_t n = xp.size();
+  if (x > xp[n - 1]) return fp[n - 1];
+  if (x < xp[0]) return fp[0];
+  const auto j = static_cast<size_t>(std::upper_bound(xp.begin(), xp.end(), x) - xp.begin()) - 1;
+  if (j == n - 1 || xp[j] == x) return fp[j];
+  const double slope = (fp[j + 1] - fp[j]) / (xp[j + 1] - xp[j]);
+  return slope * (x - xp[j]) + fp[j];
+}
+
+FrocResult official_froc(const std::vector<SlideTruth>& truth, const std::vector<std::vector<Detection>>& detections) {
+  FrocResult r;
+  r.definition = FrocDefinition::official;
+  std::vector<double> fp_probs;  // as read: Python floats
+  std::vector<float> scores;     // one per lesion label of every slide, ITCs and missed ones included
+  for (size_t s = 0; s < truth.size(); ++s) {
+    const LesionMap& lm = truth[s].lesions;
+    if (lm.lesions() == 0) {  // the script's normal-slide branch: no lookup
+      for (const Detection& d : detections[s]) fp_probs.push_back(d.probability);
+      continue;
+    }
+    std::vector<float> score(static_cast<size_t>(lm.lesions()), 0.0f);
+    for (const Detection& d : detections[s]) {
+      const double x = std::trunc(d.x / truth[s].downsample), y = std::trunc(d.y / truth[s].downsample);
+      if (!(x >= 0 && y >= 0 && x < static_cast<double>(lm.width) && y < static_cast<double>(lm.height))) {
+        std::ostringstream m;
+        m << "FROC: " << slide_label(truth[s], s) << ": the detection at x=" << d.x << ", y=" << d.y << " (probability "
+          << d.probability << ") falls outside its " << lm.width << " x " << lm.height << " lesion map (downsample "
+          << truth[s].downsample << "), where the official Camelyon16 script fails (or wraps round, for negative "
+          << "coordinates); check that the detections are in this slide's level-0 pixels (the corrected FROC counts "
+          << "such a detection as a false positive)";
+        throw ConfigError(m.str());
+      }
+      const int32_t id = lm.labels[static_cast<size_t>(static_cast<int64_t>(y) * lm.width + static_cast<int64_t>(x))];
+      if (id == 0) {
+        fp_probs.push_back(d.probability);
+      } else if (!lm.itc[static_cast<size_t>(id - 1)]) {
+        float& best = score[static_cast<size_t>(id - 1)];
+        if (d.probability > static_cast<double>(best)) best = static_cast<float>(d.probability);
+      }
+    }
+    scores.insert(scores.end(), score.begin(), score.end());
+    r.lesions += std::count(lm.itc.begin(), lm.itc.end(), false);
+  }
+  std::vector<double> all = fp_probs;
+  for (const float v : scores) all.push_back(static_cast<double>(v));
+  std::sort(all.begin(), all.end());
+  all.erase(std::unique(all.begin(), all.end()), all.end());
+  std::sort(fp_probs.begin(), fp_probs.end());
+  std::sort(scores.begin(), scores.end());
+  const double slides = static_cast<double>(truth.size());
+  const auto sensitivity = [&](double true_positives) {
+    return r.lesions ? true_positives / static_cast<double>(r.lesions) : 0.0;  // the script: 0 / 0
+  };
+  for (size_t k = 1; k < all.size(); ++k) {  // all_probs[1:]
+    const double t = all[k];
+    const auto fps = fp_probs.end() - std::lower_bound(fp_probs.begin(), fp_probs.end(), t);
+    const auto tps = scores.end() - std::lower_bound(scores.begin(), scores.end(), static_cast<float>(t));
+    r.thresholds.push_back(t);
+    r.avg_false_positives.push_back(static_cast<double>(fps) / slides);
+    r.sensitivity.push_back(sensitivity(static_cast<double>(tps)));
+  }
+  r.thresholds.push_back(kInf);
+  r.avg_false_positives.push_back(0);
+  r.sensitivity.push_back(0);
+  const std::vector<double> xp(r.avg_false_positives.rbegin(), r.avg_false_positives.rend());
+  const std::vector<double> yp(r.sensitivity.rbegin(), r.sensitivity.rend());
+  double sum = 0;
+  for (int k = 0; k < 6; ++k) sum += r.sensitivity_at[k] = numpy_interp(kFrocAt[k], xp, yp);
+  r.score = sum / 6;
+  return r;
+}
+
+}  // namespace
+
+const char* froc_definition_name(FrocDefinition d) { return d == FrocDefinition::official ? "official" : "corrected"; }
+
+FrocResult camelyon_froc(const std::vector<SlideTruth>& truth, const std::vector<std::vector<Detection>>& detections,
+                         FrocDefinition definition) {
+  if (truth.size() != detections.size())
+    throw ConfigError("FROC: " + std::to_string(truth.size()) + " ground truths but " +
+                      std::to_string(detections.size()) + " detection lists");
+  if (truth.empty()) throw ConfigError("FROC: no slides");
+  return definition == FrocDefinition::official ? official_froc(truth, detections) : corrected_froc(truth, detections);
 }
 
 }  // namespace wsi
