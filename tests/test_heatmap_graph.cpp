@@ -18,6 +18,7 @@
 #include "heatmap/outputs.hpp"
 #include "heatmap/plan.hpp"
 #include "test_support.hpp"
+#include "viewer_readback.hpp"
 #include "wsi/error.hpp"
 
 namespace wsi {
@@ -443,6 +444,41 @@ TEST(HeatmapPlan, ANameThatIsAPathAndAModelWithoutGradcamAreHandled) {
   const auto plan = detail::plan_heatmap(slide_facts(), m, hp, "/out", nullptr);
   EXPECT_FALSE(plan.gradcam);
   EXPECT_TRUE(plan.outputs.cam.empty());
+}
+
+// The rasters' ImageDescription is the description JSON as it is (json.loads reads it; it used
+// to start with "wsi-heatmap probability "), and hides "xml", "XML" and "DICOM" from ASAP's TIFF
+// reader, which refuses files whose description contains them (its source; no ASAP here), with
+// escapes that parse back to the same name.
+TEST(HeatmapTiffDescription, IsJsonThatParsesAsItIsAndThatAsapDoesNotRefuse) {
+  const test::ScratchDir dir;
+  HeatmapParams hp;
+  hp.grid.min_tissue = 0;
+  hp.gradcam = false;
+  hp.name = "case_xml_XML_DICOM";
+  auto facts = slide_facts();
+  facts.levels.resize(1);
+  facts.levels[0] = {3840, 768, 1.0, 256, 256};
+  facts.bounds = {0, 0, 3840, 768, false};
+  const auto plan = detail::plan_heatmap(facts, model_facts(96, ResizeMode::none), hp, dir.path(), nullptr);
+  nlohmann::json description = plan.description;
+  description["software"] = {{"wsi_heatmap", "test"}};
+  const std::vector<float> prob(plan.grid.patches.size(), 0.25f);
+  detail::write_probability_rasters(plan, description, prob);
+  nlohmann::json expected = description;
+  expected["image"] = "probability";
+  expected["level0_pixels_per_pixel"] = plan.prob_raster.pixel;
+
+  const std::string text = test::read_tiff_level(plan.outputs.prob, 0).description;
+  for (const char* word : {"xml", "XML", "DICOM"}) EXPECT_EQ(text.find(word), std::string::npos) << word << " in " << text;
+  EXPECT_EQ(text.front(), '{');
+  EXPECT_EQ(nlohmann::json::parse(text), expected);
+  EXPECT_EQ(nlohmann::json::parse(text)["slide"]["name"], "case_xml_XML_DICOM");
+  if (!test::python_openslide_available()) GTEST_SKIP() << "python3-openslide is not installed (Debian: python3-openslide)";
+  const test::PythonReadback py = test::python_openslide_readback(plan.outputs.prob);
+  EXPECT_EQ(py.description_error, "");
+  ASSERT_FALSE(py.description_json.empty());
+  EXPECT_EQ(nlohmann::json::parse(py.description_json), expected);
 }
 
 // ---- The streaming writer ----

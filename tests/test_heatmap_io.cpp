@@ -81,26 +81,7 @@ bool is_bigtiff(const fs::path& p) {
   return f.t && TIFFIsBigTIFF(f.t);
 }
 
-// Reference 2x2 shrink of the pixels that exist (what the header promises).
-std::vector<uint8_t> ref_shrink_u8(const std::vector<uint8_t>& src, int64_t w, int64_t h, int ch, bool use_max) {
-  const int64_t ow = (w + 1) / 2, oh = (h + 1) / 2;
-  std::vector<uint8_t> out(static_cast<size_t>(ow * oh * ch));
-  for (int64_t y = 0; y < oh; ++y)
-    for (int64_t x = 0; x < ow; ++x)
-      for (int c = 0; c < ch; ++c) {
-        int sum = 0, n = 0, best = 0;
-        for (int64_t yy = 2 * y; yy < std::min(2 * y + 2, h); ++yy)
-          for (int64_t xx = 2 * x; xx < std::min(2 * x + 2, w); ++xx) {
-            const int v = src[static_cast<size_t>((yy * w + xx) * ch + c)];
-            sum += v;
-            best = std::max(best, v);
-            ++n;
-          }
-        out[static_cast<size_t>((y * ow + x) * ch + c)] =
-            static_cast<uint8_t>(use_max ? best : static_cast<int>(std::lround(double(sum) / n)));
-      }
-  return out;
-}
+using test::ref_shrink_u8;
 
 // ---------------------------------------------------------------------------------------------
 

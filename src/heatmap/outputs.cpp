@@ -5,6 +5,8 @@
 #include <cmath>
 #include <iomanip>
 #include <limits>
+#include <string_view>
+#include <utility>
 
 #include "wsi/error.hpp"
 #include "wsi/image_io.hpp"
@@ -37,6 +39,18 @@ void box_resample(const uint8_t* src, int64_t w, int64_t h, uint8_t* dst, int64_
 
 }  // namespace
 
+std::string tiff_description(const json& d) {
+  std::string text = d.dump();
+  // Only string values can hold these words (keys are ours, numbers cannot), and no escape
+  // nlohmann writes ends in one, so a \u escape of the first letter is valid JSON there.
+  for (const auto& [word, escaped] : {std::pair<std::string_view, std::string_view>{"xml", "\\u0078ml"},
+                                      {"XML", "\\u0058ML"},
+                                      {"DICOM", "\\u0044ICOM"}})
+    for (size_t at = text.find(word); at != std::string::npos; at = text.find(word, at + escaped.size()))
+      text.replace(at, word.size(), escaped);
+  return text;
+}
+
 PyramidTiffOptions heatmap_tiff_options(const HeatmapPlan& plan, const json& description, const RasterGeometry& raster,
                                         int channels, bool float32, const std::string& what, bool jpeg) {
   PyramidTiffOptions o;
@@ -49,7 +63,7 @@ PyramidTiffOptions heatmap_tiff_options(const HeatmapPlan& plan, const json& des
   json d = description;
   d["image"] = what;
   d["level0_pixels_per_pixel"] = raster.pixel;
-  o.description = "wsi-heatmap " + what + " " + d.dump();
+  o.description = tiff_description(d);
   o.compression = jpeg ? PyramidTiffOptions::Compression::jpeg : PyramidTiffOptions::Compression::deflate;
   o.shrink = PyramidTiffOptions::Shrink::mean;
   return o;
