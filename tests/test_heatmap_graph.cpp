@@ -481,6 +481,14 @@ TEST(HeatmapTiffDescription, IsJsonThatParsesAsItIsAndThatAsapDoesNotRefuse) {
   EXPECT_EQ(nlohmann::json::parse(py.description_json), expected);
 }
 
+// A slide name that is not UTF-8 (file names may be any bytes) does not fail the run.
+TEST(HeatmapTiffDescription, BytesThatAreNotUtf8BecomeReplacementCharacters) {
+  const nlohmann::json d = {{"slide", {{"name", "case\xff_xml"}}}};
+  const std::string text = detail::tiff_description(d);
+  EXPECT_EQ(nlohmann::json::parse(text)["slide"]["name"], "case\xef\xbf\xbd_xml");
+  EXPECT_EQ(text.find("xml"), std::string::npos) << text;
+}
+
 // ---- The streaming writer ----
 
 TEST(HeatmapStitcher, PatchesCsvAppearsOnlyOnFinishWithFailedPatchesLeftOut) {

@@ -40,7 +40,9 @@ void box_resample(const uint8_t* src, int64_t w, int64_t h, uint8_t* dst, int64_
 }  // namespace
 
 std::string tiff_description(const json& d) {
-  std::string text = d.dump();
+  // Names from the user's files may be any bytes: those that are not UTF-8 become U+FFFD
+  // rather than failing the run.
+  std::string text = d.dump(-1, ' ', false, json::error_handler_t::replace);
   // Only string values can hold these words (keys are ours, numbers cannot), and no escape
   // nlohmann writes ends in one, so a \u escape of the first letter is valid JSON there.
   for (const auto& [word, escaped] : {std::pair<std::string_view, std::string_view>{"xml", "\\u0078ml"},
