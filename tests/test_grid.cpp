@@ -7,8 +7,11 @@
 #include <utility>
 #include <vector>
 
+#include "test_support.hpp"
 #include "wsi/error.hpp"
 #include "wsi/grid.hpp"
+#include "wsi/slide.hpp"
+#include "wsi/synth.hpp"
 #include "wsi/tissue.hpp"
 
 namespace wsi {
@@ -139,6 +142,82 @@ TEST(GridLayout, OverlappingStrideGivesMorePatches) {
   const auto grid = make_grid(Bounds{0, 0, 480, 96, false}, level0_geometry(96, 48), p, nullptr);
   EXPECT_EQ(grid.cols, 9);  // starts 0, 48, ..., 384
   EXPECT_EQ(grid.patches.back().x, 384);
+}
+
+// The mpp a TIFF resolution tag gives back is the nominal one rounded (0.972 µm as 0.9720004
+// here, as a tester's slide had; 0.9719996 the other way): n whole patches stay n cells under
+// both edge policies, read 1:1 from level 0 or 2x from a level-1 that is read 1:1.
+TEST(GridLayout, RoundedMppOfASlideOfExactlyNPatchesGivesNCells) {
+  for (const double mpp : {0.9720004, 0.9719996}) {
+    for (const EdgePolicy edge : {EdgePolicy::inside, EdgePolicy::pad}) {
+      GridParams p;
+      p.target_mpp = 0.972;
+      p.min_tissue = 0;
+      p.edge = edge;
+      const auto levels = pyramid(960 * 4, 768 * 4, 3);  // level 2 holds 10 x 8 patches
+      const PatchGeometry g0 = resolve_geometry(pyramid(960, 768, 1), mpp, p);
+      EXPECT_DOUBLE_EQ(g0.size_level0, 96);
+      const PatchGrid grid0 = make_grid(Bounds{0, 0, 960, 768, false}, g0, p, nullptr);
+      EXPECT_EQ(grid0.cols, 10) << mpp;
+      EXPECT_EQ(grid0.rows, 8) << mpp;
+      const PatchGeometry g2 = resolve_geometry(levels, mpp / 4, p);
+      EXPECT_EQ(g2.level, 2);
+      EXPECT_DOUBLE_EQ(g2.size_level0, 384);
+      const PatchGrid grid2 = make_grid(Bounds{0, 0, 3840, 3072, false}, g2, p, nullptr);
+      EXPECT_EQ(grid2.cols, 10) << mpp;
+      EXPECT_EQ(grid2.rows, 8) << mpp;
+    }
+  }
+}
+
+// Resampled reads (no 1:1 level) keep the mpp ratio; a leftover of under 1/1000 of a stride
+// makes no extra cell, a longer one does (pad), and an overhang that small still fits (inside).
+TEST(GridLayout, LeftoversShorterThanAThousandthOfAStrideMakeNoCell) {
+  GridParams p;
+  p.level = 0;
+  p.min_tissue = 0;
+  p.edge = EdgePolicy::pad;
+  PatchGeometry g = level0_geometry(96, 96);
+  g.size_level0 = g.stride_level0 = 96.00005;  // 10 cells end at 960.0005
+  EXPECT_EQ(make_grid(Bounds{0, 0, 960, 96, false}, g, p, nullptr).cols, 10);
+  g.size_level0 = g.stride_level0 = 95.99995;  // 10 cells end at 959.9995
+  EXPECT_EQ(make_grid(Bounds{0, 0, 960, 96, false}, g, p, nullptr).cols, 10);
+  EXPECT_EQ(make_grid(Bounds{0, 0, 961, 96, false}, g, p, nullptr).cols, 11);
+  p.edge = EdgePolicy::inside;
+  g.size_level0 = g.stride_level0 = 96.00005;
+  EXPECT_EQ(make_grid(Bounds{0, 0, 960, 96, false}, g, p, nullptr).cols, 10);
+  EXPECT_EQ(make_grid(Bounds{0, 0, 959, 96, false}, g, p, nullptr).cols, 9);
+  EXPECT_EQ(make_grid(Bounds{0, 0, 50, 96, false}, g, p, nullptr).cols, 0);
+}
+
+// The same end to end: synthetic slides of exactly 10 x 8 patches written with their mpp in the
+// TIFF resolution tags (0.972 µm reads back coarser, 0.9 µm finer), opened, gridded at the mpp.
+TEST(GridLayout, SyntheticSlideOfExactlyNPatchesWithATiffRationalMppGivesNCells) {
+  const test::ScratchDir dir;
+  for (const double mpp : {0.972, 0.9}) {
+    SynthParams sp;
+    sp.width = 960;
+    sp.height = 768;
+    sp.mpp = mpp;
+    sp.tumours = 0;
+    SynthOutputs out;
+    out.slide = dir / ("exact-" + std::to_string(mpp) + ".tif");
+    write_synthetic_slide(SynthScene(sp), out, 1);
+    const Slide slide(out.slide);
+    ASSERT_EQ(slide.mpp().source, MppSource::tiff_resolution);
+    EXPECT_NE(slide.mpp().x, mpp) << "the tag gives " << slide.mpp().x << ": no rounding to guard against";
+    EXPECT_NEAR(slide.mpp().x, mpp, 1e-6);
+    for (const EdgePolicy edge : {EdgePolicy::inside, EdgePolicy::pad}) {
+      GridParams p;
+      p.target_mpp = mpp;
+      p.min_tissue = 0;
+      p.edge = edge;
+      const PatchGrid grid = make_grid(slide.bounds(), resolve_geometry(slide, p), p, nullptr);
+      EXPECT_EQ(grid.cols, 10) << mpp;
+      EXPECT_EQ(grid.rows, 8) << mpp;
+      EXPECT_EQ(grid.patches.size(), 80u) << mpp;
+    }
+  }
 }
 
 TEST(GridLayout, NonIntegerLevel0StepIsRoundedNotAccumulated) {

@@ -14,10 +14,12 @@
 #include <vips/vips8>
 
 #include "test_support.hpp"
+#include "viewer_readback.hpp"
 #include "wsi/error.hpp"
 #include "wsi/heatmap.hpp"
 #include "wsi/model.hpp"
 #include "wsi/slide.hpp"
+#include "wsi/tissue.hpp"
 
 namespace wsi {
 namespace {
@@ -274,9 +276,8 @@ TEST(Heatmap, WritesEveryOutputAndOpenSlideReadsThemWithTheSlideGeometry) {
     const char* desc = openslide_get_property_value(o, "openslide.comment");
     ASSERT_NE(desc, nullptr);
     EXPECT_NE(std::string(desc).find("\"sha1\""), std::string::npos);
-    if (f == s.outputs.cam) {
-      EXPECT_GE(openslide_get_level_count(o), 2) << "the saliency raster is pyramidal";
-    }
+    // OpenSlide 3.4.1 lists level 0 only; the pyramid is in its SubIFDs (for Bio-Formats).
+    EXPECT_EQ(openslide_get_level_count(o), 1) << f;
     openslide_close(o);
   }
   // Values read back: the disc centre is tumour, the pink tissue is not.
@@ -329,6 +330,165 @@ TEST(Heatmap, WritesEveryOutputAndOpenSlideReadsThemWithTheSlideGeometry) {
   const std::string csv = test::slurp(s.outputs.patches_csv);
   EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), s.processed + 1);
   EXPECT_NE(test::slurp(s.outputs.regions).find("\"Tumor\""), std::string::npos);
+}
+
+// The probability raster as the stitching rules of stitch.hpp make it from NAME.patches.csv
+// (patch size 96, stride 48 level-0 px: each patch owns the 48-px cell centred on it), uint8.
+std::vector<uint8_t> expected_probability_u8(const fs::path& csv, int64_t w, int64_t h, int64_t d) {
+  const auto probs = patch_probabilities(csv);
+  std::vector<uint8_t> out(static_cast<size_t>(w * h), 0);
+  for (int64_t v = 0; v < h; ++v)
+    for (int64_t u = 0; u < w; ++u) {
+      // The cell [x + 24, x + 72) holding the pixel's centre belongs to the patch at x.
+      const auto cell = [&](int64_t i) { return static_cast<int64_t>(std::floor((static_cast<double>(i * d) + static_cast<double>(d) / 2 - 24) / 48)) * 48; };
+      const auto it = probs.find({cell(u), cell(v)});
+      if (it != probs.end()) out[static_cast<size_t>(v * w + u)] = static_cast<uint8_t>(std::lround(it->second * 255));
+    }
+  return out;
+}
+
+// Pixels as 8-bit channels (RGB, or grey once) from a viewer's ARGB.
+std::vector<uint8_t> channels_of(const test::ViewerLevel& l, int channels) {
+  std::vector<uint8_t> out;
+  for (const uint32_t p : l.argb)
+    for (int c = 0; c < channels; ++c) out.push_back(static_cast<uint8_t>(p >> (16 - 8 * c)));
+  return out;
+}
+
+struct Diff {
+  int max = 0;
+  double mean = 0;
+  double over_16 = 0;  // fraction of channel values off by more than 16
+};
+Diff difference(const std::vector<uint8_t>& a, const std::vector<uint8_t>& b) {
+  Diff d;
+  EXPECT_EQ(a.size(), b.size());
+  const size_t n = std::min(a.size(), b.size());
+  for (size_t i = 0; i < n; ++i) {
+    const int e = std::abs(int{a[i]} - int{b[i]});
+    d.max = std::max(d.max, e);
+    d.mean += e;
+    d.over_16 += e > 16;
+  }
+  d.mean /= static_cast<double>(std::max<size_t>(1, n));
+  d.over_16 /= static_cast<double>(std::max<size_t>(1, n));
+  return d;
+}
+
+// Exact (tolerance 0 or 1, uint8 maps), or JPEG's error: small on average, large only at a few
+// sharp colour edges (4:2:0 chroma).
+void expect_close(const Diff& e, int tolerance, const std::string& what) {
+  if (tolerance <= 1) {
+    EXPECT_LE(e.max, tolerance) << what;
+  } else {
+    EXPECT_LT(e.mean, 1.5) << what;
+    EXPECT_LT(e.over_16, 0.01) << what << " (max " << e.max << ")";
+  }
+}
+
+// What each viewer gets from NAME.prob.tif, NAME.cam.tif and NAME.overlay.tif, checked by the
+// real readers here (libtiff, OpenSlide 3.4.1's C API, python3-openslide) and, for ASAP and
+// Bio-Formats (QuPath), by their rules only (no ASAP or Java here):
+//   * OpenSlide (C and Python): the one level it lists, every pixel, equals what was written:
+//     the probability map rebuilt from NAME.patches.csv by stitch.hpp's rule, the saliency map
+//     as libtiff decodes it, the overlay within JPEG's error of NAME.thumb.png (the same pixels
+//     before compression, at this size); nothing transparent.
+//   * libtiff: every SubIFD level is the 2x2 mean of the level above (the overlay within JPEG's
+//     error); level 0 is the only main directory (Bio-Formats' pyramid layout).
+//   * ASAP's rules: compression 32946 (maps) or 7 (overlay), both in its reader's list; the
+//     slide's width / map width == height / map height == d, the map's level-0 pixel in slide
+//     pixels, which the description and the resolution tag also state.
+//   * json.loads (python3) reads the ImageDescription as it is.
+// Stride 48, 16 saliency pixels per patch and a 1 µm overlay make every raster pyramidal.
+TEST(Heatmap, EveryRasterReadsBackThroughOpenSlideAndPythonAndKeepsTheViewersRules) {
+  REQUIRE_MODELS();
+  if (!test::python_openslide_available()) GTEST_SKIP() << "python3-openslide is not installed (Debian: python3-openslide)";
+  test::ScratchDir out;
+  HeatmapParams p;
+  p.grid.stride = 48;
+  p.cam_per_patch = 16;
+  p.overlay_mpp = 1.0;
+  p.float32 = true;
+  const HeatmapSummary s = run(out.path(), p);
+  struct Raster {
+    fs::path path;
+    const char* image;
+    int channels;
+    uint16_t compression;
+    int64_t d;
+    int tolerance;  // per channel against the reference: 0 exact
+  };
+  const Raster rasters[] = {{s.outputs.prob, "probability", 1, COMPRESSION_DEFLATE, 6, 1},
+                            {s.outputs.cam, "gradcam", 1, COMPRESSION_DEFLATE, 6, 0},
+                            {s.outputs.overlay, "overlay", 3, COMPRESSION_JPEG, 4, 16}};
+  for (const Raster& r : rasters) {
+    SCOPED_TRACE(r.path.filename().string());
+    const test::TiffLevel l0 = test::read_tiff_level(r.path, 0);
+    // ASAP's rules.
+    EXPECT_EQ(l0.compression, r.compression);
+    EXPECT_EQ(kSide / l0.width, r.d);
+    EXPECT_EQ(kSide / l0.height, r.d);
+    EXPECT_NEAR(l0.xres, 10000.0 / (0.25 * static_cast<double>(r.d)), 1e-2);
+    // Bio-Formats' layout: one main directory, the coarser levels its SubIFDs.
+    EXPECT_EQ(test::tiff_main_directories(r.path), 1);
+    const int levels = test::tiff_level_count(r.path);
+    EXPECT_GE(levels, 2);
+    // The description is JSON as it is, for libtiff's text and for json.loads alike.
+    const nlohmann::json desc = nlohmann::json::parse(l0.description);
+    EXPECT_EQ(desc["image"], r.image);
+    EXPECT_EQ(desc["level0_pixels_per_pixel"], r.d);
+    EXPECT_EQ(desc["slide"]["width"], kSide);
+    const test::PythonReadback py = test::python_openslide_readback(r.path);
+    EXPECT_EQ(py.description_error, "");
+    ASSERT_FALSE(py.description_json.empty());
+    EXPECT_EQ(nlohmann::json::parse(py.description_json), desc);
+
+    // Level 0 against what was written.
+    std::vector<uint8_t> written = l0.bytes;
+    if (r.channels == 1 && std::string(r.image) == "probability")
+      written = expected_probability_u8(s.outputs.patches_csv, l0.width, l0.height, r.d);
+    if (r.channels == 3) {
+      const RgbImage thumb = read_rgb_image(s.outputs.thumb);
+      ASSERT_EQ(thumb.width, l0.width);
+      written = thumb.pixels;
+    }
+    const Diff lt = difference(l0.bytes, written);
+    expect_close(lt, r.tolerance, "libtiff");
+    std::cout << "  " << r.path.filename().string() << ": libtiff against the written: max " << lt.max << ", mean "
+              << lt.mean << ", over 16: " << lt.over_16 * 100 << " %\n";
+    // OpenSlide: one level, every pixel opaque and as libtiff decodes it (JPEG: within 2).
+    const std::vector<test::ViewerLevel> c = test::openslide_c_levels(r.path);
+    ASSERT_EQ(c.size(), 1u);
+    ASSERT_EQ(py.levels.size(), 1u);
+    EXPECT_EQ(py.levels[0].argb, c[0].argb) << "python3-openslide and the C API differ";
+    ASSERT_EQ(c[0].width, l0.width);
+    ASSERT_EQ(c[0].height, l0.height);
+    EXPECT_TRUE(std::all_of(c[0].argb.begin(), c[0].argb.end(), [](uint32_t v) { return v >> 24 == 255u; }));
+    const Diff os = difference(channels_of(c[0], r.channels), l0.bytes);
+    EXPECT_LE(os.max, r.channels == 3 ? 2 : 0) << "OpenSlide against libtiff";
+    expect_close(difference(channels_of(c[0], r.channels), written), r.tolerance, "OpenSlide against the written");
+    // Every SubIFD level: the 2x2 mean of the level above.
+    test::TiffLevel above = l0;
+    for (int k = 1; k < levels; ++k) {
+      const test::TiffLevel lk = test::read_tiff_level(r.path, k);
+      EXPECT_EQ(lk.subfiletype, uint32_t{FILETYPE_REDUCEDIMAGE});
+      EXPECT_EQ(lk.compression, r.compression);
+      EXPECT_EQ(lk.width, (above.width + 1) / 2);
+      EXPECT_EQ(lk.height, (above.height + 1) / 2);
+      const Diff e = difference(lk.bytes, test::ref_shrink_u8(above.bytes, above.width, above.height, r.channels, false));
+      expect_close(e, r.channels == 3 ? r.tolerance : 0, "level " + std::to_string(k));
+      above = lk;
+    }
+  }
+  // The float map: the same layout and rules; its values are the uint8 map's before rounding.
+  const test::TiffLevel f0 = test::read_tiff_level(s.outputs.prob_f32, 0), u0 = test::read_tiff_level(s.outputs.prob, 0);
+  EXPECT_EQ(f0.compression, COMPRESSION_DEFLATE);
+  EXPECT_EQ(test::tiff_main_directories(s.outputs.prob_f32), 1);
+  ASSERT_EQ(f0.width, u0.width);
+  for (int64_t i = 0; i < static_cast<int64_t>(f0.width) * f0.height; ++i) {
+    const float v = f0.at<float>(i % f0.width, i / f0.width);
+    ASSERT_EQ(std::isnan(v) ? 0 : std::lround(v * 255), u0.bytes[static_cast<size_t>(i)]) << i;
+  }
 }
 
 TEST(Heatmap, SlideWithoutTissueGivesValidEmptyOutputsAndANote) {

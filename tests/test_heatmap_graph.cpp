@@ -18,6 +18,7 @@
 #include "heatmap/outputs.hpp"
 #include "heatmap/plan.hpp"
 #include "test_support.hpp"
+#include "viewer_readback.hpp"
 #include "wsi/error.hpp"
 
 namespace wsi {
@@ -376,18 +377,51 @@ TEST(HeatmapPlan, NamesEveryOutputAfterTheSlideAndReadsAnAreaResizedInputFromACo
   EXPECT_EQ(plan.grid.patches.size(), static_cast<size_t>((16384 / 384) * (12288 / 384)));
   EXPECT_EQ(plan.description["parameters"]["read_level"], 3);
   EXPECT_EQ(plan.description["model"]["name"], "model");
-  // The probability raster has one pixel per stride cell; the overlay is at 8 µm from level 3.
-  EXPECT_DOUBLE_EQ(plan.prob_raster.pixel, 384);
+  // The probability raster has 8 pixels per 384-px stride cell (16384 / 341 == 12288 / 256 ==
+  // 48); the overlay is at 8 µm (32 level-0 px) from level 3.
+  EXPECT_EQ(plan.prob_raster.pixel, 48);
+  EXPECT_EQ(plan.prob_raster.width, 341);
+  EXPECT_EQ(plan.prob_raster.height, 256);
+  EXPECT_EQ(plan.overlay_raster.pixel, 32);
   EXPECT_EQ(plan.overlay_level, 3);
 }
 
 TEST(HeatmapPlan, OverlappingPatchesSplitEachCellSoThatBordersFallOnPixels) {
   HeatmapParams hp;
   hp.grid.min_tissue = 0;
-  hp.grid.stride = 48;  // half the patch: cells are offset by a quarter patch
+  hp.grid.stride = 48;  // half the patch: cells (192 level-0 px) are offset by a quarter patch (96)
   const auto plan = detail::plan_heatmap(slide_facts(), model_facts(96, ResizeMode::none), hp, "/out", nullptr);
-  EXPECT_DOUBLE_EQ(plan.prob_raster.pixel, 192.0 / 2);
+  EXPECT_EQ(plan.prob_raster.pixel, 192 / 8);
+  EXPECT_EQ(96 % plan.prob_raster.pixel, 0);
   EXPECT_EQ(plan.read_geometry.patch_size, 96);
+}
+
+// Every raster's pixel is an integer d with W / width == H / height == d (ASAP's rule for a
+// likelihood map, checked here by that rule: there is no ASAP here), at least 16 pixels a side
+// (OpenSlide 3.4.1 decodes nothing smaller) and, for probabilities, at most an eighth of a cell.
+// Slides: the tester's 12000 x 9000 (whose 33 x 25 map broke the rule), a 0.25 µm scan of
+// 100000 x 80000, and one too small for 8 pixels per cell.
+TEST(HeatmapPlan, RastersAreAnIntegerDivisionOfTheSlideAndAtLeastSixteenPixelsASide) {
+  for (const auto& [w, h] : {std::pair<int64_t, int64_t>{12000, 9000}, {100000, 80000}, {400, 390}}) {
+    detail::SlideFacts f = slide_facts();
+    f.levels.resize(1);
+    f.levels[0] = {w, h, 1.0, 256, 256};
+    f.bounds = {0, 0, w, h, false};
+    HeatmapParams hp;
+    hp.grid.min_tissue = 0;
+    auto model = model_facts(96, ResizeMode::none);
+    model.spec.mpp = 0.972;
+    const auto plan = detail::plan_heatmap(f, model, hp, "/out", nullptr);
+    for (const auto& [name, g] : {std::pair<const char*, RasterGeometry>{"prob", plan.prob_raster},
+                                  {"cam", plan.cam_raster},
+                                  {"overlay", plan.overlay_raster}}) {
+      SCOPED_TRACE(std::string(name) + " of " + std::to_string(w) + "x" + std::to_string(h));
+      EXPECT_EQ(w / g.width, g.pixel);
+      EXPECT_EQ(h / g.height, g.pixel);
+      EXPECT_GE(std::min(g.width, g.height), 16);
+    }
+    EXPECT_LE(static_cast<double>(plan.prob_raster.pixel), plan.geometry.stride_level0 / 8);
+  }
 }
 
 TEST(HeatmapPlan, ANameThatIsAPathAndAModelWithoutGradcamAreHandled) {
@@ -410,6 +444,49 @@ TEST(HeatmapPlan, ANameThatIsAPathAndAModelWithoutGradcamAreHandled) {
   const auto plan = detail::plan_heatmap(slide_facts(), m, hp, "/out", nullptr);
   EXPECT_FALSE(plan.gradcam);
   EXPECT_TRUE(plan.outputs.cam.empty());
+}
+
+// The rasters' ImageDescription is the description JSON as it is (json.loads reads it; it used
+// to start with "wsi-heatmap probability "), and hides "xml", "XML" and "DICOM" from ASAP's TIFF
+// reader, which refuses files whose description contains them (its source; no ASAP here), with
+// escapes that parse back to the same name.
+TEST(HeatmapTiffDescription, IsJsonThatParsesAsItIsAndThatAsapDoesNotRefuse) {
+  const test::ScratchDir dir;
+  HeatmapParams hp;
+  hp.grid.min_tissue = 0;
+  hp.gradcam = false;
+  hp.name = "case_xml_XML_DICOM";
+  auto facts = slide_facts();
+  facts.levels.resize(1);
+  facts.levels[0] = {3840, 768, 1.0, 256, 256};
+  facts.bounds = {0, 0, 3840, 768, false};
+  const auto plan = detail::plan_heatmap(facts, model_facts(96, ResizeMode::none), hp, dir.path(), nullptr);
+  nlohmann::json description = plan.description;
+  description["software"] = {{"wsi_heatmap", "test"}};
+  const std::vector<float> prob(plan.grid.patches.size(), 0.25f);
+  detail::write_probability_rasters(plan, description, prob);
+  nlohmann::json expected = description;
+  expected["image"] = "probability";
+  expected["level0_pixels_per_pixel"] = plan.prob_raster.pixel;
+
+  const std::string text = test::read_tiff_level(plan.outputs.prob, 0).description;
+  for (const char* word : {"xml", "XML", "DICOM"}) EXPECT_EQ(text.find(word), std::string::npos) << word << " in " << text;
+  EXPECT_EQ(text.front(), '{');
+  EXPECT_EQ(nlohmann::json::parse(text), expected);
+  EXPECT_EQ(nlohmann::json::parse(text)["slide"]["name"], "case_xml_XML_DICOM");
+  if (!test::python_openslide_available()) GTEST_SKIP() << "python3-openslide is not installed (Debian: python3-openslide)";
+  const test::PythonReadback py = test::python_openslide_readback(plan.outputs.prob);
+  EXPECT_EQ(py.description_error, "");
+  ASSERT_FALSE(py.description_json.empty());
+  EXPECT_EQ(nlohmann::json::parse(py.description_json), expected);
+}
+
+// A slide name that is not UTF-8 (file names may be any bytes) does not fail the run.
+TEST(HeatmapTiffDescription, BytesThatAreNotUtf8BecomeReplacementCharacters) {
+  const nlohmann::json d = {{"slide", {{"name", "case\xff_xml"}}}};
+  const std::string text = detail::tiff_description(d);
+  EXPECT_EQ(nlohmann::json::parse(text)["slide"]["name"], "case\xef\xbf\xbd_xml");
+  EXPECT_EQ(text.find("xml"), std::string::npos) << text;
 }
 
 // ---- The streaming writer ----

@@ -2,6 +2,7 @@
 // averaging, streaming order, no half-patch shifts.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <vector>
@@ -12,12 +13,51 @@
 namespace wsi {
 namespace {
 
-TEST(Stitch, RasterCoversTheSlideFromItsOrigin) {
-  const RasterGeometry g = raster_for(1000, 500, 96);
-  EXPECT_EQ(g.width, 11);  // ceil(1000 / 96)
-  EXPECT_EQ(g.height, 6);
-  EXPECT_EQ(raster_for(960, 960, 96).width, 10);
+// ASAP overlays a likelihood map only when slide width / map width == slide height / map height
+// (integer division, its VisualizationWorkstationExtensionPlugin; checked here by that rule, not
+// by ASAP) and then scales it by that quotient: the raster's pixel d must be that quotient.
+TEST(Stitch, RasterPixelIsTheIntegerQuotientOfTheSlideByTheRasterOnBothAxes) {
+  struct Case {
+    int64_t w0, h0;
+    double max_pixel;
+    int64_t min_side, pixel, width, height;
+  };
+  const Case cases[] = {
+      {960, 960, 96, 1, 96, 10, 10},
+      {1000, 500, 96, 1, 83, 12, 6},  // 96 gives 1000 / 10 = 100 across
+      // The tester's 12000 x 9000 slide at one pixel per 363-px cell: 33 x 25 gave 363 and 360.
+      {12000, 9000, 363.75, 1, 333, 36, 27},
+      {12000, 9000, 363.75 / 8, 16, 45, 266, 200},
+      {4096, 4096, 12, 16, 12, 341, 341},
+      {4096, 4096, 11.9999999, 16, 12, 341, 341},  // an mpp's rounding does not cost a pixel
+      {100, 3000, 50, 16, 6, 16, 500},              // at least 16 pixels a side
+      {10, 10, 4, 16, 1, 10, 10},                   // a slide too small for that: d = 1
+      {7, 5, 0.5, 1, 1, 7, 5},
+  };
+  for (const Case& c : cases) {
+    const RasterGeometry g = raster_for(c.w0, c.h0, c.max_pixel, c.min_side);
+    EXPECT_EQ(g.pixel, c.pixel) << c.w0 << "x" << c.h0 << " max " << c.max_pixel;
+    EXPECT_EQ(g.width, c.width) << c.w0 << "x" << c.h0;
+    EXPECT_EQ(g.height, c.height) << c.w0 << "x" << c.h0;
+  }
   EXPECT_THROW(raster_for(10, 10, 0), ConfigError);
+  EXPECT_THROW(raster_for(0, 10, 1), ConfigError);
+}
+
+// Against a brute-force search: d is the largest integer up to max_pixel that satisfies the rule.
+TEST(Stitch, RasterPixelIsTheLargestThatSatisfiesTheRuleAgainstABruteForceSearch) {
+  for (int64_t w0 : {97, 1000, 4097, 12000, 99991})
+    for (int64_t h0 : {89, 700, 9000, 40000})
+      for (double max_pixel : {1.0, 7.5, 46.66, 373.248, 2000.0}) {
+        const RasterGeometry g = raster_for(w0, h0, max_pixel);
+        EXPECT_EQ(w0 / g.width, g.pixel);
+        EXPECT_EQ(h0 / g.height, g.pixel);
+        EXPECT_LE(static_cast<double>(g.pixel), std::max(1.0, max_pixel));
+        int64_t best = 1;
+        for (int64_t d = 1; d <= std::min<int64_t>({w0, h0, static_cast<int64_t>(max_pixel)}); ++d)
+          if (w0 / (w0 / d) == d && h0 / (h0 / d) == d) best = d;
+        EXPECT_EQ(g.pixel, best) << w0 << "x" << h0 << " max " << max_pixel;
+      }
 }
 
 TEST(Stitch, ProbabilityRasterPutsEachPatchOnItsOwnCell) {

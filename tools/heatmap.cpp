@@ -192,9 +192,9 @@ void setup_heatmap(CLI::App& app, bool parse_only) {
   sub->add_option("--batch", c->params.batch, "Patches per forward pass")->capture_default_str();
   add_grid_options(*sub, c->params.grid, c->grid, "Read patches at this um per pixel (default: the model's mpp)");
   sub->add_flag("--no-gradcam", c->no_gradcam, "Skip Grad-CAM (no NAME.cam.tif; faster)");
-  sub->add_option("--cam-resolution", c->params.cam_per_patch, "Grad-CAM raster pixels per patch side")
+  sub->add_option("--cam-resolution", c->params.cam_per_patch, "Grad-CAM raster pixels per patch side (at least: a raster pixel is a whole number of slide pixels)")
       ->capture_default_str();
-  sub->add_option("--overlay-mpp", c->params.overlay_mpp, "um per pixel of NAME.overlay.tif")->capture_default_str();
+  sub->add_option("--overlay-mpp", c->params.overlay_mpp, "um per pixel of NAME.overlay.tif (at most: a whole number of slide pixels)")->capture_default_str();
   sub->add_option("--threshold", c->params.threshold, "Probability at or above which a patch counts as tumour")
       ->capture_default_str();
   sub->add_option("--froc-threshold", c->params.froc_threshold, "Lowest local maximum written to NAME.froc.csv")

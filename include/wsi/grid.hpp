@@ -5,7 +5,10 @@
 //   * patch_size and stride are pixels AT THE TARGET RESOLUTION (target_mpp µm per pixel, PCam's
 //     0.972 µm by default), i.e. the pixels the patch has once extracted.
 //   * PatchGeometry::size_level0 / stride_level0 convert them to level-0 pixels (may be
-//     non-integer; positions are rounded to the nearest level-0 pixel, never accumulated).
+//     non-integer; positions are rounded to the nearest level-0 pixel, never accumulated). When
+//     the level is read 1:1 (its mpp within 1e-3 of the target) they are exactly patch_size and
+//     stride times the level's downsample: the pixels read, not the mpp's ratio, which carries
+//     the rounding of the slide's resolution tag.
 //
 // Reading: the patch is read at the coarsest level whose mpp is <= the target (never coarser, so
 // no detail is invented) as a read_size x read_size region of that level, then area-resampled to
@@ -21,7 +24,9 @@
 // Edge policy: the grid starts at the top-left of openslide.bounds-* (or of level 0) and a
 // patch is kept only when it lies entirely inside those bounds (`EdgePolicy::inside`, the
 // default; the last partial row and column are dropped). `EdgePolicy::pad` keeps the partial
-// patches; their outside part reads as white glass.
+// patches; their outside part reads as white glass. A leftover strip shorter than 1/1000 of a
+// stride makes no cell and an overhang that short still counts as inside, so that a slide of
+// exactly n patches gives n cells whatever the rounding of its mpp.
 //
 // Thread-safety: everything here is a pure function of its arguments.
 #pragma once

@@ -1,11 +1,21 @@
 // wsi/heatmap_io.hpp — writing heatmaps of a slide as pyramidal TIFFs, and colouring them.
 //
 // A heatmap file (NAME.prob.tif: tumour probability; NAME.cam.tif: Grad-CAM saliency;
-// NAME.overlay.tif: colour-mapped overlay) is a tiled BigTIFF with one directory (IFD) per pyramid
-// level, level 0 first, each level half the previous one (rounded up). That is OpenSlide's
-// "generic-tiff" layout, which QuPath and ASAP read too. Every level carries XResolution /
-// YResolution in pixels per centimetre (RESUNIT_CENTIMETER), so a viewer overlays the heatmap on
-// its slide at the right physical scale even when the heatmap has fewer pixels than the slide.
+// NAME.overlay.tif: colour-mapped overlay) is a tiled BigTIFF. Level 0 is the file's only main
+// directory (IFD); the coarser levels, each half the previous one (rounded up), are its SubIFDs
+// (TIFFTAG_SUBIFD, NewSubfileType 1), largest first: the pyramid layout Bio-Formats (QuPath)
+// documents. OpenSlide 3.4.1 (generic-tiff) and ASAP's TIFF reader follow the main chain only, so
+// they see level 0 alone and scale it themselves (measured for OpenSlide; ASAP by its source).
+// Every level carries XResolution / YResolution in pixels per centimetre (RESUNIT_CENTIMETER),
+// so a viewer overlays the heatmap on its slide at the right physical scale even when the
+// heatmap has fewer pixels than the slide.
+//
+// Tiles and levels, for OpenSlide 3.4.1: it decodes non-JPEG tiles through libtiff's
+// TIFFRGBAImage, which (libtiff 4.5) draws a level narrower or shorter than one tile into a
+// buffer of the wrong stride: garbage and transparency. So the tile side is the largest multiple
+// of 16 (TIFF's rule) up to `tile` that fits level 0's shorter side, and the pyramid stops before
+// a level would be smaller than one tile on either side. Level 0 itself must be at least 16
+// pixels on each side for 3.4.1 to decode it; smaller images are written all the same.
 //
 // Frames and units: pixel (x, y) of level k covers level-0 pixels [2^k x, 2^k (x+1)) of THIS
 // image (not of the slide; the heatmap's own mpp says how big they are). Level k's resolution tag
@@ -18,15 +28,17 @@
 // Each level keeps one row of tiles (tile * level width * channels samples) and half a row of
 // scratch. Because libtiff writes one directory at a time, levels 1.. are written meanwhile to
 // temporary tiled TIFFs beside the output (same `.NAME.partial-*` naming as the output itself);
-// finish() appends them as directories of the output tile by tile (lossless compressions: the
+// finish() appends them as level 0's SubIFDs tile by tile (lossless compressions: the
 // compressed tiles are copied as they are; JPEG: the temporary files are deflate-compressed, so
 // each tile is JPEG-compressed once, when it is appended), then renames the output into place.
 // Disk used meanwhile: the output plus levels 1.. once more (a third of level 0's pixels; for
 // JPEG outputs deflate-compressed, so possibly more bytes than the JPEG output's share).
 //
-// Readers: OpenSlide (generic-tiff), QuPath and ASAP open uint8 maps and RGB overlays. float32
-// maps keep exact values for analysis (libtiff, tifffile, ASAP); OpenSlide lists their levels
-// and properties but cannot decode float pixels (TIFFRGBAImage), so write uint8 for viewing.
+// Readers (tests/test_heatmap_io.cpp): OpenSlide 3.4.1, through its C API and python3-openslide,
+// reads back every pixel of uint8 maps and RGB overlays; libtiff reads every level. ASAP's and
+// Bio-Formats' rules (compression, layout) are checked against their source and documentation
+// only. float32 maps keep exact values for analysis (libtiff, tifffile, ASAP); OpenSlide opens
+// them (properties) but cannot decode float pixels (TIFFRGBAImage), so write uint8 for viewing.
 #pragma once
 
 #include <cstdint>
@@ -46,7 +58,7 @@ struct PyramidTiffOptions {
   int64_t height = 0;  // level 0, pixels (>= 1, < 2^32)
   int channels = 1;    // 1 (PHOTOMETRIC_MINISBLACK) or 3 (RGB; YCbCr inside JPEG)
   SampleType sample = SampleType::u8;
-  int tile = 256;    // tile width and height, a multiple of 16
+  int tile = 256;    // largest tile side, a multiple of 16 (smaller images get smaller tiles: above)
   double mpp_x = 0;  // micrometres per level-0 pixel of THIS image, > 0
   double mpp_y = 0;
   std::string description;  // ImageDescription of every level (e.g. the slide and the model)
@@ -58,11 +70,9 @@ struct PyramidTiffOptions {
   Shrink shrink = Shrink::mean;
   // deflate: lossless; u8 uses the horizontal-difference predictor, f32 no predictor (readers of
   // the floating-point predictor are rare). jpeg: u8 only, for RGB overlays (YCbCr 4:2:0).
+  // deflate is written as compression 32946 (COMPRESSION_DEFLATE; ASAP does not accept Adobe's 8).
   Compression compression = Compression::deflate;
   int jpeg_quality = 90;  // 1..100, used by Compression::jpeg
-  // Levels are added while the last one is larger than this on either side: with the defaults,
-  // the pyramid stops at the first level that fits in one 256x256 tile. At least 1.
-  int min_level_size = 256;
 };
 
 // One pyramid level's size in pixels.
@@ -72,8 +82,12 @@ struct LevelSize {
   friend bool operator==(const LevelSize&, const LevelSize&) = default;
 };
 
+// The tile side PyramidTiffWriter uses: the largest multiple of 16 that is at most options.tile
+// and at most level 0's width and height; 16 when level 0 is smaller than that.
+int pyramid_tile(const PyramidTiffOptions& options);
+
 // The levels PyramidTiffWriter writes for `options` (level 0 first): each is ceil(previous / 2)
-// on both sides; the last is the first with width and height <= min_level_size.
+// on both sides, as long as both sides are at least pyramid_tile(options).
 std::vector<LevelSize> pyramid_levels(const PyramidTiffOptions& options);
 
 // Streams a pyramidal tiled BigTIFF (see the top of this file). Usage:

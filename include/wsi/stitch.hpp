@@ -1,17 +1,22 @@
 // wsi/stitch.hpp — placing per-patch results on slide-aligned output rasters (pure, no I/O).
 //
-// Frames and units: everything is LEVEL-0 pixels of the slide. An output raster with pixel size
-// `pixel` (level-0 pixels, may be fractional) covers [0, W0) x [0, H0) from the slide's origin:
-// raster pixel (u, v) is the level-0 square [u * pixel, (u + 1) * pixel) x [v * pixel, ...).
-// A viewer that scales the raster to the slide's physical size (its resolution tags) therefore
-// overlays it exactly, whatever the grid's origin or stride.
+// Frames and units: everything is LEVEL-0 pixels of the slide. An output raster of a W0 x H0
+// slide has an integer pixel size d (level-0 pixels) and W0 / d x H0 / d pixels (integer
+// division), so that W0 / width == H0 / height == d: ASAP overlays a likelihood map only then,
+// and scales it by exactly that quotient. Raster pixel (u, v) is the level-0 square
+// [u * d, (u + 1) * d) x [v * d, (v + 1) * d) from the slide's origin, so the raster covers
+// [0, width * d) x [0, height * d): the slide but a strip narrower than one raster pixel at its
+// right and bottom edges. A viewer that scales the raster to the slide's physical size (its
+// resolution tags, d times the slide's mpp) overlays it exactly too, whatever the grid's origin
+// or stride.
 //
-//   * Probability raster (pixel = the grid stride, or stride / k so that cell borders fall on
-//     pixel borders when patches overlap): pixel (u, v) takes the probability of the
-//     patch whose stride cell — the stride x stride square centred on the patch's centre —
+//   * Probability raster (d about stride / 8, see plan.cpp): pixel (u, v) takes the probability
+//     of the patch whose stride cell — the stride x stride square centred on the patch's centre —
 //     contains the pixel's centre; NaN where no patch was computed. With stride == patch size the
 //     cell is the patch itself; with overlap each patch owns the central part it shares least.
-//   * Saliency raster (pixel = patch size / cells_per_patch): every patch adds its Grad-CAM map,
+//     A d that does not divide the stride draws cells 8 or 9 pixels wide, their borders within
+//     half a pixel of where they are; d <= stride keeps every cell at least one pixel wide.
+//   * Saliency raster (d about patch size / cells_per_patch): every patch adds its Grad-CAM map,
 //     area-resampled to the pixels it covers (coverage-weighted), and each pixel is the mean of
 //     the patches that cover it (overlaps are averaged); NaN where no patch covers it.
 //
@@ -30,11 +35,15 @@ namespace wsi {
 
 struct RasterGeometry {
   int64_t width = 0, height = 0;  // raster pixels
-  double pixel = 1;               // level-0 pixels per raster pixel
+  int64_t pixel = 1;              // d: level-0 pixels per raster pixel
 };
 
-// The raster of pixel size `pixel` that covers a level-0 slide of `w0` x `h0` (ceil).
-RasterGeometry raster_for(int64_t w0, int64_t h0, double pixel);
+// The raster of a level-0 slide of `w0` x `h0` with the largest d <= max_pixel (at least 1) for
+// which w0 / (w0 / d) == d == h0 / (h0 / d) and, when the slide is large enough for it, both
+// sides are at least `min_side` pixels; width = w0 / d, height = h0 / d. max_pixel within 1e-6
+// (relative) below an integer counts as that integer. Throws ConfigError for max_pixel <= 0 or
+// an empty slide.
+RasterGeometry raster_for(int64_t w0, int64_t h0, double max_pixel, int64_t min_side = 1);
 
 // Probability raster from patch results. `x`, `y` are the patches' level-0 top-left corners,
 // `size_level0` their level-0 side, `stride_level0` the grid step. Cells are assigned by the

@@ -38,11 +38,18 @@ void GridParams::validate() const {
 
 namespace {
 
-// Level pixels to read for `size` output pixels. Within the 1e-3 tolerance choose_level uses,
-// read 1:1 rather than resample by 0.1 %.
+// Within the 1e-3 tolerance choose_level uses, a level is read 1:1 rather than resampled by 0.1 %.
+bool reads_one_to_one(double read_scale) { return std::abs(read_scale - 1.0) <= 1e-3; }
+
+// Level pixels to read for `size` output pixels.
 int64_t read_size_for(int size, double read_scale) {
-  return std::abs(read_scale - 1.0) <= 1e-3 ? size : std::max<int64_t>(1, std::llround(size * read_scale));
+  return reads_one_to_one(read_scale) ? size : std::max<int64_t>(1, std::llround(size * read_scale));
 }
+
+// A strip of the bounds shorter than this fraction of a stride makes no cell, and a patch that
+// overhangs them by less counts as inside: an mpp read back from a TIFF rational is off by up to
+// ~1e-5, which would otherwise turn n whole cells into n + 1 (pad) or n - 1 (inside).
+constexpr double kCellTolerance = 1e-3;
 
 }  // namespace
 
@@ -89,9 +96,17 @@ PatchGeometry resolve_geometry(const std::vector<LevelInfo>& levels, double leve
   g.level = c.level;
   g.level_downsample = levels[static_cast<size_t>(c.level)].downsample;
   g.target_mpp = target;
-  g.size_level0 = params.patch_size * ratio;
-  g.stride_level0 = params.stride * ratio;
   g.read_size = read_size_for(params.patch_size, c.read_scale);
+  if (reads_one_to_one(c.read_scale)) {
+    // Read 1:1, a patch is read_size level pixels: that, not target / level0_mpp, is its
+    // footprint. They differ only by the mpp's rounding (0.972 µm stored as a TIFF rational reads
+    // back as 0.97200004), which would make a slide of exactly n patches n + 1 cells wide.
+    g.size_level0 = params.patch_size * g.level_downsample;
+    g.stride_level0 = params.stride * g.level_downsample;
+  } else {
+    g.size_level0 = params.patch_size * ratio;
+    g.stride_level0 = params.stride * ratio;
+  }
   return g;
 }
 
@@ -144,10 +159,10 @@ PatchGrid make_grid(const Bounds& bounds, const PatchGeometry& geometry, const G
   const double size = geometry.size_level0, stride = geometry.stride_level0;
   auto count = [&](int64_t extent_px) -> int64_t {
     const double extent = static_cast<double>(extent_px);
-    if (params.edge == EdgePolicy::pad) return extent_px > 0 ? static_cast<int64_t>(std::ceil(extent / stride)) : 0;
-    if (extent + 1e-6 < size) return 0;
+    if (params.edge == EdgePolicy::pad)
+      return extent_px > 0 ? std::max<int64_t>(1, static_cast<int64_t>(std::ceil(extent / stride - kCellTolerance))) : 0;
     // Patches fully inside: the last start s satisfies s + size <= extent.
-    return static_cast<int64_t>(std::floor((extent - size) / stride + 1e-9)) + 1;
+    return std::max<int64_t>(0, static_cast<int64_t>(std::floor((extent - size) / stride + kCellTolerance)) + 1);
   };
   grid.cols = count(bounds.width);
   grid.rows = count(bounds.height);

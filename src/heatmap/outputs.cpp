@@ -5,6 +5,8 @@
 #include <cmath>
 #include <iomanip>
 #include <limits>
+#include <string_view>
+#include <utility>
 
 #include "wsi/error.hpp"
 #include "wsi/image_io.hpp"
@@ -37,6 +39,20 @@ void box_resample(const uint8_t* src, int64_t w, int64_t h, uint8_t* dst, int64_
 
 }  // namespace
 
+std::string tiff_description(const json& d) {
+  // Names from the user's files may be any bytes: those that are not UTF-8 become U+FFFD
+  // rather than failing the run.
+  std::string text = d.dump(-1, ' ', false, json::error_handler_t::replace);
+  // Only string values can hold these words (keys are ours, numbers cannot), and no escape
+  // nlohmann writes ends in one, so a \u escape of the first letter is valid JSON there.
+  for (const auto& [word, escaped] : {std::pair<std::string_view, std::string_view>{"xml", "\\u0078ml"},
+                                      {"XML", "\\u0058ML"},
+                                      {"DICOM", "\\u0044ICOM"}})
+    for (size_t at = text.find(word); at != std::string::npos; at = text.find(word, at + escaped.size()))
+      text.replace(at, word.size(), escaped);
+  return text;
+}
+
 PyramidTiffOptions heatmap_tiff_options(const HeatmapPlan& plan, const json& description, const RasterGeometry& raster,
                                         int channels, bool float32, const std::string& what, bool jpeg) {
   PyramidTiffOptions o;
@@ -44,11 +60,12 @@ PyramidTiffOptions heatmap_tiff_options(const HeatmapPlan& plan, const json& des
   o.height = raster.height;
   o.channels = channels;
   o.sample = float32 ? PyramidTiffOptions::SampleType::f32 : PyramidTiffOptions::SampleType::u8;
-  o.mpp_x = o.mpp_y = (plan.mpp0 > 0 ? plan.mpp0 : 1.0) * raster.pixel;  // unknown mpp: level-0 pixels as "µm"
+  // unknown mpp: level-0 pixels as "µm"
+  o.mpp_x = o.mpp_y = (plan.mpp0 > 0 ? plan.mpp0 : 1.0) * static_cast<double>(raster.pixel);
   json d = description;
   d["image"] = what;
   d["level0_pixels_per_pixel"] = raster.pixel;
-  o.description = "wsi-heatmap " + what + " " + d.dump();
+  o.description = tiff_description(d);
   o.compression = jpeg ? PyramidTiffOptions::Compression::jpeg : PyramidTiffOptions::Compression::deflate;
   o.shrink = PyramidTiffOptions::Shrink::mean;
   return o;
@@ -130,8 +147,8 @@ void write_overlay(const HeatmapPlan& plan, const json& description, const Patch
                    const std::vector<float>& raster) {
   const RasterGeometry& og = plan.overlay_raster;
   const RasterGeometry& pg = plan.prob_raster;
+  const auto opx = static_cast<double>(og.pixel), ppx = static_cast<double>(pg.pixel);
   const double ds = plan.overlay_downsample;
-  const int64_t W0 = plan.width, H0 = plan.height;
   PyramidTiffWriter w(plan.outputs.overlay, heatmap_tiff_options(plan, description, og, 3, false, "overlay", true));
   const int64_t longest = std::max(og.width, og.height);
   const int64_t tw = std::max<int64_t>(1, og.width * std::min<int64_t>(1024, longest) / longest);
@@ -139,19 +156,19 @@ void write_overlay(const HeatmapPlan& plan, const json& description, const Patch
   RgbImage thumb(tw, th);
   std::vector<uint64_t> tsum(static_cast<size_t>(tw * th * 3), 0), tcount(static_cast<size_t>(tw * th), 0);
   // Strips of at most ~512 rows of the level read (bounded memory even without a pyramid).
-  const int64_t strip = std::clamp<int64_t>(static_cast<int64_t>(512.0 * ds / og.pixel), 1, 64);
+  const int64_t strip = std::clamp<int64_t>(static_cast<int64_t>(512.0 * ds / opx), 1, 64);
   std::vector<uint8_t> level_rgb, base_rgb, blended;
   std::vector<float> values;
   for (int64_t v0 = 0; v0 < og.height; v0 += strip) {
     const int64_t sh = std::min(strip, og.height - v0);
-    // Level pixels covering overlay rows [v0, v0 + sh), then box-resampled to the overlay grid.
-    const auto y0 = static_cast<int64_t>(std::floor(static_cast<double>(v0) * og.pixel));
-    const auto y1 = std::min(H0, static_cast<int64_t>(std::ceil(static_cast<double>(v0 + sh) * og.pixel)));
+    // Level pixels covering overlay rows [v0, v0 + sh), i.e. level-0 [0, width * d) x
+    // [v0 * d, (v0 + sh) * d) (inside the slide: stitch.hpp), box-resampled to the overlay grid.
+    const int64_t y0 = v0 * og.pixel, y1 = (v0 + sh) * og.pixel;
     Region r;
     r.level = plan.overlay_level;
     r.x = 0;
     r.y = y0;
-    r.w = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(static_cast<double>(W0) / ds)));
+    r.w = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(static_cast<double>(og.width * og.pixel) / ds)));
     r.h = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(static_cast<double>(y1 - y0) / ds)));
     level_rgb.assign(static_cast<size_t>(r.w * r.h * 3), 255);
     try {
@@ -163,11 +180,11 @@ void write_overlay(const HeatmapPlan& plan, const json& description, const Patch
     box_resample(level_rgb.data(), r.w, r.h, base_rgb.data(), og.width, sh);
     values.resize(static_cast<size_t>(og.width * sh));
     for (int64_t v = 0; v < sh; ++v) {
-      const double cy = (static_cast<double>(v0 + v) + 0.5) * og.pixel;
-      const auto pv = std::min(pg.height - 1, static_cast<int64_t>(cy / pg.pixel));
+      const double cy = (static_cast<double>(v0 + v) + 0.5) * opx;
+      const auto pv = std::min(pg.height - 1, static_cast<int64_t>(cy / ppx));
       for (int64_t u = 0; u < og.width; ++u) {
-        const double cx = (static_cast<double>(u) + 0.5) * og.pixel;
-        const auto pu = std::min(pg.width - 1, static_cast<int64_t>(cx / pg.pixel));
+        const double cx = (static_cast<double>(u) + 0.5) * opx;
+        const auto pu = std::min(pg.width - 1, static_cast<int64_t>(cx / ppx));
         values[static_cast<size_t>(v * og.width + u)] = raster[static_cast<size_t>(pv * pg.width + pu)];
       }
     }

@@ -26,9 +26,15 @@
 
 namespace wsi::detail {
 
+// A TIFF ImageDescription for `d`: its JSON text, which json.loads (or any JSON parser) reads as
+// it is, except that "xml", "XML" and "DICOM" inside strings have their first letter written as
+// a \u escape (the same string once parsed): ASAP's TIFF reader refuses a file whose description
+// contains one of them, and a slide's name or a model's path may.
+std::string tiff_description(const nlohmann::json& d);
+
 // The TIFF options of one heatmap raster: size, resolution from the plan's mpp (unknown: level-0
-// pixels as "µm"), and a description "wsi-heatmap WHAT {json}" with `description` (the plan's,
-// plus "software"), "image" and "level0_pixels_per_pixel".
+// pixels as "µm"), and as description the JSON `description` (the plan's, plus "software") with
+// "image" (WHAT: probability, gradcam, overlay) and "level0_pixels_per_pixel" (the raster's d).
 PyramidTiffOptions heatmap_tiff_options(const HeatmapPlan& plan, const nlohmann::json& description,
                                         const RasterGeometry& raster, int channels, bool float32,
                                         const std::string& what, bool jpeg);

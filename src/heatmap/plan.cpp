@@ -78,23 +78,21 @@ HeatmapPlan plan_heatmap(const SlideFacts& slide, const ModelFacts& model, const
   if (const std::string hint = mpp_tolerance_hint(slide.levels, plan.read_geometry); !hint.empty())
     append_clause(plan.note, hint);
 
-  // Probability rasters cover the slide from its origin. One pixel per stride cell, or a
-  // fraction 1/k of it when the patches overlap so that the cells' borders (offset by half the
-  // overlap) fall on pixel borders: no half-cell shift (e.g. patch 96, stride 48: k = 2).
-  int k = 1;
-  for (int c = 1; c <= 16; ++c) {
-    const double r = c * static_cast<double>(P - params.grid.stride) / (2.0 * params.grid.stride);
-    if (std::abs(r - std::round(r)) < 1e-9) {
-      k = c;
-      break;
-    }
-  }
-  plan.prob_raster = raster_for(plan.width, plan.height, geo.stride_level0 / k);
-  plan.cam_raster = raster_for(plan.width, plan.height, geo.size_level0 / params.cam_per_patch);
+  // Rasters: an integer d level-0 pixels per pixel with W / width == H / height == d (ASAP's
+  // rule, stitch.hpp), at least kMinRasterSide pixels a side (OpenSlide 3.4.1 decodes nothing
+  // smaller: heatmap_io.hpp). Probabilities at about kPixelsPerCell pixels per stride cell: d
+  // rarely divides a cell (373.248 level-0 px for 96 px at 0.972 µm on a 0.25 µm scan), and at
+  // one pixel per cell the cells d leaves over are drawn twice as wide as the others; at 8 they
+  // are 8 or 9 pixels wide and their borders within 1/16 cell of the truth.
+  constexpr double kPixelsPerCell = 8;
+  constexpr int64_t kMinRasterSide = 16;
+  plan.prob_raster = raster_for(plan.width, plan.height, geo.stride_level0 / kPixelsPerCell, kMinRasterSide);
+  plan.cam_raster = raster_for(plan.width, plan.height, geo.size_level0 / params.cam_per_patch, kMinRasterSide);
   const double pixel = plan.mpp0 > 0 ? params.overlay_mpp / plan.mpp0 : 32.0;
-  plan.overlay_raster = raster_for(plan.width, plan.height, std::max(1.0, pixel));
+  plan.overlay_raster = raster_for(plan.width, plan.height, std::max(1.0, pixel), kMinRasterSide);
   for (size_t l = 0; l < slide.levels.size(); ++l)
-    if (slide.levels[l].downsample <= plan.overlay_raster.pixel * 1.0001) plan.overlay_level = static_cast<int>(l);
+    if (slide.levels[l].downsample <= static_cast<double>(plan.overlay_raster.pixel) * 1.0001)
+      plan.overlay_level = static_cast<int>(l);
   plan.overlay_downsample = slide.levels[static_cast<size_t>(plan.overlay_level)].downsample;
 
   const PatchGeometry& read = plan.read_geometry;

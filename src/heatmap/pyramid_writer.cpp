@@ -82,13 +82,16 @@ std::string cause(const Tiff& t, int err) {
 
 // The tags of one level. `compression` may differ from the options' (temporary files of JPEG
 // pyramids are deflate); `fast` picks deflate's fastest level for those temporary files.
-bool set_tags(TIFF* t, const Options& o, const LevelSize& size, int level, Options::Compression compression,
-              bool fast) {
+// `subifds`: how many levels follow level 0 as its SubIFDs (0 for the other levels and for
+// temporary files).
+bool set_tags(TIFF* t, const Options& o, const LevelSize& size, int level, int tile, Options::Compression compression,
+              bool fast, uint16_t subifds) {
   const bool f32 = o.sample == Options::SampleType::f32;
   const bool jpeg = compression == Options::Compression::jpeg;
   const bool ycbcr = jpeg && o.channels == 3;
   uint16_t tiff_compression = COMPRESSION_NONE;
-  if (compression == Options::Compression::deflate) tiff_compression = COMPRESSION_ADOBE_DEFLATE;
+  // 32946, not Adobe's 8: the same zlib stream, and the code ASAP's TIFF reader accepts.
+  if (compression == Options::Compression::deflate) tiff_compression = COMPRESSION_DEFLATE;
   if (jpeg) tiff_compression = COMPRESSION_JPEG;
   uint16_t photometric = o.channels == 3 ? PHOTOMETRIC_RGB : PHOTOMETRIC_MINISBLACK;
   if (ycbcr) photometric = PHOTOMETRIC_YCBCR;
@@ -97,8 +100,8 @@ bool set_tags(TIFF* t, const Options& o, const LevelSize& size, int level, Optio
       TIFFSetField(t, TIFFTAG_SUBFILETYPE, uint32_t{level > 0 ? FILETYPE_REDUCEDIMAGE : 0u}) &&
       TIFFSetField(t, TIFFTAG_IMAGEWIDTH, static_cast<uint32_t>(size.width)) &&
       TIFFSetField(t, TIFFTAG_IMAGELENGTH, static_cast<uint32_t>(size.height)) &&
-      TIFFSetField(t, TIFFTAG_TILEWIDTH, static_cast<uint32_t>(o.tile)) &&
-      TIFFSetField(t, TIFFTAG_TILELENGTH, static_cast<uint32_t>(o.tile)) &&
+      TIFFSetField(t, TIFFTAG_TILEWIDTH, static_cast<uint32_t>(tile)) &&
+      TIFFSetField(t, TIFFTAG_TILELENGTH, static_cast<uint32_t>(tile)) &&
       TIFFSetField(t, TIFFTAG_BITSPERSAMPLE, static_cast<uint16_t>(f32 ? 32 : 8)) &&
       TIFFSetField(t, TIFFTAG_SAMPLESPERPIXEL, static_cast<uint16_t>(o.channels)) &&
       TIFFSetField(t, TIFFTAG_SAMPLEFORMAT, static_cast<uint16_t>(f32 ? SAMPLEFORMAT_IEEEFP : SAMPLEFORMAT_UINT)) &&
@@ -109,6 +112,12 @@ bool set_tags(TIFF* t, const Options& o, const LevelSize& size, int level, Optio
       TIFFSetField(t, TIFFTAG_YRESOLUTION, 10000.0 / (o.mpp_y * scale)) &&
       TIFFSetField(t, TIFFTAG_SOFTWARE, "wsi-heatmap " WSI_VERSION);
   if (ok && !o.description.empty()) ok = TIFFSetField(t, TIFFTAG_IMAGEDESCRIPTION, o.description.c_str());
+  if (ok && subifds > 0) {
+    // Placeholders: libtiff writes the next `subifds` directories as level 0's SubIFDs and fills
+    // in their offsets.
+    const std::vector<toff_t> offsets(subifds, 0);
+    ok = TIFFSetField(t, TIFFTAG_SUBIFD, subifds, offsets.data());
+  }
   if (ok && jpeg) {
     ok = TIFFSetField(t, TIFFTAG_JPEGQUALITY, o.jpeg_quality);
     // Set after the photometric and tile tags: libtiff recomputes the tile size from them here.
@@ -184,7 +193,6 @@ void validate(const fs::path& path, const Options& o) {
     throw ConfigError(where + "tile size must be a multiple of 16 between 16 and 4096, not " + std::to_string(o.tile));
   if (!(o.mpp_x > 0) || !(o.mpp_y > 0) || !std::isfinite(o.mpp_x) || !std::isfinite(o.mpp_y))
     throw ConfigError(where + "mpp must be positive (micrometres per pixel of the heatmap's level 0)");
-  if (o.min_level_size < 1) throw ConfigError(where + "min_level_size must be at least 1");
   if (o.compression == Options::Compression::jpeg) {
     if (o.sample != Options::SampleType::u8)
       throw ConfigError(where + "JPEG needs 8-bit samples; use deflate for float32 maps");
@@ -195,10 +203,19 @@ void validate(const fs::path& path, const Options& o) {
 
 }  // namespace
 
+int pyramid_tile(const PyramidTiffOptions& o) {
+  const int64_t fit = std::min<int64_t>(o.tile, std::min(o.width, o.height)) / 16 * 16;
+  return static_cast<int>(std::max<int64_t>(16, fit));
+}
+
 std::vector<LevelSize> pyramid_levels(const PyramidTiffOptions& o) {
+  const int64_t tile = pyramid_tile(o);
   std::vector<LevelSize> levels{{o.width, o.height}};
-  while (std::max(levels.back().width, levels.back().height) > o.min_level_size)
-    levels.push_back({(levels.back().width + 1) / 2, (levels.back().height + 1) / 2});
+  for (;;) {
+    const LevelSize next{(levels.back().width + 1) / 2, (levels.back().height + 1) / 2};
+    if (next.width < tile || next.height < tile) break;
+    levels.push_back(next);
+  }
   return levels;
 }
 
@@ -207,6 +224,7 @@ struct PyramidTiffWriter::Impl {
 
   fs::path path;
   Options o;
+  int tile = 0;  // pyramid_tile(o)
   size_t pixel_bytes = 0;
   int64_t rows_in = 0;
   State state = State::writing;
@@ -226,36 +244,37 @@ struct PyramidTiffWriter::Impl {
     pixel_bytes = static_cast<size_t>(o.channels) * (o.sample == Options::SampleType::f32 ? 4u : 1u);
     out = std::make_unique<PendingFile>(path);  // WriteError when the directory is missing
     main = std::make_unique<Tiff>();
+    tile = pyramid_tile(o);
     const std::vector<LevelSize> sizes = pyramid_levels(o);
     levels.resize(sizes.size());
-    const auto tile = static_cast<size_t>(o.tile);
-    tile_buf.resize(tile * tile * pixel_bytes);
+    const auto side = static_cast<size_t>(tile);
+    tile_buf.resize(side * side * pixel_bytes);
     for (size_t k = 0; k < sizes.size(); ++k) {
       Level& l = levels[k];
       l.size = sizes[k];
-      const auto band_rows = static_cast<size_t>(std::min<int64_t>(o.tile, l.size.height));
+      const auto band_rows = static_cast<size_t>(std::min<int64_t>(tile, l.size.height));
       l.band.resize(band_rows * static_cast<size_t>(l.size.width) * pixel_bytes);
       if (k + 1 < sizes.size())
         l.shrunk.resize((band_rows + 1) / 2 * static_cast<size_t>(sizes[k + 1].width) * pixel_bytes);
     }
-    open_for_writing(*main, out->tmp(), sizes[0], 0, o.compression, false);
+    open_for_writing(*main, out->tmp(), sizes[0], 0, o.compression, false, static_cast<uint16_t>(sizes.size() - 1));
     // JPEG tiles are compressed once, when appended; the temporary files are lossless.
     const bool jpeg = o.compression == Options::Compression::jpeg;
     for (size_t k = 1; k < levels.size(); ++k) {
       levels[k].scratch = std::make_unique<PendingFile>(path);
       levels[k].tiff = std::make_unique<Tiff>();
       open_for_writing(*levels[k].tiff, levels[k].scratch->tmp(), sizes[k], static_cast<int>(k),
-                       jpeg ? Options::Compression::deflate : o.compression, jpeg);
+                       jpeg ? Options::Compression::deflate : o.compression, jpeg, 0);
     }
   }
 
   void open_for_writing(Tiff& t, const fs::path& file, const LevelSize& size, int level,
-                        Options::Compression compression, bool fast) {
+                        Options::Compression compression, bool fast, uint16_t subifds) {
     if (!open_tiff(t, file, "w8")) {
       const std::string dir = path.parent_path().empty() ? "." : path.parent_path().string();
       fail("cannot create the file in " + dir + " (is the directory writable?)", t, errno, false);
     }
-    if (!set_tags(t.tif, o, size, level, compression, fast))
+    if (!set_tags(t.tif, o, size, level, tile, compression, fast, subifds))
       fail("cannot set the TIFF tags of level " + std::to_string(level), t, 0, false);
   }
 
@@ -263,15 +282,15 @@ struct PyramidTiffWriter::Impl {
   void write_band_tiles(size_t k) {
     Level& l = levels[k];
     Tiff& t = k == 0 ? *main : *l.tiff;
-    const auto tile = static_cast<int64_t>(o.tile);
-    const int64_t across = (l.size.width + tile - 1) / tile;
-    const int64_t tile_row = l.band_top / tile;
+    const auto side = static_cast<int64_t>(tile);
+    const int64_t across = (l.size.width + side - 1) / side;
+    const int64_t tile_row = l.band_top / side;
     const size_t band_row_bytes = static_cast<size_t>(l.size.width) * pixel_bytes;
-    const size_t tile_row_bytes = static_cast<size_t>(tile) * pixel_bytes;
+    const size_t tile_row_bytes = static_cast<size_t>(side) * pixel_bytes;
     for (int64_t tx = 0; tx < across; ++tx) {
-      const int64_t x0 = tx * tile, n = std::min(tile, l.size.width - x0);
+      const int64_t x0 = tx * side, n = std::min(side, l.size.width - x0);
       const size_t copy = static_cast<size_t>(n) * pixel_bytes;
-      for (int64_t r = 0; r < tile; ++r) {
+      for (int64_t r = 0; r < side; ++r) {
         uint8_t* dst = tile_buf.data() + static_cast<size_t>(r) * tile_row_bytes;
         if (r >= l.band_rows) {
           std::memcpy(dst, dst - tile_row_bytes, tile_row_bytes);
@@ -322,7 +341,7 @@ struct PyramidTiffWriter::Impl {
     }
   }
 
-  // Appends level k's temporary TIFF to the output as its next directory.
+  // Appends level k's temporary TIFF to the output as its next directory (a SubIFD of level 0).
   void append_level(size_t k) {
     Level& l = levels[k];
     Tiff& src = *l.tiff;
@@ -332,7 +351,7 @@ struct PyramidTiffWriter::Impl {
     if (!open_tiff(src, l.scratch->tmp(), "r"))
       fail("cannot read back the temporary file of level " + std::to_string(k), src, errno, false);
     const bool reencode = o.compression == Options::Compression::jpeg;
-    if (!set_tags(main->tif, o, l.size, static_cast<int>(k), o.compression, false))
+    if (!set_tags(main->tif, o, l.size, static_cast<int>(k), tile, o.compression, false, 0))
       fail("cannot set the TIFF tags of level " + std::to_string(k), *main, 0, false);
     std::vector<uint8_t> raw;
     const uint32_t tiles = TIFFNumberOfTiles(src.tif);

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <string>
 
 #include "wsi/error.hpp"
 
@@ -43,22 +44,25 @@ AxisWeights axis_weights(double start, double size, int n, double pixel, int64_t
 
 }  // namespace
 
-RasterGeometry raster_for(int64_t w0, int64_t h0, double pixel) {
-  if (!(pixel > 0)) throw ConfigError("raster pixel size must be positive");
-  RasterGeometry g;
-  g.pixel = pixel;
-  g.width = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(static_cast<double>(w0) / pixel - 1e-9)));
-  g.height = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(static_cast<double>(h0) / pixel - 1e-9)));
-  return g;
+RasterGeometry raster_for(int64_t w0, int64_t h0, double max_pixel, int64_t min_side) {
+  if (!(max_pixel > 0) || !std::isfinite(max_pixel)) throw ConfigError("raster pixel size must be positive");
+  if (w0 < 1 || h0 < 1) throw ConfigError("raster of an empty slide (" + std::to_string(w0) + "x" + std::to_string(h0) + ")");
+  const int64_t shorter = std::min(w0, h0);
+  int64_t d = std::clamp<int64_t>(static_cast<int64_t>(std::floor(max_pixel * (1 + 1e-6))), 1, shorter);
+  if (min_side > 1) d = std::max<int64_t>(1, std::min(d, shorter / min_side));
+  // The quotients W0 / d that give d back are those of d = W0 / q; d = 1 always does.
+  while (d > 1 && (w0 / (w0 / d) != d || h0 / (h0 / d) != d)) --d;
+  return RasterGeometry{w0 / d, h0 / d, d};
 }
 
 std::vector<float> probability_raster(const RasterGeometry& g, const std::vector<int64_t>& x,
                                       const std::vector<int64_t>& y, const std::vector<float>& p, double size_level0,
                                       double stride_level0) {
   std::vector<float> out(static_cast<size_t>(g.width * g.height), kNaN);
+  const auto pixel = static_cast<double>(g.pixel);
   const auto span = [&](double centre, int64_t limit) {
     // Pixels whose centre (u + 0.5) * pixel lies in [centre - stride/2, centre + stride/2).
-    const double a = (centre - stride_level0 / 2) / g.pixel - 0.5, b = (centre + stride_level0 / 2) / g.pixel - 0.5;
+    const double a = (centre - stride_level0 / 2) / pixel - 0.5, b = (centre + stride_level0 / 2) / pixel - 0.5;
     const int64_t lo = std::max<int64_t>(0, static_cast<int64_t>(std::ceil(a)));
     const int64_t hi = std::min<int64_t>(limit, static_cast<int64_t>(std::ceil(b)));
     return std::pair<int64_t, int64_t>{lo, hi};
@@ -100,10 +104,11 @@ void CamStitcher::add(int64_t x, int64_t y, int64_t grid_row, const float* cam) 
   if (grid_row > current_grid_row_) {
     current_grid_row_ = grid_row;
     // No later patch starts above y: raster rows ending at or above it are final.
-    emit_until(static_cast<int64_t>(std::floor(static_cast<double>(y) / g_.pixel)));
+    emit_until(y / g_.pixel);
   }
-  const AxisWeights wx = axis_weights(static_cast<double>(x), size_, cam_, g_.pixel, g_.width);
-  const AxisWeights wy = axis_weights(static_cast<double>(y), size_, cam_, g_.pixel, g_.height);
+  const auto pixel = static_cast<double>(g_.pixel);
+  const AxisWeights wx = axis_weights(static_cast<double>(x), size_, cam_, pixel, g_.width);
+  const AxisWeights wy = axis_weights(static_cast<double>(y), size_, cam_, pixel, g_.height);
   const int64_t v_end = wy.first + static_cast<int64_t>(wy.taps.size());
   if (wy.first < next_row_) throw ConfigError("CamStitcher: a patch reaches rows already written");
   const auto W = static_cast<size_t>(g_.width);
