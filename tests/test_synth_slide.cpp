@@ -121,6 +121,27 @@ TEST(SynthSlide, FailedWriteLeavesNothingUnderTheFinalName) {
 
 // The point of the generator: tumour (mask = 255) sits on darker, denser nuclei than the rest of
 // the tissue. Measured on the file as OpenSlide decodes it, JPEG and all.
+// On a full disk libvips 8.14.1 crashed (a use-after-free when its TIFF writer fails:
+// libvips#3411), and once a truncated slide was renamed into place with exit 0 (issue 20). File-size
+// limits that cut the slide early, midway and near its end: one line, exit 1, no file, no
+// temporary.
+TEST(SynthSlide, FullDiskNeverCrashesNorLeavesATruncatedSlide) {
+  test::ScratchDir dir;
+  const auto slide = (dir / "s.tif").string();
+  for (const char* limit_kib : {"300", "2000", "4500"}) {
+    const auto r = test::run_wsi({"synth", "--out", slide, "--size", "8000x8000", "--seed", "2"},
+                                 std::string("ulimit -f ") + limit_kib + "; trap '' XFSZ; exec");
+    EXPECT_EQ(r.code, 1) << limit_kib << " KiB: " << r.err;
+    EXPECT_FALSE(r.signalled) << limit_kib;
+    EXPECT_EQ(r.err, "wsi-heatmap: error: " + slide + ": writing failed: File too large (is the disk full?)\n");
+    EXPECT_FALSE(std::filesystem::exists(slide)) << limit_kib;
+    EXPECT_TRUE(test::partial_files(dir.path()).empty()) << limit_kib;
+  }
+  const auto ok = test::run_wsi({"synth", "--out", slide, "--size", "8000x8000", "--seed", "2"});
+  ASSERT_EQ(ok.code, 0) << ok.err;
+  EXPECT_GT(std::filesystem::file_size(slide), 4500u * 1024u) << "the last limit must cut the slide near its end";
+}
+
 TEST(SynthSlide, TumourMaskFallsOnDarkerDenserNuclei) {
   const auto g = generate(3, 4096, 0.5);
   const Slide s(g->slide), m(g->mask);

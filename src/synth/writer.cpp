@@ -17,7 +17,6 @@
 
 namespace wsi {
 namespace fs = std::filesystem;
-using detail::PendingFile;
 using detail::write_text_file;
 
 namespace {
@@ -73,23 +72,20 @@ void save_pyramid(const SynthScene& scene, bool mask, const fs::path& path, cons
        << p.seed << " size=" << p.width << "x" << p.height << " mpp=" << p.mpp << " tumours=" << p.tumours;
   vips_image_set_string(ref.img, "image-description", desc.str().c_str());
 
-  PendingFile out(path);
-  int rc = 0;
-  if (mask) {
-    // Pyramid levels shrink with max, so "any tumour here" holds at every level.
-    rc = vips_tiffsave(ref.img, out.tmp().c_str(), "tile", TRUE, "tile_width", o.tile_size, "tile_height",
-                       o.tile_size, "pyramid", TRUE, "bigtiff", TRUE, "compression",
-                       VIPS_FOREIGN_TIFF_COMPRESSION_DEFLATE, "predictor", VIPS_FOREIGN_TIFF_PREDICTOR_HORIZONTAL,
-                       "region_shrink", VIPS_REGION_SHRINK_MAX, "resunit", VIPS_FOREIGN_TIFF_RESUNIT_CM, "xres",
-                       px_per_mm, "yres", px_per_mm, nullptr);
-  } else {
-    rc = vips_tiffsave(ref.img, out.tmp().c_str(), "tile", TRUE, "tile_width", o.tile_size, "tile_height",
-                       o.tile_size, "pyramid", TRUE, "bigtiff", TRUE, "compression",
-                       VIPS_FOREIGN_TIFF_COMPRESSION_JPEG, "Q", o.jpeg_quality, "resunit",
-                       VIPS_FOREIGN_TIFF_RESUNIT_CM, "xres", px_per_mm, "yres", px_per_mm, nullptr);
-  }
-  if (rc != 0) throw WriteError(path, "writing failed: " + detail::take_vips_error() + " (is the disk full?)");
-  out.commit();
+  const auto save = [&](VipsTarget* target) {
+    if (mask)  // pyramid levels shrink with max, so "any tumour here" holds at every level
+      return vips_tiffsave_target(ref.img, target, "tile", TRUE, "tile_width", o.tile_size, "tile_height",
+                                  o.tile_size, "pyramid", TRUE, "bigtiff", TRUE, "compression",
+                                  VIPS_FOREIGN_TIFF_COMPRESSION_DEFLATE, "predictor",
+                                  VIPS_FOREIGN_TIFF_PREDICTOR_HORIZONTAL, "region_shrink", VIPS_REGION_SHRINK_MAX,
+                                  "resunit", VIPS_FOREIGN_TIFF_RESUNIT_CM, "xres", px_per_mm, "yres", px_per_mm,
+                                  nullptr);
+    return vips_tiffsave_target(ref.img, target, "tile", TRUE, "tile_width", o.tile_size, "tile_height", o.tile_size,
+                                "pyramid", TRUE, "bigtiff", TRUE, "compression", VIPS_FOREIGN_TIFF_COMPRESSION_JPEG,
+                                "Q", o.jpeg_quality, "resunit", VIPS_FOREIGN_TIFF_RESUNIT_CM, "xres", px_per_mm,
+                                "yres", px_per_mm, nullptr);
+  };
+  detail::save_through_target(path, save, [&](const fs::path& tmp) { detail::check_tiff_is_whole(tmp, path); });
 }
 
 }  // namespace

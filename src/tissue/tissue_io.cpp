@@ -18,7 +18,6 @@
 
 namespace wsi {
 namespace fs = std::filesystem;
-using detail::PendingFile;
 
 namespace {
 
@@ -147,7 +146,6 @@ void save_pixels(const std::vector<uint8_t>& pixels, int64_t w, int64_t h, int b
                  bool tiff) {
   detail::ensure_vips_started();
   if (w <= 0 || h <= 0) throw WriteError(out, "nothing to write: the image is empty");
-  PendingFile pending(out);
   VipsRef mem, img;
   mem.img = vips_image_new_from_memory(pixels.data(), pixels.size(), static_cast<int>(w), static_cast<int>(h), bands,
                                        VIPS_FORMAT_UCHAR);
@@ -156,15 +154,17 @@ void save_pixels(const std::vector<uint8_t>& pixels, int64_t w, int64_t h, int b
   if (vips_copy(mem.img, &img.img, "xres", px_per_mm, "yres", px_per_mm, "interpretation",
                 bands == 1 ? VIPS_INTERPRETATION_B_W : VIPS_INTERPRETATION_sRGB, nullptr) != 0)
     throw WriteError(out, "cannot set the resolution: " + detail::take_vips_error());
-  int rc = 0;
   if (tiff)
-    rc = vips_tiffsave(img.img, pending.tmp().c_str(), "tile", TRUE, "tile_width", 256, "tile_height", 256,
-                       "compression", VIPS_FOREIGN_TIFF_COMPRESSION_DEFLATE, "resunit", VIPS_FOREIGN_TIFF_RESUNIT_CM,
-                       "xres", px_per_mm, "yres", px_per_mm, nullptr);
+    detail::save_through_target(
+        out,
+        [&](VipsTarget* t) {
+          return vips_tiffsave_target(img.img, t, "tile", TRUE, "tile_width", 256, "tile_height", 256, "compression",
+                                      VIPS_FOREIGN_TIFF_COMPRESSION_DEFLATE, "resunit", VIPS_FOREIGN_TIFF_RESUNIT_CM,
+                                      "xres", px_per_mm, "yres", px_per_mm, nullptr);
+        },
+        [&](const std::filesystem::path& tmp) { detail::check_tiff_is_whole(tmp, out); });
   else
-    rc = vips_pngsave(img.img, pending.tmp().c_str(), "compression", 6, nullptr);
-  if (rc != 0) throw WriteError(out, "writing failed: " + detail::take_vips_error() + " (is the disk full?)");
-  pending.commit();
+    detail::save_through_target(out, [&](VipsTarget* t) { return vips_pngsave_target(img.img, t, "compression", 6, nullptr); });
 }
 
 nlohmann::json number_or_null(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
