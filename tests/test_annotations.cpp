@@ -257,7 +257,7 @@ TEST(AsapXml, ParseErrorsPrintNothing) {
 
 TEST(AsapXml, RealCamelyon17FileHasThreeTumourPolygons) {
   const auto path = test::shared_testdata("annotations/camelyon17/patient_004_node_4.xml");
-  if (!std::filesystem::exists(path)) GTEST_SKIP() << "shared test data absent: " << path;
+  if (!std::filesystem::exists(path)) WSI_SKIP_MISSING() << "shared test data absent: " << path;
   const AnnotationSet a = load_annotations(path);
   EXPECT_EQ(a.format, "asap-xml");
   ASSERT_EQ(a.shapes.size(), 3u);
@@ -513,7 +513,7 @@ TEST(CamelyonJson, EmptyListsGiveEmptySet) {
 
 TEST(CamelyonJson, RealTumor001HasTwoLesions) {
   const auto path = test::shared_testdata("annotations/camelyon16/Tumor_001.json");
-  if (!std::filesystem::exists(path)) GTEST_SKIP() << "shared test data absent: " << path;
+  if (!std::filesystem::exists(path)) WSI_SKIP_MISSING() << "shared test data absent: " << path;
   const AnnotationSet a = load_annotations(path);
   EXPECT_EQ(a.format, "camelyon-json");
   ASSERT_EQ(a.shapes.size(), 2u);

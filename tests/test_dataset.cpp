@@ -277,7 +277,7 @@ TEST(Sha1Hex, MatchesTheStandardTestVectorForAbc) {
 
 TEST(Sha1Hex, RealKagglePatchNamesAreTheSha1OfTheirPixels) {
   const fs::path root = wsi::test::shared_testdata("pcam");
-  if (!fs::is_directory(root)) GTEST_SKIP() << root << " is absent";
+  if (!fs::is_directory(root)) WSI_SKIP_MISSING() << root << " is absent";
   int checked = 0;
   for (const auto& folder : fs::directory_iterator(root)) {
     if (!folder.is_directory()) continue;
@@ -291,7 +291,7 @@ TEST(Sha1Hex, RealKagglePatchNamesAreTheSha1OfTheirPixels) {
       ++checked;
     }
   }
-  if (checked == 0) GTEST_SKIP() << "no .tif patches under " << root;
+  if (checked == 0) WSI_SKIP_MISSING() << "no .tif patches under " << root;
   EXPECT_GE(checked, 1);
 }
 
@@ -416,7 +416,7 @@ TEST(PcamWriter, ZeroPatchesGiveValidEmptyDatasets) {
 
 TEST(PcamWriter, H5pyReadsBackEveryPatchAndLabelExactlyIncludingAPartialLastChunk) {
   if (shell("/usr/bin/python3 -c 'import h5py, numpy' >/dev/null 2>&1") != 0)
-    GTEST_SKIP() << "/usr/bin/python3 with h5py and numpy is not available";
+    WSI_SKIP_MISSING() << "/usr/bin/python3 with h5py and numpy is not available";
   for (const int n : {70, 128}) {  // 64 + 6 (a partial chunk), and exactly two chunks
     SCOPED_TRACE("n = " + std::to_string(n));
     ScratchDir dir;
@@ -475,7 +475,7 @@ TEST(PcamWriter, FileMadeWithFourThreadsIsByteIdenticalToOneThreadAndToASecondRu
 }
 
 TEST(PcamWriter, H5dumpDescribesTheSameShapesAndTypes) {
-  if (shell("h5dump --version >/dev/null 2>&1") != 0) GTEST_SKIP() << "h5dump (hdf5-tools) is not installed";
+  if (shell("h5dump --version >/dev/null 2>&1") != 0) WSI_SKIP_MISSING() << "h5dump (hdf5-tools) is not installed";
   ScratchDir dir;
   write_pcam(dir.path(), 3);
   const std::string x = shell_output("h5dump -H -p " + (dir / "camelyon_train_x.h5").string());

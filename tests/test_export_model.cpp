@@ -30,7 +30,7 @@ bool python_has_torchvision() {
 
 #define REQUIRE_TORCHVISION()                                                                   \
   if (!python_has_torchvision())                                                               \
-    GTEST_SKIP() << "/usr/bin/python3 with torch and torchvision is needed (Debian: python3-torch " \
+    WSI_SKIP_MISSING() << "/usr/bin/python3 with torch and torchvision is needed (Debian: python3-torch " \
                     "python3-torchvision)";
 
 // Runs tools/export_model.py with `args` (each shell-quoted), stdout/stderr captured.
@@ -146,7 +146,7 @@ TEST(ExportModel, BadWeightsFileIsExit2NamingTheFile) {
 
 // Option errors are found before torch is imported: only python3 is needed.
 TEST(ExportModel, UsageErrorsAreOneLineExit2) {
-  if (!fs::exists("/usr/bin/python3")) GTEST_SKIP() << "/usr/bin/python3 is absent";
+  if (!fs::exists("/usr/bin/python3")) WSI_SKIP_MISSING() << "/usr/bin/python3 is absent";
   test::ScratchDir dir;
   const std::string out = (dir / "x.pt").string();
   const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {

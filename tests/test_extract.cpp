@@ -465,7 +465,7 @@ TEST(ExtractBadInput, SlideWithoutTissueGivesEmptyValidDatasetAndANote) {
 TEST(ExtractReal, Camelyon16Tumor001PositivesLieOnTheLesionsAndCoverThem) {
   const fs::path slide = test::shared_testdata("slides/camelyon16/tumor_001aaf.tif");
   const fs::path json = test::shared_testdata("annotations/camelyon16/Tumor_001.json");
-  if (!fs::exists(slide) || !fs::exists(json)) GTEST_SKIP() << "../shared/testdata-real is absent";
+  if (!fs::exists(slide) || !fs::exists(json)) WSI_SKIP_MISSING() << "../shared/testdata-real is absent";
   test::ScratchDir out;
   // 32 px patches at the slide's own 7.776 um/px (the level-5 export cannot give PCam's 0.972).
   const auto r = run_wsi({"extract", slide.string(), "--annotations", json.string(), "--annotation-scale", "32",

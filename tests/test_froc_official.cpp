@@ -266,7 +266,7 @@ std::map<std::string, PortResult> parse_port(const std::string& text) {
 
 TEST(FrocOfficial, EqualsThePythonPortOfEvaluationFrocOnEveryCase) {
   if (std::system("/usr/bin/python3 -c 'import numpy, scipy.ndimage' >/dev/null 2>&1") != 0)
-    GTEST_SKIP() << "needs /usr/bin/python3 with numpy and scipy (Debian: python3-numpy python3-scipy; "
+    WSI_SKIP_MISSING() << "needs /usr/bin/python3 with numpy and scipy (Debian: python3-numpy python3-scipy; "
                     "tools/setup.sh test installs them)";
   const auto cases = make_cases();
   ASSERT_GE(cases.size(), 8u);

@@ -58,7 +58,7 @@ const fs::path& disc_slide() {
 }
 
 #define REQUIRE_MODELS()                                                                      \
-  if (!test::models_dir()) GTEST_SKIP() << "/usr/bin/python3 with torch and numpy is needed " \
+  if (!test::models_dir()) WSI_SKIP_MISSING() << "/usr/bin/python3 with torch and numpy is needed " \
                                            "to make the test models (Debian: python3-torch)";
 
 std::vector<uint8_t> read_gray_level0(const fs::path& tif, uint32_t& w, uint32_t& h, double& xres) {
@@ -402,7 +402,7 @@ void expect_close(const Diff& e, int tolerance, const std::string& what) {
 // Stride 48, 16 saliency pixels per patch and a 1 µm overlay make every raster pyramidal.
 TEST(Heatmap, EveryRasterReadsBackThroughOpenSlideAndPythonAndKeepsTheViewersRules) {
   REQUIRE_MODELS();
-  if (!test::python_openslide_available()) GTEST_SKIP() << "python3-openslide is not installed (Debian: python3-openslide)";
+  if (!test::python_openslide_available()) WSI_SKIP_MISSING() << "python3-openslide is not installed (Debian: python3-openslide)";
   test::ScratchDir out;
   HeatmapParams p;
   p.grid.stride = 48;

@@ -474,7 +474,7 @@ TEST(HeatmapTiffDescription, IsJsonThatParsesAsItIsAndThatAsapDoesNotRefuse) {
   EXPECT_EQ(text.front(), '{');
   EXPECT_EQ(nlohmann::json::parse(text), expected);
   EXPECT_EQ(nlohmann::json::parse(text)["slide"]["name"], "case_xml_XML_DICOM");
-  if (!test::python_openslide_available()) GTEST_SKIP() << "python3-openslide is not installed (Debian: python3-openslide)";
+  if (!test::python_openslide_available()) WSI_SKIP_MISSING() << "python3-openslide is not installed (Debian: python3-openslide)";
   const test::PythonReadback py = test::python_openslide_readback(plan.outputs.prob);
   EXPECT_EQ(py.description_error, "");
   ASSERT_FALSE(py.description_json.empty());

@@ -402,7 +402,7 @@ TEST(PyramidTiffWriter, OpenSlideListsLevel0AndReadsEveryPixel) {
     ASSERT_EQ(py.levels.size(), 1u) << path;
     expect_level0_reads_back(py.levels[0], pixels, kW, kH, channels, tolerance, "python " + path.string());
   }
-  if (!test::python_openslide_available()) GTEST_SKIP() << "python3-openslide is not installed (Debian: python3-openslide)";
+  if (!test::python_openslide_available()) WSI_SKIP_MISSING() << "python3-openslide is not installed (Debian: python3-openslide)";
 }
 
 // Sizes around one tile, where 3.4.1 went wrong with 256-px tiles: its TIFFRGBAImage path draws a
@@ -444,12 +444,12 @@ TEST(PyramidTiffWriter, OpenSlideReadsEveryPixelOfMapsAroundOneTile) {
       ASSERT_EQ(py.levels.size(), 1u) << what;
       expect_level0_reads_back(py.levels[0], img, w, h, kind.channels, kind.tolerance, "python " + what);
     }
-  if (!test::python_openslide_available()) GTEST_SKIP() << "python3-openslide is not installed (Debian: python3-openslide)";
+  if (!test::python_openslide_available()) WSI_SKIP_MISSING() << "python3-openslide is not installed (Debian: python3-openslide)";
 }
 
 TEST(PyramidTiffWriter, OpenslideShowPropertiesAcceptsTheFile) {
   if (std::system("command -v openslide-show-properties >/dev/null 2>&1") != 0)
-    GTEST_SKIP() << "openslide-show-properties is not installed (Debian: openslide-tools)";
+    WSI_SKIP_MISSING() << "openslide-show-properties is not installed (Debian: openslide-tools)";
   test::ScratchDir dir;
   const fs::path path = dir / "slide.prob.tif";
   {

@@ -27,7 +27,7 @@ namespace fs = std::filesystem;
 const fs::path* models() { return test::models_dir(); }
 
 #define REQUIRE_MODELS()                                                                       \
-  if (!models()) GTEST_SKIP() << "/usr/bin/python3 with torch and numpy is needed to make the " \
+  if (!models()) WSI_SKIP_MISSING() << "/usr/bin/python3 with torch and numpy is needed to make the " \
                                  "test models (Debian: python3-torch)";
 
 std::vector<uint8_t> patches() {
@@ -314,7 +314,7 @@ TEST(TorchModel, NotTorchScriptAndMissingFilesAreClearErrors) {
 
 TEST(TorchModel, RealPathmlFixtureLoadsAndWrongInputShapeSaysWhatToFix) {
   const fs::path pt = test::shared_testdata("models/pathml-fixtures/test.pt");
-  if (!fs::exists(pt)) GTEST_SKIP() << "../shared/testdata-real is absent";
+  if (!fs::exists(pt)) WSI_SKIP_MISSING() << "../shared/testdata-real is absent";
   test::ScratchDir dir;
   fs::copy_file(pt, dir / "simple.pt");
   // Linear(10 -> 1): it cannot take image patches, and the error must say so.
@@ -348,7 +348,7 @@ TEST(TorchModel, CudaOnACpuBuildSaysSo) {
 TEST(EvaluateCli, RealKagglePatchesEvaluateEndToEnd) {
   REQUIRE_MODELS();
   const fs::path csv = test::shared_testdata("pcam/kaggle-train-tbayetird/mock_train_labels.csv");
-  if (!fs::exists(csv)) GTEST_SKIP() << "../shared/testdata-real is absent";
+  if (!fs::exists(csv)) WSI_SKIP_MISSING() << "../shared/testdata-real is absent";
   test::ScratchDir out;
   const auto r = test::run_wsi({"evaluate", csv.string(), "--model", (*models() / "cnn.pt").string(), "-o",
                                 out.path().string(), "-q"});

