@@ -70,6 +70,9 @@ TEST(ModelSidecar, EveryErrorNamesTheKeyAndTheFix) {
       {R"({"format": "wsi-heatmap-model/1", "patch_size": 96, "mpp": 1, "output": "logit", "gradcam": {"feature": "f"}})",
        "unknown key \"gradcam.feature\""},
       {R"({"format": "wsi-heatmap-model/1", "patch_size": 96, "mpp": -1, "output": "logit"})", "mpp must be a positive"},
+      // A resize to no size was taken as patch_size, silently (issue 20).
+      {R"({"format": "wsi-heatmap-model/1", "patch_size": 224, "mpp": 1, "output": "logit", "resize": "area"})",
+       "\"resize\": \"area\" needs \"input_size\", the network's input side in pixels"},
   };
   for (const Case& c : cases) {
     try {

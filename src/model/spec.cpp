@@ -147,6 +147,9 @@ ModelSpec ModelSpec::parse(const std::string& text, const fs::path& source) {
     else if (v == "bilinear") s.resize = ResizeMode::bilinear;
     else if (v == "area") s.resize = ResizeMode::area;
     else r.fail("\"resize\" must be none, nearest, bilinear or area, not \"" + v + "\"");
+    // A resize without the size it resizes to would silently feed patch_size pixels.
+    if (s.resize != ResizeMode::none && !r.has("input_size"))
+      r.fail("\"resize\": \"" + v + "\" needs \"input_size\", the network's input side in pixels");
   }
   if (r.has("scale")) s.scale = r.num("scale");
   if (r.has("mean")) s.mean = r.triple("mean");
