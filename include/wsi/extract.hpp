@@ -53,7 +53,7 @@ struct ExtractParams {
   std::string prefix = "patches";   // pcam file prefix
   std::filesystem::path out_dir;
   std::optional<double> mpp_override;  // µm per level-0 pixel, for slides without metadata
-  int threads = 0;                  // 0 = all cores
+  int threads = 0;                  // 0 = all cores; more than the cores: resolve_threads (runtime.hpp)
   int chunk = 32;                   // patches per pipeline token
   // Without ground truth every patch is labelled 0 (unlabelled tissue sets, e.g. for inference).
   bool allow_unlabelled = false;

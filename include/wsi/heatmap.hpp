@@ -55,7 +55,8 @@ struct HeatmapParams {
   // The slide fails (no output) when more than this share of its tissue patches fail to decode:
   // a heatmap of what is left would pass for a whole one.
   double max_failed = 0.5;
-  int threads = 0;                 // LibTorch threads, which also read on a CPU (0 = one per core)
+  int threads = 0;                 // LibTorch's threads, which read on a CPU; on a GPU the readers
+                                   // (0 = one per core; more than the cores: resolve_threads)
   int in_flight = 0;               // batches in the graph (0 = 2 + threads; 4 on a GPU)
   std::optional<double> mpp_override;  // µm per level-0 pixel for slides without metadata
   std::string name;                    // NAME of the outputs (empty: the slide's file stem)

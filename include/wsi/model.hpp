@@ -115,7 +115,7 @@ Precision parse_precision(const std::string& s);  // "fp32" | "bf16" | "fp16"; t
 
 struct ModelOptions {
   Device device = Device::cpu;
-  int threads = 0;  // intra-op threads; 0 = one per core (LibTorch's default here is 1)
+  int threads = 0;  // intra-op threads; 0 = one per core (LibTorch's default here is 1); resolve_threads
   bool channels_last = true;  // NHWC weights and inputs (faster with oneDNN; same results)
   Precision precision = Precision::fp32;
   // Batches go to the model's device as uint8 NHWC and are converted, resized and normalised
