@@ -83,6 +83,20 @@ TEST(ModelSidecar, EveryErrorNamesTheKeyAndTheFix) {
   }
 }
 
+// Found by tests/fuzz (model_spec): nlohmann reports a number beyond double as out_of_range, not
+// as a parse_error, and it escaped the family of errors.
+TEST(ModelSidecar, NumberBeyondDoubleIsConfigError) {
+  try {
+    ModelSpec::parse(R"({"format": "wsi-heatmap-model/1", "patch_size": 96, "mpp": 1e999, "output": "logit"})",
+                     "models/m.json");
+    FAIL() << "accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "model sidecar models/m.json is not valid JSON: [json.exception.out_of_range.406] number overflow "
+              "parsing '1e999'");
+  }
+}
+
 TEST(ModelSidecar, MissingSidecarSaysWhatToWrite) {
   test::ScratchDir dir;
   try {

@@ -113,7 +113,7 @@ ModelSpec ModelSpec::parse(const std::string& text, const fs::path& source) {
   json j;
   try {
     j = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number such as 1e999
     throw ConfigError("model sidecar " + source.string() + " is not valid JSON: " + e.what());
   }
   Reader r(j, source);
