@@ -97,6 +97,26 @@ TEST(ModelSidecar, NumberBeyondDoubleIsConfigError) {
   }
 }
 
+// Caught by fuzz_model_spec's check that an accepted integer keeps its value (on a hand-made
+// seed; the mutations did not reach it): 2^32 + 96 was read as patch_size 96.
+TEST(ModelSidecar, IntegersBeyondIntAreOutOfRangeNotWrapped) {
+  const auto message = [](const std::string& key_value) {
+    try {
+      ModelSpec::parse(R"({"format": "wsi-heatmap-model/1", "mpp": 1, "output": "softmax", )" + key_value + "}",
+                       "models/m.json");
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string("(accepted)");
+  };
+  EXPECT_EQ(message(R"("patch_size": 4294967392)"),
+            "model sidecar models/m.json: model 'model': patch_size must be in 8..4096");
+  EXPECT_EQ(message(R"("patch_size": -4294967200)"),
+            "model sidecar models/m.json: model 'model': patch_size must be in 8..4096");
+  EXPECT_EQ(message(R"("patch_size": 96, "positive_index": 18446744073709551615)"),
+            "model sidecar models/m.json: model 'model': positive_index must be a class index >= 0");
+}
+
 TEST(ModelSidecar, MissingSidecarSaysWhatToWrite) {
   test::ScratchDir dir;
   try {

@@ -1,5 +1,8 @@
 // The model sidecar: strict parsing (unknown keys and wrong types are errors) and validation.
+#include <algorithm>
+#include <climits>
 #include <cmath>
+#include <cstdint>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -59,7 +62,10 @@ class Reader {
   int integer(const char* key) const {
     const json& v = j_.at(key);
     if (!v.is_number_integer()) fail(std::string("\"") + key + "\" must be an integer, not " + v.type_name());
-    return v.get<int>();
+    // get<int>() wraps (4294967392 became patch_size 96); saturated instead, every integer here
+    // is range-checked by validate(), whose message names the allowed range.
+    if (v.is_number_unsigned()) return static_cast<int>(std::min<uint64_t>(v.get<uint64_t>(), INT_MAX));
+    return static_cast<int>(std::clamp<int64_t>(v.get<int64_t>(), INT_MIN, INT_MAX));
   }
   std::array<double, 3> triple(const char* key) const {
     const json& v = j_.at(key);
