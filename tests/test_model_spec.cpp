@@ -117,6 +117,19 @@ TEST(ModelSidecar, IntegersBeyondIntAreOutOfRangeNotWrapped) {
             "model sidecar models/m.json: model 'model': positive_index must be a class index >= 0");
 }
 
+// Dumping "training" recursed once per level: a deep enough file overflowed the stack. Found while
+// writing the fuzz targets (issue 20), on inputs larger than their 8 KB.
+TEST(ModelSidecar, JsonNestedTooDeepIsConfigErrorNotAStackOverflow) {
+  const std::string deep = std::string(200000, '[') + std::string(200000, ']');
+  try {
+    ModelSpec::parse(R"({"format": "wsi-heatmap-model/1", "patch_size": 96, "mpp": 1, "output": "logit", )"
+                     R"("training": {"curve": )" + deep + "}}", "models/m.json");
+    FAIL() << "accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()), "model sidecar models/m.json: JSON nested more than 512 levels deep (arrays and objects)");
+  }
+}
+
 TEST(ModelSidecar, MissingSidecarSaysWhatToWrite) {
   test::ScratchDir dir;
   try {

@@ -8,6 +8,7 @@
 #include <set>
 #include <sstream>
 
+#include "core/json_text.hpp"
 #include "wsi/error.hpp"
 #include "wsi/model.hpp"
 
@@ -116,6 +117,9 @@ void ModelSpec::validate() const {
 }
 
 ModelSpec ModelSpec::parse(const std::string& text, const fs::path& source) {
+  if (detail::json_depth(text) > detail::kMaxJsonDepth)
+    throw ConfigError("model sidecar " + source.string() + ": JSON nested more than " +
+                      std::to_string(detail::kMaxJsonDepth) + " levels deep (arrays and objects)");
   json j;
   try {
     j = json::parse(text);
