@@ -447,6 +447,28 @@ TEST(AnnotationErrors, NameThatIsNotUtf8NamesTheFile) {
   EXPECT_THROW(parse_annotations(text, "x.geojson"), ConfigError);
 }
 
+// Copying and dumping a JSON value recurse: a few hundred thousand '[' (in a vertex, which the
+// error message quotes, or in properties, which are copied) overflowed the stack. Found while
+// writing the fuzz targets (issue 20), on inputs larger than their 8 KB.
+TEST(AnnotationErrors, JsonNestedTooDeepIsConfigErrorNotAStackOverflow) {
+  const std::string deep = std::string(200000, '[') + std::string(200000, ']');
+  const std::string refused =
+      "x.json: JSON nested more than 512 levels deep (arrays and objects); annotation files nest a handful";
+  EXPECT_EQ(message_of([&] { parse_annotations(R"({"positive":[{"vertices":[)" + deep + "]}]}", "x.json"); }), refused);
+  EXPECT_EQ(message_of([&] {
+              parse_annotations(R"({"type":"Feature","properties":)" + deep + R"(,"geometry":null})", "x.json");
+            }),
+            refused);
+  // 512 levels are parsed; brackets inside strings do not count.
+  const std::string vertex = std::string(508, '[') + std::string(508, ']');
+  EXPECT_EQ(message_of([&] {
+              parse_annotations(R"({"positive":[{"name":"[[[[","vertices":[)" + vertex + "]}]}", "x.json");
+            }).rfind("x.json: positive[0] '[[[[' vertex 0: expected an [x, y] array", 0),
+            0u);
+  EXPECT_EQ(message_of([&] { parse_annotations(R"({"positive":[{"vertices":[[)" + vertex + "]]}]}", "x.json"); }),
+            refused);
+}
+
 TEST(AnnotationErrors, CoordinatesAtTheLimitAreAccepted) {
   const auto set = parse_annotations(R"({"positive":[{"vertices":[[-1e9,-1e9],[1e9,0],[0,1e9]]}]})", "x.json");
   ASSERT_EQ(set.shapes.size(), 1u);

@@ -86,6 +86,53 @@ TEST(ModelSidecar, EveryErrorNamesTheKeyAndTheFix) {
   }
 }
 
+// Found by tests/fuzz (model_spec): nlohmann reports a number beyond double as out_of_range, not
+// as a parse_error, and it escaped the family of errors.
+TEST(ModelSidecar, NumberBeyondDoubleIsConfigError) {
+  try {
+    ModelSpec::parse(R"({"format": "wsi-heatmap-model/1", "patch_size": 96, "mpp": 1e999, "output": "logit"})",
+                     "models/m.json");
+    FAIL() << "accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "model sidecar models/m.json is not valid JSON: [json.exception.out_of_range.406] number overflow "
+              "parsing '1e999'");
+  }
+}
+
+// Caught by fuzz_model_spec's check that an accepted integer keeps its value (on a hand-made
+// seed; the mutations did not reach it): 2^32 + 96 was read as patch_size 96.
+TEST(ModelSidecar, IntegersBeyondIntAreOutOfRangeNotWrapped) {
+  const auto message = [](const std::string& key_value) {
+    try {
+      ModelSpec::parse(R"({"format": "wsi-heatmap-model/1", "mpp": 1, "output": "softmax", )" + key_value + "}",
+                       "models/m.json");
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string("(accepted)");
+  };
+  EXPECT_EQ(message(R"("patch_size": 4294967392)"),
+            "model sidecar models/m.json: model 'model': patch_size must be in 8..4096");
+  EXPECT_EQ(message(R"("patch_size": -4294967200)"),
+            "model sidecar models/m.json: model 'model': patch_size must be in 8..4096");
+  EXPECT_EQ(message(R"("patch_size": 96, "positive_index": 18446744073709551615)"),
+            "model sidecar models/m.json: model 'model': positive_index must be a class index >= 0");
+}
+
+// Dumping "training" recursed once per level: a deep enough file overflowed the stack. Found while
+// writing the fuzz targets (issue 20), on inputs larger than their 8 KB.
+TEST(ModelSidecar, JsonNestedTooDeepIsConfigErrorNotAStackOverflow) {
+  const std::string deep = std::string(200000, '[') + std::string(200000, ']');
+  try {
+    ModelSpec::parse(R"({"format": "wsi-heatmap-model/1", "patch_size": 96, "mpp": 1, "output": "logit", )"
+                     R"("training": {"curve": )" + deep + "}}", "models/m.json");
+    FAIL() << "accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()), "model sidecar models/m.json: JSON nested more than 512 levels deep (arrays and objects)");
+  }
+}
+
 TEST(ModelSidecar, MissingSidecarSaysWhatToWrite) {
   test::ScratchDir dir;
   try {

@@ -4,6 +4,7 @@
 #   tools/setup.sh test   install what is missing, build with warnings as errors, run the test suite
 #   tools/setup.sh deps   only install the Debian packages (idempotent)
 #   tools/setup.sh build  deps + release build
+#   tools/setup.sh fuzz [EXECS]  deps + clang, build the fuzz preset, run each fuzz target EXECS times
 # Everything comes from Debian's own packages (apt); nothing is downloaded from anywhere else.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +24,8 @@ PACKAGES=(
 # (Snakemake locally; a single-node Slurm, started by tests/slurm_array.sh), and SciPy for the
 # Python port of the official Camelyon16 FROC script (tests/camelyon_froc_official.py).
 TEST_PACKAGES=(snakemake slurmctld slurmd slurm-client munge python3-scipy)
+# Only the fuzz preset needs these: clang and its libFuzzer/sanitizer runtimes (tests/fuzz).
+FUZZ_PACKAGES=(clang libclang-rt-14-dev)
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 
@@ -83,5 +86,11 @@ case "${1:-}" in
     log "running the test suite"
     ctest --preset ci -j "$(jobs)"
     ;;
-  *) echo "usage: tools/setup.sh demo|test|deps|build" >&2; exit 2 ;;
+  fuzz)
+    install_deps "${FUZZ_PACKAGES[@]}"
+    build fuzz
+    log "running each fuzz target (tests/fuzz/run.sh ${2:-1000000})"
+    tests/fuzz/run.sh "${2:-1000000}"
+    ;;
+  *) echo "usage: tools/setup.sh demo|test|deps|build|fuzz [EXECS]" >&2; exit 2 ;;
 esac

@@ -480,6 +480,9 @@ AnnotationSet parse_annotations(const std::string& text, const std::filesystem::
   if (body.front() != '{' && body.front() != '[')
     throw ConfigError(source.string() + ": not an annotation file; " + kSupported);
 
+  if (detail::json_depth(body) > detail::kMaxJsonDepth)
+    throw ConfigError(source.string() + ": JSON nested more than " + std::to_string(detail::kMaxJsonDepth) +
+                      " levels deep (arrays and objects); annotation files nest a handful");
   json doc;
   try {
     doc = json::parse(body.begin(), body.end());

@@ -1,10 +1,14 @@
 // The model sidecar: strict parsing (unknown keys and wrong types are errors) and validation.
+#include <algorithm>
+#include <climits>
 #include <cmath>
+#include <cstdint>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 
+#include "core/json_text.hpp"
 #include "wsi/error.hpp"
 #include "wsi/model.hpp"
 
@@ -59,7 +63,10 @@ class Reader {
   int integer(const char* key) const {
     const json& v = j_.at(key);
     if (!v.is_number_integer()) fail(std::string("\"") + key + "\" must be an integer, not " + v.type_name());
-    return v.get<int>();
+    // get<int>() wraps (4294967392 became patch_size 96); saturated instead, every integer here
+    // is range-checked by validate(), whose message names the allowed range.
+    if (v.is_number_unsigned()) return static_cast<int>(std::min<uint64_t>(v.get<uint64_t>(), INT_MAX));
+    return static_cast<int>(std::clamp<int64_t>(v.get<int64_t>(), INT_MIN, INT_MAX));
   }
   std::array<double, 3> triple(const char* key) const {
     const json& v = j_.at(key);
@@ -110,10 +117,13 @@ void ModelSpec::validate() const {
 }
 
 ModelSpec ModelSpec::parse(const std::string& text, const fs::path& source) {
+  if (detail::json_depth(text) > detail::kMaxJsonDepth)
+    throw ConfigError("model sidecar " + source.string() + ": JSON nested more than " +
+                      std::to_string(detail::kMaxJsonDepth) + " levels deep (arrays and objects)");
   json j;
   try {
     j = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number such as 1e999
     throw ConfigError("model sidecar " + source.string() + " is not valid JSON: " + e.what());
   }
   Reader r(j, source);
