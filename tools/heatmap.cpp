@@ -72,7 +72,7 @@ void apply_preset(CLI::App& sub, const std::string& name_or_file) {
   try {
     j = json::parse(in);
   } catch (const json::parse_error& e) {
-    throw ConfigError("preset " + file.string() + " is not valid JSON: " + e.what());
+    throw ConfigError("preset " + file.string() + " is not valid JSON: " + detail::json_error_text(e));
   }
   if (!j.is_object()) throw ConfigError("preset " + file.string() + " must be a JSON object of option names and values");
   for (const auto& [key, value] : j.items()) {

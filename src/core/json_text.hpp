@@ -15,3 +15,16 @@ inline std::string json_text(const nlohmann::json& j, int indent = -1) {
 }
 
 }  // namespace wsi::detail
+
+namespace wsi::detail {
+
+// nlohmann's message without its "[json.exception.parse_error.101] " tag (an internal code the
+// user cannot act on): "parse error at line 1, column 34: syntax error ...".
+inline std::string json_error_text(const nlohmann::json::exception& e) {
+  std::string m = e.what();
+  if (m.rfind("[json.exception.", 0) == 0)
+    if (const size_t end = m.find("] "); end != std::string::npos) m.erase(0, end + 2);
+  return m;
+}
+
+}  // namespace wsi::detail

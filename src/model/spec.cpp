@@ -5,6 +5,7 @@
 #include <set>
 #include <sstream>
 
+#include "core/json_text.hpp"
 #include "wsi/error.hpp"
 #include "wsi/model.hpp"
 
@@ -114,7 +115,7 @@ ModelSpec ModelSpec::parse(const std::string& text, const fs::path& source) {
   try {
     j = json::parse(text);
   } catch (const json::parse_error& e) {
-    throw ConfigError("model sidecar " + source.string() + " is not valid JSON: " + e.what());
+    throw ConfigError("model sidecar " + source.string() + " is not valid JSON: " + detail::json_error_text(e));
   }
   Reader r(j, source);
   if (!j.is_object()) r.fail("must be a JSON object");
@@ -201,7 +202,10 @@ ModelSpec ModelSpec::parse(const std::string& text, const fs::path& source) {
   try {
     s.validate();
   } catch (const ConfigError& e) {
-    r.fail(e.what());
+    // validate() names the model; here the sidecar file is named instead.
+    std::string what = e.what();
+    if (const std::string by_name = "model '" + s.name + "': "; what.rfind(by_name, 0) == 0) what.erase(0, by_name.size());
+    r.fail(what);
   }
   return s;
 }
