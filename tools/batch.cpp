@@ -532,11 +532,11 @@ void setup_batch(CLI::App& app) {
   add_threads_option(*sub, c->threads, "Threads per slide (0 = one per core)");
   sub->add_flag("--no-gradcam", c->no_gradcam, "Skip Grad-CAM");
   sub->add_option("--timeout", c->timeout, "Stop a slide after this many seconds and record it as failed (0 = no limit)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(number_at_least_zero("--timeout", "no limit"));
   sub->add_option("--mpp-csv", c->mpp_csv,
                   "CSV with columns slide,mpp: level-0 um per pixel for slides whose files lack it (slide: the path "
                   "as given, the file name, or the name without extension); overrides --mpp for those slides")
-      ->check(CLI::ExistingFile);
+      ->check(existing_file("--mpp-csv", "give the CSV file"));
   sub->add_flag("--retry-failed", c->retry_failed, "Run slides that failed in an earlier run again");
   sub->add_option("--shard", c->shard, "Only shard I of N (I/N, 1 <= I <= N; e.g. a Slurm array task)")
       ->capture_default_str();

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <filesystem>
 #include <optional>
 #include <string>
 
@@ -46,6 +47,18 @@ void setup_batch(CLI::App& app);
 // --threads bound to `threads` (0 = one per core): negative values are refused when parsed, and
 // a count above the cores this process may run on is said on stderr (tools/threads_option.cpp).
 CLI::Option* add_threads_option(CLI::App& app, int& threads, const std::string& help);
+
+// Checks for options (tools/checks.cpp). Each throws UsageError with one line naming the value
+// (prefixed by `option` where given) and what to do, instead of CLI11's generic texts.
+// An existing file (not a directory; `directory_hint` says what to do instead).
+CLI::Validator existing_file(const std::string& option, const std::string& directory_hint);
+// A whole number >= 0 (up to INT_MAX) / a number >= 0; `zero_means` is said in the message.
+CLI::Validator whole_number_at_least_zero(const std::string& option, const std::string& zero_means);
+CLI::Validator number_at_least_zero(const std::string& option, const std::string& zero_means);
+
+// -o DIR of the subcommands that write into a directory: created if missing. Throws UsageError
+// (one line naming DIR) when it is a file, cannot be created or is not writable.
+void prepare_output_dir(const std::filesystem::path& dir);
 
 // Prints to stderr with the program prefix; the CLI is the only place that prints.
 void print_error(const std::string& message);

@@ -102,7 +102,9 @@ void setup_extract(CLI::App& app, bool parse_only) {
   auto opt = std::make_shared<ExtractCliOptions>();
   CLI::App* sub = app.add_subcommand(
       "extract", "Extract balanced, labelled patches (PatchCamelyon HDF5 or Kaggle layout) from slides + ground truth");
-  sub->add_option("slides", opt->slides, "Slides to extract from")->required()->check(CLI::ExistingFile);
+  sub->add_option("slides", opt->slides, "Slides to extract from")
+      ->required()
+      ->check(existing_file("", "pass slide files (wsi-heatmap batch DIR --extract takes a directory of slides)"));
   sub->add_option("--out,-o", opt->params.out_dir, "Output directory (created if missing)")->required();
   sub->add_option("--mask", opt->masks,
                   "Ground-truth mask TIFF: one per slide in order, or one pattern with {stem}");

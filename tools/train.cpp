@@ -104,9 +104,7 @@ void setup_train(CLI::App& app) {
   sub->add_flag("--no-class-weights", c->no_class_weights, "Do not weight the loss by inverse class frequency");
   sub->add_option("--seed", c->opt.seed, "Seed for initialisation, shuffling, augmentation and the validation split")
       ->capture_default_str();
-  sub->add_option("--threads", c->opt.threads, "Threads (0 = one per core); results are reproducible at a fixed count")
-      ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+  add_threads_option(*sub, c->opt.threads, "Threads (0 = one per core); results are reproducible at a fixed count");
   sub->add_flag("--quiet,-q", c->quiet, "No progress bar");
   sub->callback([c] { run_train(*c); });
 }
