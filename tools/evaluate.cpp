@@ -100,7 +100,7 @@ void run_evaluate(const EvaluateOptions& opt) {
     throw ConfigError(set->describe() + " has " + std::to_string(set->patch_size()) + " px patches but " +
                       opt.model + " expects patch_size " + std::to_string(model.spec().patch_size));
   const fs::path out(opt.out);
-  fs::create_directories(out);
+  prepare_output_dir(out);
 
   const int64_t n = set->size(), P = set->patch_size();
   std::vector<float> prob(static_cast<size_t>(n));

@@ -291,7 +291,7 @@ void run_evaluate_slides(const EvaluateSlidesOptions& opt) {
   }
 
   const fs::path out = opt.out.empty() ? fs::path(opt.results) : fs::path(opt.out);
-  fs::create_directories(out);
+  prepare_output_dir(out);
 
   Json slides_json = Json::array();
   std::vector<std::string> notes = match.notes;
