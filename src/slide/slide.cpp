@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <mutex>
+#include <sstream>
 #include <stdexcept>
 
 #include "core/text.hpp"
@@ -117,9 +118,12 @@ std::string_view to_string(MppSource s) {
 Mpp resolve_mpp(const std::map<std::string, std::string>& props, std::optional<double> override_mpp) {
   Mpp m;
   if (override_mpp) {
-    if (!(*override_mpp > 0) || !std::isfinite(*override_mpp))
-      throw UsageError("--mpp must be a positive number of micrometres per pixel, got " +
-                       std::to_string(*override_mpp));
+    if (!(*override_mpp > 0) || !std::isfinite(*override_mpp)) {
+      std::ostringstream msg;
+      msg << "--mpp must be a positive number of micrometres per level-0 pixel (e.g. 0.25 for a 40x scan), not "
+          << *override_mpp;
+      throw UsageError(msg.str());
+    }
     m.x = m.y = *override_mpp;
     m.source = MppSource::user_override;
     return m;
