@@ -34,8 +34,9 @@ void apply_grid_options(const GridOptions& options, GridParams& grid, std::optio
 void setup_info(CLI::App& app);
 void setup_synth(CLI::App& app);
 void setup_mask(CLI::App& app);
-// setup_extract / setup_heatmap with parse_only: the subcommand parses its options and runs
-// nothing (batch checks each child's options with them before any slide runs). The callback owns
+// setup_extract / setup_heatmap with parse_only: the subcommand parses its options and checks
+// what needs no slide (value ranges, words, the model's sidecar), then runs nothing (batch checks
+// each child's options with them before any slide runs). The callback owns
 // the options' storage, so it must stay in place, not be replaced.
 void setup_extract(CLI::App& app, bool parse_only = false);
 void setup_evaluate(CLI::App& app);

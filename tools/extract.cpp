@@ -161,7 +161,11 @@ void setup_extract(CLI::App& app, bool parse_only) {
   sub->add_flag("--quiet,-q", opt->quiet, "No progress bar");
   add_tissue_options(*sub, opt->params.tissue);
   sub->callback([opt, parse_only] {
-    if (parse_only) return;
+    if (parse_only) {
+      ExtractCliOptions copy = *opt;
+      resolve_options(copy);
+      return;
+    }
     const int rc = run_extract_cli(*opt);
     if (rc != 0) throw CLI::RuntimeError(rc);
   });

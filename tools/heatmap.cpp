@@ -230,7 +230,10 @@ void setup_heatmap(CLI::App& app, bool parse_only) {
   sub->add_flag("--quiet,-q", c->quiet, "No progress bar");
   add_tissue_options(*sub, c->params.tissue);
   sub->callback([c, sub, parse_only] {
-    if (parse_only) return;
+    if (parse_only) {
+      check_options(*c, resolve_options(*sub, *c));
+      return;
+    }
     const int rc = run_heatmap_cli(*sub, *c);
     if (rc != 0) throw CLI::RuntimeError(rc);
   });
