@@ -36,9 +36,9 @@ struct Row {
   std::string name;               // also the name of {O}
   std::vector<std::string> argv;  // after the program name
   int code;
-  std::string err;                // the whole of stderr is "wsi-heatmap: error: " + err + "\n"
-  std::string out = "";           // the whole of stdout
-  bool unwritable = false;        // needs {S}/ro to be unwritable: skipped as root (root writes anyway)
+  std::string err;          // the whole of stderr is "wsi-heatmap: error: " + err + "\n"
+  std::string out = "";     // the whole of stdout
+  bool unwritable = false;  // needs {S}/ro to be unwritable: skipped as root (root writes anyway)
 };
 
 void write(const fs::path& p, const std::string& bytes) {
@@ -237,7 +237,8 @@ const std::string kUnknownKey =
     "model sidecar {S}/models/unknown_key.json: unknown key \"strid\" (known keys: architecture, channel_order, "
     "description, format, gradcam, input_size, mean, mpp, name, output, patch_size, positive_index, resize, scale, "
     "std, training)";
-const std::string kWrongType = "model sidecar {S}/models/wrong_type.json: \"patch_size\" must be an integer, not string";
+const std::string kWrongType =
+    "model sidecar {S}/models/wrong_type.json: \"patch_size\" must be an integer, not string";
 const std::string kBadJsonSidecar =
     "model sidecar {S}/models/bad_json.json is not valid JSON: parse error at line 1, column 34: syntax error while "
     "parsing object key - unexpected end of input; expected string literal";
@@ -247,16 +248,20 @@ const std::string kNotAWeightFile =
 const std::string kEmptyModel =
     "{S}/models/empty.pt: the file is empty (0 bytes); it was probably cut short while copying — copy it again";
 const std::string kUnwritable = "{S}/ro: the output directory is not writable; fix its permissions or choose another";
-const std::string kIsAFile = "{S}/slide.tif: is a file, not a directory; give -o a directory (it is created if missing)";
+const std::string kIsAFile =
+    "{S}/slide.tif: is a file, not a directory; give -o a directory (it is created if missing)";
 const std::string kThreads = "--threads must be a whole number, 0 or more (0 = one per core), not '-1'";
 
+// The tables keep one row per entry, as a reader scans them; clang-format would spread a row over lines.
+// clang-format off
 TEST(CliErrorTable, Info) {
   run_table("info", {
       {"missing-file", {"info", "{S}/nope.svs"}, 2, "{S}/nope.svs: no such file; check the path"},
       {"missing-relative-path", {"info", "no-such-slide.svs"}, 2,
        "no-such-slide.svs: no such file; check the path (it is relative to {CWD})"},
       {"directory", {"info", "{S}/dir"}, 2, "{S}/dir: is a directory, not a slide file; pass one slide file"},
-      {"device", {"info", "/dev/null"}, 1, "/dev/null: not a regular file (a device, socket or pipe); pass a slide file"},
+      {"device", {"info", "/dev/null"}, 1,
+       "/dev/null: not a regular file (a device, socket or pipe); pass a slide file"},
       {"empty-svs", {"info", "{S}/empty.svs"}, 1, "{S}/empty.svs: " + kEmptySlide},
       {"text-named-svs", {"info", "{S}/text.svs"}, 1, "{S}/text.svs: " + kNotASlide},
       {"text-named-tif", {"info", "{S}/text.tif"}, 1, "{S}/text.tif: " + kNotASlide},
@@ -279,7 +284,8 @@ TEST(CliErrorTable, Info) {
 TEST(CliErrorTable, Synth) {
   run_table("synth", {
       {"no-out", {"synth", "--size", "256x256"}, 2, "--out is required" + kHelp},
-      {"size-too-small", {"synth", "-o", "{O}/s.tif", "--size", "10x10"}, 2, "synth: --size must be at least 64x64 pixels"},
+      {"size-too-small", {"synth", "-o", "{O}/s.tif", "--size", "10x10"}, 2,
+       "synth: --size must be at least 64x64 pixels"},
       {"size-beyond-integers", {"synth", "-o", "{O}/s.tif", "--size", "99999999999999999999x64"}, 2,
        "synth: --size is limited to 1000000x1000000 pixels"},
       {"size-word", {"synth", "-o", "{O}/s.tif", "--size", "large"}, 2,
@@ -360,7 +366,8 @@ TEST(CliErrorTable, Extract) {
        "{S}/nope.xml: no such annotation file"},
       {"mask-not-an-image", {"extract", "{S}/slide.tif", "--mask", "{S}/text.tif", "-o", "{O}", "-q"}, 1,
        "{S}/text.tif: " + kNotASlide},
-      {"annotations-not-annotations", {"extract", "{S}/slide.tif", "--annotations", "{S}/text.tif", "-o", "{O}", "-q"}, 1,
+      {"annotations-not-annotations",
+       {"extract", "{S}/slide.tif", "--annotations", "{S}/text.tif", "-o", "{O}", "-q"}, 1,
        "{S}/text.tif: not an annotation file; supported formats: ASAP XML (<ASAP_Annotations>), Camelyon JSON "
        "({\"positive\": [...], \"negative\": [...]}) and GeoJSON (a FeatureCollection, a Feature or an array of "
        "Features)"},
@@ -374,20 +381,23 @@ TEST(CliErrorTable, Extract) {
        "CSV)"},
       {"label-rule-unknown", with({"--label-rule", "middle"}), 2,
        "unknown label rule 'middle' (use center, center:N, any or fraction:T with 0 < T <= 1)"},
-      {"split-not-summing-to-one", with({"--split", "train=0.5"}), 2, "split fractions of 'train=0.5' sum to 0.5, not 1"},
+      {"split-not-summing-to-one", with({"--split", "train=0.5"}), 2,
+       "split fractions of 'train=0.5' sum to 0.5, not 1"},
       {"stride-zero", with({"--stride", "0"}), 2,
        "--stride must be in 1..384 patch pixels (up to 4 patch sides), not 0"},
       {"patch-size-word", with({"--patch-size", "big"}), 2, "Could not convert: --patch-size = big" + kHelp},
       {"min-tissue-out-of-range", with({"--min-tissue", "2"}), 2,
        "--min-tissue must be in 0..1 (the tissue fraction of a patch; 0 = every patch), not 2"},
-      {"max-per-slide-negative", with({"--max-per-slide", "-1"}), 2, "--max-per-slide must be 0 (no cap) or more, not -1"},
+      {"max-per-slide-negative", with({"--max-per-slide", "-1"}), 2,
+       "--max-per-slide must be 0 (no cap) or more, not -1"},
       {"mpp-negative", with({"--mpp", "-1"}), 2, kBadMpp + "-1"},
       {"level-missing-in-slide", with({"--level", "9"}), 1,
        "{S}/slide.tif: --level 9: the slide has 3 levels (0..2); pick one of them"},
       {"mask-twice-for-one-slide", with({"--mask", "{S}/slide_mask.tif"}), 2,
        "--mask was given 2 times for 1 slides: give one per slide, in the same order, or one pattern with {stem} (e.g. "
        "--mask 'masks/{stem}_mask.tif')"},
-      {"out-is-a-file", {"extract", "{S}/slide.tif", "--mask", "{S}/slide_mask.tif", "-o", "{S}/slide.tif"}, 2, kIsAFile},
+      {"out-is-a-file", {"extract", "{S}/slide.tif", "--mask", "{S}/slide_mask.tif", "-o", "{S}/slide.tif"}, 2,
+       kIsAFile},
       {"unwritable-directory", {"extract", "{S}/slide.tif", "--mask", "{S}/slide_mask.tif", "-o", "{S}/ro"}, 2,
        kUnwritable, "", true},
   });
@@ -431,9 +441,11 @@ TEST(CliErrorTable, Evaluate) {
       {"threshold-out-of-range", eval(pcam, {"--threshold", "2"}), 2, "--threshold must be in 0..1"},
       {"gallery-negative", eval(pcam, {"--gallery", "-1"}), 2, "--gallery must be 0 (none) or more, not -1"},
       {"device-unknown", eval(pcam, {"--device", "tpu"}), 2, "unknown device 'tpu': use cpu or cuda"},
-      {"fp16-on-cpu", eval(pcam, {"--precision", "fp16"}), 2, "--precision fp16 needs --device cuda; on a CPU use bf16"},
+      {"fp16-on-cpu", eval(pcam, {"--precision", "fp16"}), 2,
+       "--precision fp16 needs --device cuda; on a CPU use bf16"},
       {"out-is-a-file", {"evaluate", pcam, "-m", "{S}/models/demo.pt", "-o", "{S}/slide.tif"}, 2, kIsAFile},
-      {"unwritable-directory", {"evaluate", pcam, "-m", "{S}/models/demo.pt", "-o", "{S}/ro"}, 2, kUnwritable, "", true},
+      {"unwritable-directory", {"evaluate", pcam, "-m", "{S}/models/demo.pt", "-o", "{S}/ro"}, 2,
+       kUnwritable, "", true},
   });
 }
 
@@ -465,7 +477,8 @@ TEST(CliErrorTable, Train) {
       {"threads-negative", train({"--threads", "-1"}), 2, kThreads},
       {"out-directory", {"train", pcam, "-o", "{S}/dir"}, 2,
        "--out {S}/dir: is a directory; give the model's file name, e.g. {S}/dir/model.pt"},
-      {"out-ends-in-slash", {"train", pcam, "-o", "{O}/"}, 2, "--out '{O}/': give the model's file name, e.g. DIR/model.pt"},
+      {"out-ends-in-slash", {"train", pcam, "-o", "{O}/"}, 2,
+       "--out '{O}/': give the model's file name, e.g. DIR/model.pt"},
       {"out-in-missing-directory", {"train", pcam, "-o", "{O}/missing/m"}, 2,
        "--out {O}/missing/m: the directory {O}/missing does not exist; create it first"},
       {"one-class-only", {"train", "{S}/pcam_normal/patches_train_x.h5", "-o", "{O}/m", "-q"}, 1,
@@ -495,14 +508,16 @@ TEST(CliErrorTable, Heatmap) {
       {"truncated-tiff", {"{S}/truncated.tif", "-o", "{O}", "-q"}, 1, "{S}/truncated.tif: " + kDamagedTiff},
       {"no-mpp", {"{T}/slides/tcga-cr-7395-01a-01-ts1.svs", "-o", "{O}", "-q"}, 1, kNoMpp},
       {"missing-model", model("nope"), 2, "{S}/models/nope.pt: no such model file"},
-      {"model-is-a-directory", heatmap({"--model", "{S}/dir"}), 2, "{S}/dir: is a directory, not a model file; pass NAME.pt"},
+      {"model-is-a-directory", heatmap({"--model", "{S}/dir"}), 2,
+       "{S}/dir: is a directory, not a model file; pass NAME.pt"},
       {"model-without-sidecar", model("nosidecar"), 2, kNoSidecar},
       {"sidecar-unknown-key", model("unknown_key"), 1, kUnknownKey},
       {"sidecar-bad-json", model("bad_json"), 1, kBadJsonSidecar},
       {"sidecar-unknown-output", model("bad_enum"), 1,
        "model sidecar {S}/models/bad_enum.json: \"output\" must be logit (one value, sigmoid), probability (one value) "
        "or softmax (2+ logits), not \"odds\""},
-      {"sidecar-patch-size-zero", model("patch0"), 1, "model sidecar {S}/models/patch0.json: patch_size must be in 8..4096"},
+      {"sidecar-patch-size-zero", model("patch0"), 1,
+       "model sidecar {S}/models/patch0.json: patch_size must be in 8..4096"},
       {"empty-model", model("empty"), 1, kEmptyModel},
       {"truncated-model", model("truncated"), 1,
        "{S}/models/truncated.pt: not a weight archive of the architecture its sidecar names (failed finding central "
@@ -547,14 +562,17 @@ TEST(CliErrorTable, Batch) {
       {"shard-out-of-range", batch({"--shard", "3/2"}), 2,
        "--shard 3/2: give I/N with 1 <= I <= N (e.g. 3/8 for the third of eight shards)"},
       {"batch-zero", batch({"--batch", "0"}), 2, "--batch: Value 0 not in range 1 to 4096" + kHelp},
-      {"timeout-negative", batch({"--timeout", "-1"}), 2, "--timeout must be a number, 0 or more (0 = no limit), not '-1'"},
+      {"timeout-negative", batch({"--timeout", "-1"}), 2,
+       "--timeout must be a number, 0 or more (0 = no limit), not '-1'"},
       {"threads-negative", batch({"--threads", "-1"}), 2, kThreads},
-      {"missing-mpp-csv", batch({"--mpp-csv", "{S}/nope.csv"}), 2, "--mpp-csv {S}/nope.csv: no such file; check the path"},
+      {"missing-mpp-csv", batch({"--mpp-csv", "{S}/nope.csv"}), 2,
+       "--mpp-csv {S}/nope.csv: no such file; check the path"},
       {"mpp-csv-bad-value", batch({"--mpp-csv", "{S}/mpp_bad.csv"}), 2,
        "--mpp-csv {S}/mpp_bad.csv:2: mpp 'abc' is not a number of um per pixel (0..100)"},
       {"mpp-csv-bad-header", batch({"--mpp-csv", "{S}/mpp_header.csv"}), 2,
        "--mpp-csv {S}/mpp_header.csv: the header must name the columns slide and mpp"},
-      {"stride-zero", batch({"--stride", "0"}), 2, "--stride must be in 1..384 patch pixels (up to 4 patch sides), not 0"},
+      {"stride-zero", batch({"--stride", "0"}), 2,
+       "--stride must be in 1..384 patch pixels (up to 4 patch sides), not 0"},
       {"stride-word", batch({"--stride", "wide"}), 2,
        "an option for the slides is not accepted: Could not convert: --stride = wide"},
       {"model-without-sidecar", batch({"--model", "{S}/models/nosidecar.pt"}), 2, kNoSidecar},
@@ -600,13 +618,15 @@ TEST(CliErrorTable, EvaluateSlides) {
       {"patches-csv-without-columns", eval("{S}/results_header", mask), 1,
        "{S}/results_header/slide.patches.csv:1: the header has no column 'width' (expected "
        "x,y,width,height,probability)"},
-      {"truth-not-an-image", eval(results, {"--truth", "{S}/truth_text"}), 1, "{S}/truth_text/slide.tif: " + kNotASlide},
-      {"truth-empty", eval(results, {"--truth", "{S}/truth_empty"}), 1, "{S}/truth_empty/slide_mask.tif: " + kEmptySlide},
+      {"truth-not-an-image", eval(results, {"--truth", "{S}/truth_text"}), 1,
+       "{S}/truth_text/slide.tif: " + kNotASlide},
+      {"truth-empty", eval(results, {"--truth", "{S}/truth_empty"}), 1,
+       "{S}/truth_empty/slide_mask.tif: " + kEmptySlide},
       {"truth-truncated", eval(results, {"--truth", "{S}/truth_truncated"}), 1,
        "{S}/truth_truncated/slide_mask.tif: " + kTruncatedTiff},
       {"truth-bad-json", eval(results, {"--truth", "{S}/truth_json"}), 1,
-       "{S}/truth_json/slide.json: invalid JSON: parse error at line 1, column 2: syntax error while parsing object key "
-       "- invalid literal; last read: '{b'; expected string literal"},
+       "{S}/truth_json/slide.json: invalid JSON: parse error at line 1, column 2: syntax error while parsing object "
+       "key - invalid literal; last read: '{b'; expected string literal"},
       {"threshold-word", with({"--threshold", "high"}), 2, "Could not convert: --threshold = high" + kHelp},
       {"mpp-negative", with({"--mpp", "-1"}), 2, kBadMpp + "-1"},
       {"label-rule-out-of-range", with({"--label-rule", "fraction:0"}), 2,
@@ -620,6 +640,8 @@ TEST(CliErrorTable, EvaluateSlides) {
        kUnwritable, "", true},
   });
 }
+
+// clang-format on
 
 }  // namespace
 }  // namespace wsi

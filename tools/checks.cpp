@@ -69,8 +69,8 @@ void prepare_output_dir(const fs::path& dir) {
     throw UsageError(dir.string() + ": is a file, not a directory; give -o a directory (it is created if missing)");
   fs::create_directories(dir, ec);
   if (ec || !fs::is_directory(dir, ec))
-    throw UsageError(dir.string() + ": cannot create the output directory" + (ec ? ": " + ec.message() : std::string()) +
-                     "; check the path and its permissions");
+    throw UsageError(dir.string() + ": cannot create the output directory" +
+                     (ec ? ": " + ec.message() : std::string()) + "; check the path and its permissions");
   if (::access(dir.c_str(), W_OK) != 0)
     throw UsageError(dir.string() + ": the output directory is not writable; fix its permissions or choose another");
 }
