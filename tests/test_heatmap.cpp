@@ -584,7 +584,7 @@ TEST(HeatmapCli, BadInputsAreOneLineErrors) {
   r = test::run_wsi({disc_slide().string(), "-o", dir.path().string(), "--model",
                      (*test::models_dir() / "darkness.pt").string(), "--mpp-tolerance", "0.5"});
   EXPECT_NE(r.code, 0);
-  EXPECT_NE(r.err.find("mpp tolerance must be in 0..0.25"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("--mpp-tolerance must be in 0..0.25"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(dir / "disc.summary.json"));
   // A preset with an unknown key.
   std::ofstream(dir / "p.json") << R"({"strid": 48})";

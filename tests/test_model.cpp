@@ -424,7 +424,7 @@ TEST(ModelPrecision, Bf16OnCpuAgreesWithFp32AndFp16NeedsCuda) {
   const GradcamBatch g = gradcam(bf, px.data(), n);
   EXPECT_EQ(g.cams.size(), static_cast<size_t>(n) * 96 * 96);
   o.precision = Precision::fp16;
-  EXPECT_THROW(Model(*models() / "cnn.pt", o), ConfigError);
+  EXPECT_THROW(Model(*models() / "cnn.pt", o), UsageError);  // an option conflict: exit 2
   EXPECT_THROW(parse_precision("fp8"), UsageError);
 }
 

@@ -371,10 +371,17 @@ int run_batch(BatchCli& c) {
   std::signal(SIGTERM, on_batch_signal);
   const ShardSpec shard = ShardSpec::parse(c.shard);
   const fs::path out = c.out;
+  // The inputs and the options before anything is created: a command line that cannot work
+  // leaves no folder behind.
+  const Selection sel = select_slides(c, shard);
+  const std::vector<fs::path>& slides = sel.slides;
+  const std::vector<std::string>& names = sel.names;
+  const std::vector<size_t>& mine = sel.mine;
+  if (slides.empty()) throw UsageError("no slides found in the inputs (extensions: .svs .tif .tiff .ndpi .mrxs ...)");
+  check_child_options(c, slides.front());
+  if (c.merge_only && !shard.whole()) throw UsageError("--merge-only merges every shard: give it without --shard");
   std::error_code ec;
-  fs::create_directories(out, ec);
-  if (ec) throw UsageError("cannot create the output directory " + out.string() + ": " + ec.message());
-  if (::access(out.c_str(), W_OK) != 0) throw UsageError("output directory " + out.string() + " is not writable");
+  prepare_output_dir(out);
   // The batch's own folder, never followed elsewhere: logs written through a planted link would
   // land wherever it points.
   if (fs::is_symlink(out / "logs"))
@@ -388,21 +395,13 @@ int run_batch(BatchCli& c) {
   std::optional<BatchLock> shard_lock;
   if (!shard.whole()) shard_lock.emplace(out / (".batch" + shard.suffix() + ".lock"));
 
-  const Selection sel = select_slides(c, shard);
-  const std::vector<fs::path>& slides = sel.slides;
-  const std::vector<std::string>& names = sel.names;
-  const std::vector<size_t>& mine = sel.mine;
-  if (slides.empty()) throw UsageError("no slides found in the inputs (extensions: .svs .tif .tiff .ndpi .mrxs ...)");
-
   const fs::path manifest_json = out / ("manifest" + shard.suffix() + ".json");
   const fs::path manifest_csv = out / ("manifest" + shard.suffix() + ".csv");
   Manifest manifest = read_manifest(manifest_json);
   const fs::path exe = self_exe();
-  check_child_options(c, slides.front());
   if (c.merge_only) {
     // After the shards: one manifest of every slide (a later whole run trusts it as its own), and
     // with --extract one dataset from the parts of all shards.
-    if (!shard.whole()) throw UsageError("--merge-only merges every shard: give it without --shard");
     const Selection all = select_slides(c, ShardSpec{});
     const Manifest found = all_manifests(out);
     Manifest merged;
@@ -532,11 +531,11 @@ void setup_batch(CLI::App& app) {
   add_threads_option(*sub, c->threads, "Threads per slide (0 = one per core)");
   sub->add_flag("--no-gradcam", c->no_gradcam, "Skip Grad-CAM");
   sub->add_option("--timeout", c->timeout, "Stop a slide after this many seconds and record it as failed (0 = no limit)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(number_at_least_zero("--timeout", "no limit"));
   sub->add_option("--mpp-csv", c->mpp_csv,
                   "CSV with columns slide,mpp: level-0 um per pixel for slides whose files lack it (slide: the path "
                   "as given, the file name, or the name without extension); overrides --mpp for those slides")
-      ->check(CLI::ExistingFile);
+      ->check(existing_file("--mpp-csv", "give the CSV file"));
   sub->add_flag("--retry-failed", c->retry_failed, "Run slides that failed in an earlier run again");
   sub->add_option("--shard", c->shard, "Only shard I of N (I/N, 1 <= I <= N; e.g. a Slurm array task)")
       ->capture_default_str();

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <filesystem>
 #include <optional>
 #include <string>
 
@@ -33,8 +34,9 @@ void apply_grid_options(const GridOptions& options, GridParams& grid, std::optio
 void setup_info(CLI::App& app);
 void setup_synth(CLI::App& app);
 void setup_mask(CLI::App& app);
-// setup_extract / setup_heatmap with parse_only: the subcommand parses its options and runs
-// nothing (batch checks each child's options with them before any slide runs). The callback owns
+// setup_extract / setup_heatmap with parse_only: the subcommand parses its options and checks
+// what needs no slide (value ranges, words, the model's sidecar), then runs nothing (batch checks
+// each child's options with them before any slide runs). The callback owns
 // the options' storage, so it must stay in place, not be replaced.
 void setup_extract(CLI::App& app, bool parse_only = false);
 void setup_evaluate(CLI::App& app);
@@ -46,6 +48,18 @@ void setup_batch(CLI::App& app);
 // --threads bound to `threads` (0 = one per core): negative values are refused when parsed, and
 // a count above the cores this process may run on is said on stderr (tools/threads_option.cpp).
 CLI::Option* add_threads_option(CLI::App& app, int& threads, const std::string& help);
+
+// Checks for options (tools/checks.cpp). Each throws UsageError with one line naming the value
+// (prefixed by `option` where given) and what to do, instead of CLI11's generic texts.
+// An existing file (not a directory; `directory_hint` says what to do instead).
+CLI::Validator existing_file(const std::string& option, const std::string& directory_hint);
+// A whole number >= 0 (up to INT_MAX) / a number >= 0; `zero_means` is said in the message.
+CLI::Validator whole_number_at_least_zero(const std::string& option, const std::string& zero_means);
+CLI::Validator number_at_least_zero(const std::string& option, const std::string& zero_means);
+
+// -o DIR of the subcommands that write into a directory: created if missing. Throws UsageError
+// (one line naming DIR) when it is a file, cannot be created or is not writable.
+void prepare_output_dir(const std::filesystem::path& dir);
 
 // Prints to stderr with the program prefix; the CLI is the only place that prints.
 void print_error(const std::string& message);

@@ -90,6 +90,7 @@ RgbImage gallery(const PatchSet& set, const Model& model, const std::vector<int6
 void run_evaluate(const EvaluateOptions& opt) {
   if (opt.batch < 1) throw UsageError("--batch must be >= 1");
   if (!(opt.threshold >= 0 && opt.threshold <= 1)) throw UsageError("--threshold must be in 0..1");
+  if (opt.gallery < 0) throw UsageError("--gallery must be 0 (none) or more, not " + std::to_string(opt.gallery));
   const auto set = open_patch_set(opt.data);
   ModelOptions mo;
   mo.device = parse_device(opt.device);
@@ -100,7 +101,7 @@ void run_evaluate(const EvaluateOptions& opt) {
     throw ConfigError(set->describe() + " has " + std::to_string(set->patch_size()) + " px patches but " +
                       opt.model + " expects patch_size " + std::to_string(model.spec().patch_size));
   const fs::path out(opt.out);
-  fs::create_directories(out);
+  prepare_output_dir(out);
 
   const int64_t n = set->size(), P = set->patch_size();
   std::vector<float> prob(static_cast<size_t>(n));

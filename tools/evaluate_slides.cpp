@@ -254,7 +254,11 @@ std::string fmt(const std::optional<double>& v) {
 
 void run_evaluate_slides(const EvaluateSlidesOptions& opt) {
   if (!(opt.threshold >= 0 && opt.threshold <= 1)) throw UsageError("--threshold must be in 0..1");
-  if (opt.mpp < 0) throw UsageError("--mpp must be positive");
+  if (opt.mpp < 0 || !std::isfinite(opt.mpp)) {
+    std::ostringstream m;
+    m << "--mpp must be a positive number of micrometres per level-0 pixel (e.g. 0.25 for a 40x scan), not " << opt.mpp;
+    throw UsageError(m.str());
+  }
   const LabelRule rule = LabelRule::parse(opt.rule);
   if (opt.truth.empty() && !opt.normal_if_missing)
     throw UsageError("--truth is required: give the ground-truth masks / annotations (files or directories), or "
@@ -291,7 +295,7 @@ void run_evaluate_slides(const EvaluateSlidesOptions& opt) {
   }
 
   const fs::path out = opt.out.empty() ? fs::path(opt.results) : fs::path(opt.out);
-  fs::create_directories(out);
+  prepare_output_dir(out);
 
   Json slides_json = Json::array();
   std::vector<std::string> notes = match.notes;

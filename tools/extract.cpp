@@ -1,9 +1,11 @@
 // `wsi-heatmap extract SLIDE... (--mask M | --annotations A)... -o DIR`: balanced, labelled patch
 // datasets in PatchCamelyon HDF5 or Kaggle layout (see include/wsi/extract.hpp).
+#include <cmath>
 #include <fstream>
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "commands.hpp"
 #include "progress.hpp"
@@ -21,7 +23,7 @@ struct ExtractCliOptions {
   std::string format = "pcam", rule = "center", mask_values, exclusion = "normal", balance = "none",
               ratio = "1:1", split = "train=1";
   GridOptions grid;
-  double mpp = 0;
+  std::optional<double> mpp;
   bool json = false, quiet = false;
 };
 
@@ -48,7 +50,9 @@ std::vector<std::optional<std::filesystem::path>> pair_with(const std::vector<st
   return out;
 }
 
-int run_extract_cli(ExtractCliOptions opt) {
+// The parameters and sources the options give, checked before any slide is read (and by batch for
+// all its slides): every value comes from a flag, so every problem is a usage error.
+std::vector<ExtractSource> resolve_options(ExtractCliOptions& opt) {
   ExtractParams& p = opt.params;
   p.format = parse_dataset_format(opt.format);
   p.rule = LabelRule::parse(opt.rule);
@@ -58,7 +62,17 @@ int run_extract_cli(ExtractCliOptions opt) {
   p.balance.ratio = parse_ratio(opt.ratio);
   p.split = SplitSpec::parse(opt.split);
   apply_grid_options(opt.grid, p.grid, kPcamMpp);
-  if (opt.mpp > 0) p.mpp_override = opt.mpp;
+  if (opt.mpp && !(*opt.mpp > 0 && std::isfinite(*opt.mpp))) {
+    std::ostringstream m;
+    m << "--mpp must be a positive number of micrometres per level-0 pixel (e.g. 0.25 for a 40x scan), not " << *opt.mpp;
+    throw UsageError(m.str());
+  }
+  p.mpp_override = opt.mpp;
+  try {
+    p.validate();
+  } catch (const ConfigError& e) {
+    throw UsageError(e.what());  // the values came from the flags the messages name
+  }
   const auto masks = pair_with(opt.masks, opt.slides, "--mask");
   const auto annots = pair_with(opt.annotations, opt.slides, "--annotations");
   std::vector<ExtractSource> sources;
@@ -67,6 +81,13 @@ int run_extract_cli(ExtractCliOptions opt) {
       throw UsageError("give either --mask or --annotations for " + opt.slides[i] + ", not both");
     sources.push_back({opt.slides[i], masks[i], annots[i]});
   }
+  return sources;
+}
+
+int run_extract_cli(ExtractCliOptions opt) {
+  const std::vector<ExtractSource> sources = resolve_options(opt);
+  const ExtractParams& p = opt.params;
+  prepare_output_dir(p.out_dir);
 
   ProgressBar bar("extract", !opt.quiet && ::isatty(STDERR_FILENO));
   const ExtractSummary s = run_extract(sources, p, [&](int64_t done, int64_t total) { bar.update(done, total); });
@@ -102,7 +123,9 @@ void setup_extract(CLI::App& app, bool parse_only) {
   auto opt = std::make_shared<ExtractCliOptions>();
   CLI::App* sub = app.add_subcommand(
       "extract", "Extract balanced, labelled patches (PatchCamelyon HDF5 or Kaggle layout) from slides + ground truth");
-  sub->add_option("slides", opt->slides, "Slides to extract from")->required()->check(CLI::ExistingFile);
+  sub->add_option("slides", opt->slides, "Slides to extract from")
+      ->required()
+      ->check(existing_file("", "pass slide files (wsi-heatmap batch DIR --extract takes a directory of slides)"));
   sub->add_option("--out,-o", opt->params.out_dir, "Output directory (created if missing)")->required();
   sub->add_option("--mask", opt->masks,
                   "Ground-truth mask TIFF: one per slide in order, or one pattern with {stem}");
@@ -138,7 +161,11 @@ void setup_extract(CLI::App& app, bool parse_only) {
   sub->add_flag("--quiet,-q", opt->quiet, "No progress bar");
   add_tissue_options(*sub, opt->params.tissue);
   sub->callback([opt, parse_only] {
-    if (parse_only) return;
+    if (parse_only) {
+      ExtractCliOptions copy = *opt;
+      resolve_options(copy);
+      return;
+    }
     const int rc = run_extract_cli(*opt);
     if (rc != 0) throw CLI::RuntimeError(rc);
   });

@@ -72,7 +72,7 @@ void apply_preset(CLI::App& sub, const std::string& name_or_file) {
   try {
     j = json::parse(in);
   } catch (const json::parse_error& e) {
-    throw ConfigError("preset " + file.string() + " is not valid JSON: " + e.what());
+    throw ConfigError("preset " + file.string() + " is not valid JSON: " + detail::json_error_text(e));
   }
   if (!j.is_object()) throw ConfigError("preset " + file.string() + " must be a JSON object of option names and values");
   for (const auto& [key, value] : j.items()) {
@@ -119,30 +119,48 @@ json effective_config(const HeatmapCli& c, const fs::path& model) {
   return j;
 }
 
+// The preset and the options that need no slide: grid options, the model path.
+fs::path resolve_options(CLI::App& sub, HeatmapCli& c) {
+  if (!c.preset.empty()) apply_preset(sub, c.preset);
+  c.params.gradcam = !c.no_gradcam;
+  apply_grid_options(c.grid, c.params.grid, std::nullopt);  // no --target-mpp: the model's mpp
+  return c.model.empty() ? default_model() : fs::path(c.model);
+}
+
+// Everything that would fail every slide the same way, checked once before any slide is read
+// (and by batch for all its slides): device, precision, the model's sidecar, the parameters.
+ModelOptions check_options(const HeatmapCli& c, const fs::path& model_path) {
+  ModelOptions mo;
+  mo.device = parse_device(c.device);
+  mo.precision = parse_precision(c.precision);
+  mo.threads = c.params.threads;
+  if (mo.precision == Precision::fp16 && mo.device != Device::cuda)
+    throw UsageError("--precision fp16 needs --device cuda; on a CPU use bf16");
+  if (fs::is_directory(model_path))
+    throw UsageError(model_path.string() + ": is a directory, not a model file; pass NAME.pt");
+  if (!fs::is_regular_file(model_path)) throw UsageError(model_path.string() + ": no such model file");
+  const ModelSpec spec = ModelSpec::load_sidecar(model_path);
+  HeatmapParams p = c.params;  // as run_heatmap resolves them against the model
+  p.grid.patch_size = spec.patch_size;
+  if (!p.grid.level && !p.grid.target_mpp) p.grid.target_mpp = spec.mpp;
+  p.validate();
+  return mo;
+}
+
 int run_heatmap_cli(CLI::App& sub, HeatmapCli& c) {
   // Ctrl-C / SIGTERM: finish the batch in flight, remove temporaries, exit 130 (no partial file
   // ever has a final name).
   std::signal(SIGINT, on_sigint);
   std::signal(SIGTERM, on_sigint);
-  if (!c.preset.empty()) apply_preset(sub, c.preset);
-  c.params.gradcam = !c.no_gradcam;
-  apply_grid_options(c.grid, c.params.grid, std::nullopt);  // no --target-mpp: the model's mpp
-  const fs::path model_path = c.model.empty() ? default_model() : fs::path(c.model);
+  const fs::path model_path = resolve_options(sub, c);
   if (c.print_config) {
     std::cout << detail::json_text(effective_config(c, model_path), 2) << "\n";
     return 0;
   }
   if (c.slides.empty()) throw UsageError("no slide given (usage: wsi-heatmap SLIDE... [-o DIR])");
   if (!c.params.name.empty() && c.slides.size() > 1) throw UsageError("--name names the outputs of one slide; give one slide");
-  std::error_code ec;
-  fs::create_directories(c.out, ec);
-  if (!fs::is_directory(c.out)) throw UsageError("cannot create the output directory " + c.out);
-  if (::access(c.out.c_str(), W_OK) != 0) throw UsageError("output directory " + c.out + " is not writable");
-
-  ModelOptions mo;
-  mo.device = parse_device(c.device);
-  mo.precision = parse_precision(c.precision);
-  mo.threads = c.params.threads;
+  const ModelOptions mo = check_options(c, model_path);
+  prepare_output_dir(c.out);
   const Model model(model_path, mo);
   if (c.params.gradcam && !model.has_gradcam())
     std::cerr << "wsi-heatmap: note: no Grad-CAM map: " << model.gradcam_unavailable_reason() << "\n";
@@ -183,7 +201,8 @@ void setup_heatmap(CLI::App& app, bool parse_only) {
   auto c = std::make_shared<HeatmapCli>();
   CLI::App* sub = app.add_subcommand(
       "heatmap", "Tumour-probability and Grad-CAM heatmaps of slides (the default: wsi-heatmap SLIDE -o DIR)");
-  sub->add_option("slides", c->slides, "Slides (any format OpenSlide reads)")->check(CLI::ExistingFile);
+  sub->add_option("slides", c->slides, "Slides (any format OpenSlide reads)")
+      ->check(existing_file("", "pass slide files (wsi-heatmap batch DIR runs every slide of a directory)"));
   sub->add_option("--out,-o", c->out, "Output directory (created if missing)")->capture_default_str();
   sub->add_option("--model,-m", c->model, "Model NAME.pt with its NAME.json sidecar (default: the bundled demo model)");
   sub->add_option("--device", c->device, "cpu or cuda")->capture_default_str();
@@ -211,7 +230,10 @@ void setup_heatmap(CLI::App& app, bool parse_only) {
   sub->add_flag("--quiet,-q", c->quiet, "No progress bar");
   add_tissue_options(*sub, c->params.tissue);
   sub->callback([c, sub, parse_only] {
-    if (parse_only) return;
+    if (parse_only) {
+      check_options(*c, resolve_options(*sub, *c));
+      return;
+    }
     const int rc = run_heatmap_cli(*sub, *c);
     if (rc != 0) throw CLI::RuntimeError(rc);
   });

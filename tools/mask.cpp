@@ -47,6 +47,15 @@ void run_mask(const MaskOptions& opt) {
   const fs::path overlay = opt.overlay.empty() ? default_overlay(out) : fs::path(opt.overlay);
   if (lower_extension(overlay) != ".png")
     throw UsageError("--overlay " + overlay.string() + ": the overlay is a PNG; name it .png");
+  const auto same = [](const fs::path& a, const fs::path& b) {
+    std::error_code ea, eb;
+    return fs::weakly_canonical(a, ea) == fs::weakly_canonical(b, eb) && !ea && !eb;
+  };
+  if (same(out, opt.slide))
+    throw UsageError("--out " + out.string() + ": that is the slide itself; give the mask its own name (e.g. NAME_tissue.png)");
+  if (same(overlay, opt.slide) || same(overlay, out))
+    throw UsageError("--overlay " + overlay.string() + ": the same file as " + (same(overlay, out) ? "--out" : "the slide") +
+                     "; give the overlay its own name");
   try {
     opt.params.validate();
   } catch (const ConfigError& e) {

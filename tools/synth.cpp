@@ -1,9 +1,13 @@
 // `wsi-heatmap synth --out SLIDE.tif [...]`: a deterministic synthetic H&E lymph-node slide with
 // its tumour mask and ASAP XML outlines.
+#include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <regex>
+#include <vector>
 
 #include "commands.hpp"
 #include "wsi/error.hpp"
@@ -11,6 +15,7 @@
 
 namespace wsi::cli {
 namespace {
+namespace fs = std::filesystem;
 
 struct SynthCliOptions {
   std::string out, mask, annotations;
@@ -20,15 +25,51 @@ struct SynthCliOptions {
   int threads = 0;
 };
 
+std::string lower_extension(const fs::path& p) {
+  std::string e = p.extension().string();
+  std::transform(e.begin(), e.end(), e.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return e;
+}
+
+// An output the command line names: a file name with the extension of what is written there.
+void check_output(const std::string& option, const std::string& path, const std::string& kind,
+                  const std::vector<std::string>& extensions) {
+  const fs::path p(path);
+  if (path.empty() || !p.has_filename()) throw UsageError(option + " '" + path + "': give a file name for the " + kind);
+  if (fs::is_directory(p)) throw UsageError(option + " " + path + ": is a directory; give a file name for the " + kind);
+  const std::string ext = lower_extension(p);
+  if (std::find(extensions.begin(), extensions.end(), ext) == extensions.end()) {
+    std::string list;
+    for (size_t i = 0; i < extensions.size(); ++i) list += (i ? " or " : "") + extensions[i];
+    throw UsageError(option + " " + path + ": synth writes the " + kind + " as " +
+                     (extensions.front() == ".xml" ? "ASAP XML" : "a pyramidal TIFF") + "; name it " + list);
+  }
+}
+
 void run_synth(SynthCliOptions opt) {
   static const std::regex size_re(R"((\d+)[xX](\d+))");
   std::smatch m;
   if (!std::regex_match(opt.size, m, size_re))
     throw UsageError("--size must look like WIDTHxHEIGHT, e.g. 20000x20000 (got '" + opt.size + "')");
+  if (m[1].length() > 9 || m[2].length() > 9)  // beyond what stoll reads; the scene checks the real limit
+    throw UsageError("synth: --size is limited to 1000000x1000000 pixels");
   opt.params.width = std::stoll(m[1]);
   opt.params.height = std::stoll(m[2]);
+  check_output("--out", opt.out, "slide", {".tif", ".tiff"});
+  if (!opt.mask.empty()) check_output("--mask", opt.mask, "tumour mask", {".tif", ".tiff"});
+  if (!opt.annotations.empty()) check_output("--annotations", opt.annotations, "tumour outlines", {".xml"});
+  if (!opt.mask.empty() && fs::weakly_canonical(opt.mask) == fs::weakly_canonical(opt.out))
+    throw UsageError("--mask " + opt.mask + ": the same file as --out; give the mask its own name (e.g. NAME_mask.tif)");
+  if (opt.quality < 1 || opt.quality > 100)
+    throw UsageError("--quality must be in 1..100 (JPEG quality), not " + std::to_string(opt.quality));
   const auto t0 = std::chrono::steady_clock::now();
-  const SynthScene scene(opt.params);  // validates
+  std::optional<SynthScene> built;
+  try {
+    built.emplace(opt.params);  // validates
+  } catch (const ConfigError& e) {
+    throw UsageError(e.what());  // every parameter came from the flag its message names
+  }
+  const SynthScene& scene = *built;
   SynthOutputs outs;
   outs.slide = opt.out;
   if (!opt.mask.empty()) outs.mask = opt.mask;

@@ -11,7 +11,7 @@ namespace wsi::cli {
 CLI::Option* add_threads_option(CLI::App& app, int& threads, const std::string& help) {
   return app.add_option("--threads", threads, help)
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber)
+      ->check(whole_number_at_least_zero("--threads", "one per core"))
       ->each([](const std::string& text) {
         const int cores = available_cores();
         if (std::stoll(text) > cores)

@@ -1,6 +1,9 @@
 // `wsi-heatmap train DATA [--val VAL] -o OUT`: trains a built-in network (cancernet or resnet) on a
 // labelled patch set (PCam HDF5 or Kaggle layout) and writes OUT.pt + OUT.json (the model
 // contract), OUT.log.csv and OUT.curve.svg.
+#include <unistd.h>
+
+#include <filesystem>
 #include <iomanip>
 #include <iostream>
 #include <memory>
@@ -21,6 +24,21 @@ struct TrainCli {
   bool no_augment = false, no_class_weights = false, quiet = false;
 };
 
+// -o OUT names the model file (OUT.pt, with OUT.json and the logs beside it).
+void check_model_path(const std::string& out) {
+  namespace fs = std::filesystem;
+  const fs::path p(out);
+  if (out.empty() || !p.has_filename() || p.filename() == "." || p.filename() == "..")
+    throw UsageError("--out '" + out + "': give the model's file name, e.g. DIR/model.pt");
+  if (fs::is_directory(p))
+    throw UsageError("--out " + out + ": is a directory; give the model's file name, e.g. " + (p / "model.pt").string());
+  const fs::path dir = p.parent_path().empty() ? fs::path(".") : p.parent_path();
+  if (!fs::is_directory(dir))
+    throw UsageError("--out " + out + ": the directory " + dir.string() + " does not exist; create it first");
+  if (::access(dir.c_str(), W_OK) != 0)
+    throw UsageError(dir.string() + ": the output directory is not writable; fix its permissions or choose another");
+}
+
 void run_train(TrainCli& c) {
   TrainOptions o = c.opt;
   if (c.no_augment) o.augment = AugmentParams::none();
@@ -30,14 +48,23 @@ void run_train(TrainCli& c) {
   else if (c.resize == "area") o.resize = ResizeMode::area;
   else throw UsageError("--resize must be nearest, bilinear or area, not '" + c.resize + "'");
   if (o.name == "model") o.name = std::filesystem::path(c.out).stem().string();
+  // The options and the output path before anything is read or said: "training ..." on stdout
+  // must not precede a refusal of the command line.
+  o.validate();
+  check_model_path(c.out);
 
   const auto train_set = open_patch_set(c.data);
   std::unique_ptr<PatchSet> val_set;
   if (!c.val.empty()) val_set = open_patch_set(c.val);
+  if (val_set && val_set->patch_size() != train_set->patch_size())  // as train_model says it, before "training ..."
+    throw UsageError("the validation set has " + std::to_string(val_set->patch_size()) + " px patches, the training set " +
+                     std::to_string(train_set->patch_size()) + " px: use sets extracted with the same patch size");
+  std::ostringstream fraction;
+  fraction << o.val_fraction;
   std::cout << "training " << o.arch.name << " (width " << o.arch.width
             << (o.arch.name == "resnet" ? ", " + std::to_string(o.arch.blocks) + " blocks/stage" : std::string())
             << ") on " << train_set->describe() << "\n"
-            << "validating on " << (val_set ? val_set->describe() : "a random " + std::to_string(o.val_fraction) + " of it")
+            << "validating on " << (val_set ? val_set->describe() : "a random " + fraction.str() + " of it")
             << std::endl;
 
   ProgressBar bar("epoch 1", !c.quiet && ::isatty(STDERR_FILENO) != 0);
@@ -104,9 +131,7 @@ void setup_train(CLI::App& app) {
   sub->add_flag("--no-class-weights", c->no_class_weights, "Do not weight the loss by inverse class frequency");
   sub->add_option("--seed", c->opt.seed, "Seed for initialisation, shuffling, augmentation and the validation split")
       ->capture_default_str();
-  sub->add_option("--threads", c->opt.threads, "Threads (0 = one per core); results are reproducible at a fixed count")
-      ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+  add_threads_option(*sub, c->opt.threads, "Threads (0 = one per core); results are reproducible at a fixed count");
   sub->add_flag("--quiet,-q", c->quiet, "No progress bar");
   sub->callback([c] { run_train(*c); });
 }

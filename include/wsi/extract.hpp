@@ -111,7 +111,8 @@ using ExtractProgress = std::function<void(int64_t done, int64_t total)>;
 
 // Runs both passes and writes the dataset plus `<out_dir>/<prefix>_summary.json` (counts per label
 // and split, parameters, source files, timings). Throws WriteError / ConfigError for run-level
-// failures; per-slide failures are in the summary.
+// failures; per-slide failures are in the summary. When no slide can be used, nothing is written:
+// one slide's own error is rethrown, several give an Error naming the first.
 ExtractSummary run_extract(const std::vector<ExtractSource>& sources, const ExtractParams& params,
                            const ExtractProgress& progress = {});
 

@@ -56,7 +56,7 @@ struct GridParams {
   double min_tissue = 0.5;             // minimum tissue fraction of a patch, 0..1 (0 = all)
   EdgePolicy edge = EdgePolicy::inside;
 
-  void validate() const;  // throws ConfigError naming the field
+  void validate() const;  // throws ConfigError naming the option that sets the field (--stride, ...)
 };
 
 // How patches are read, resolved against one slide.

@@ -79,7 +79,7 @@ Manifest read_manifest(const fs::path& json_path) {
   try {
     j = json::parse(in);
   } catch (const json::parse_error& e) {
-    throw broken(e.what());
+    throw broken(detail::json_error_text(e));
   }
   if (!j.is_object() || j.value("format", "") != "wsi-heatmap-batch/1" || !j.contains("slides") ||
       !j["slides"].is_array())
@@ -100,7 +100,7 @@ Manifest read_manifest(const fs::path& json_path) {
       m.entries.push_back(std::move(e));
     }
   } catch (const json::exception& e) {
-    throw broken(e.what());
+    throw broken(detail::json_error_text(e));
   }
   return m;
 }

@@ -43,3 +43,16 @@ inline size_t json_depth(std::string_view text) {
 }
 
 }  // namespace wsi::detail
+
+namespace wsi::detail {
+
+// nlohmann's message without its "[json.exception.parse_error.101] " tag (an internal code the
+// user cannot act on): "parse error at line 1, column 34: syntax error ...".
+inline std::string json_error_text(const nlohmann::json::exception& e) {
+  std::string m = e.what();
+  if (m.rfind("[json.exception.", 0) == 0)
+    if (const size_t end = m.find("] "); end != std::string::npos) m.erase(0, end + 2);
+  return m;
+}
+
+}  // namespace wsi::detail

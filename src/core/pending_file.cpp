@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -42,6 +44,7 @@ void write_text_file(const fs::path& path, const std::string& text) {
   PendingFile out(path);
   {
     std::ofstream f(out.tmp(), std::ios::binary);
+    if (!f.is_open()) throw WriteError(path, std::string("cannot create the file: ") + std::strerror(errno));
     f << text;
     f.flush();
     if (!f) throw WriteError(path, "writing failed (is the disk full?)");

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <exception>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -267,6 +268,7 @@ ExtractSummary run_extract(const std::vector<ExtractSource>& sources, const Extr
   ExtractSummary summary;
   const auto t_survey = Clock::now();
   std::vector<SlideSurvey> surveys(sources.size());
+  std::exception_ptr first_failure;
   std::vector<std::string> names;
   for (size_t i = 0; i < sources.size(); ++i) {
     SlideReport& rep = surveys[i].report;
@@ -280,9 +282,16 @@ ExtractSummary run_extract(const std::vector<ExtractSource>& sources, const Extr
     } catch (const Error& e) {
       rep.error = e.what();
       surveys[i].candidates.clear();
+      if (!first_failure) first_failure = std::current_exception();
     }
   }
   summary.survey_seconds = seconds_since(t_survey);
+  // No slide usable: no dataset of nothing (whose summary would say it is complete), one error.
+  if (std::all_of(surveys.begin(), surveys.end(), [](const SlideSurvey& s) { return !s.report.error.empty(); })) {
+    if (surveys.size() == 1) std::rethrow_exception(first_failure);
+    throw Error("none of the " + std::to_string(surveys.size()) + " slides could be used; the first: " +
+                surveys.front().report.error);
+  }
 
   // Splits by slide; every slide gets one, failed ones simply contribute nothing.
   const auto split_of = assign_splits(names, params.split, params.balance.seed);

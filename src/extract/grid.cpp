@@ -17,23 +17,25 @@ EdgePolicy parse_edge_policy(const std::string& s) {
   throw UsageError("unknown edge policy '" + s + "': use inside or pad");
 }
 
+// The messages name the command-line options (and preset keys) that set these fields.
 void GridParams::validate() const {
-  if (patch_size < 8 || patch_size > 4096)
-    throw ConfigError("grid: patch size " + std::to_string(patch_size) + " is outside 8..4096");
-  if (stride < 1 || stride > patch_size * 4)
-    throw ConfigError("grid: stride " + std::to_string(stride) + " must be in 1.." + std::to_string(patch_size * 4) +
-                      " (patch pixels)");
-  if (!level && (!target_mpp || !(*target_mpp > 0.0) || !std::isfinite(*target_mpp)))
-    throw ConfigError("grid: target mpp must be a positive number of micrometres per pixel (or give a level)");
-  if (level && *level < 0) throw ConfigError("grid: level must be >= 0");
-  if (!(mpp_tolerance >= 0.0 && mpp_tolerance <= 0.25)) {
+  const auto fail = [](const std::string& option, double got, const std::string& what) {
     std::ostringstream m;
-    m << "grid: mpp tolerance must be in 0..0.25 (a fraction: 0.03 accepts a level 3 % coarser than the target), not "
-      << mpp_tolerance;
+    m << option << " " << what << ", not " << got;
     throw ConfigError(m.str());
-  }
+  };
+  if (patch_size < 8 || patch_size > 4096) fail("--patch-size", patch_size, "must be in 8..4096 pixels");
+  if (stride < 1 || stride > patch_size * 4)
+    fail("--stride", stride, "must be in 1.." + std::to_string(patch_size * 4) + " patch pixels (up to 4 patch sides)");
+  if (!level && !target_mpp)
+    throw ConfigError("give --target-mpp (micrometres per patch pixel) or --level");
+  if (!level && (!(*target_mpp > 0.0) || !std::isfinite(*target_mpp)))
+    fail("--target-mpp", *target_mpp, "must be a positive number of micrometres per pixel");
+  if (level && *level < 0) fail("--level", *level, "must be 0 (the full resolution) or more");
+  if (!(mpp_tolerance >= 0.0 && mpp_tolerance <= 0.25))
+    fail("--mpp-tolerance", mpp_tolerance, "must be in 0..0.25 (a fraction: 0.03 accepts a level 3 % coarser than the target)");
   if (!(min_tissue >= 0.0 && min_tissue <= 1.0))
-    throw ConfigError("grid: minimum tissue fraction must be in 0..1");
+    fail("--min-tissue", min_tissue, "must be in 0..1 (the tissue fraction of a patch; 0 = every patch)");
 }
 
 namespace {
@@ -60,8 +62,8 @@ PatchGeometry resolve_geometry(const std::vector<LevelInfo>& levels, double leve
   g.patch_size = params.patch_size;
   if (params.level) {
     if (*params.level >= static_cast<int>(levels.size()))
-      throw ConfigError("grid: level " + std::to_string(*params.level) + " does not exist (the slide has " +
-                        std::to_string(levels.size()) + " levels)");
+      throw ConfigError("--level " + std::to_string(*params.level) + ": the slide has " + std::to_string(levels.size()) +
+                        " levels (0.." + std::to_string(levels.size() - 1) + "); pick one of them");
     g.level = *params.level;
     g.level_downsample = levels[static_cast<size_t>(g.level)].downsample;
     g.target_mpp = level0_mpp > 0 ? level0_mpp * g.level_downsample : 0.0;
@@ -70,10 +72,12 @@ PatchGeometry resolve_geometry(const std::vector<LevelInfo>& levels, double leve
     g.stride_level0 = params.stride * g.level_downsample;
     return g;
   }
-  if (!(level0_mpp > 0))
-    throw ConfigError("the slide has no microns-per-pixel metadata, so the target resolution " +
-                      std::to_string(*params.target_mpp) +
-                      " um/px cannot be found: pass --mpp (the slide's level-0 um/px) or --level");
+  if (!(level0_mpp > 0)) {
+    std::ostringstream m;
+    m << "the slide has no microns-per-pixel metadata, so the target resolution " << *params.target_mpp
+      << " um/px cannot be found: pass --mpp (the slide's level-0 um/px) or --level";
+    throw ConfigError(m.str());
+  }
   const double target = *params.target_mpp;
   if (level0_mpp > target * (1 + std::max(params.mpp_tolerance, 1e-3))) {
     std::ostringstream m;
@@ -147,7 +151,11 @@ std::string mpp_tolerance_hint(const std::vector<LevelInfo>& levels, const Patch
 }
 
 PatchGeometry resolve_geometry(const Slide& slide, const GridParams& params) {
-  return resolve_geometry(slide.levels(), slide.mpp().known() ? (slide.mpp().x + slide.mpp().y) / 2 : 0.0, params);
+  try {
+    return resolve_geometry(slide.levels(), slide.mpp().known() ? (slide.mpp().x + slide.mpp().y) / 2 : 0.0, params);
+  } catch (const ConfigError& e) {
+    throw ConfigError(slide.path().string() + ": " + e.what());  // which slide: the grid alone does not know
+  }
 }
 
 PatchGrid make_grid(const Bounds& bounds, const PatchGeometry& geometry, const GridParams& params,

@@ -44,7 +44,8 @@ BalanceMode parse_balance_mode(const std::string& s) {
 
 void BalanceParams::validate() const {
   if (!(ratio > 0) || !std::isfinite(ratio)) throw ConfigError("balance: ratio must be a positive number");
-  if (max_per_slide < 0) throw ConfigError("balance: max per slide must be >= 0 (0 = no cap)");
+  if (max_per_slide < 0)
+    throw ConfigError("--max-per-slide must be 0 (no cap) or more, not " + std::to_string(max_per_slide));
 }
 
 double parse_ratio(const std::string& s) {
@@ -164,7 +165,11 @@ SplitSpec SplitSpec::parse(const std::string& text) {
     sum += f;
   }
   if (spec.parts.empty()) throw UsageError("empty split specification" + hint);
-  if (std::abs(sum - 1.0) > 1e-6) throw UsageError("split fractions of '" + text + "' sum to " + std::to_string(sum) + ", not 1");
+  if (std::abs(sum - 1.0) > 1e-6) {
+    std::ostringstream m;
+    m << "split fractions of '" << text << "' sum to " << sum << ", not 1";
+    throw UsageError(m.str());
+  }
   return spec;
 }
 

@@ -2,6 +2,7 @@
 #include "heatmap/plan.hpp"
 
 #include <cmath>
+#include <sstream>
 
 #include "core/text.hpp"
 #include "tissue/params_json.hpp"
@@ -11,7 +12,12 @@ namespace wsi {
 
 void HeatmapParams::validate() const {
   const auto fail = [](const std::string& m) { throw UsageError(m); };
-  grid.validate();
+  try {
+    grid.validate();
+    tissue.validate();
+  } catch (const ConfigError& e) {
+    fail(e.what());  // set by options of the same names: a usage error, found before any slide is read
+  }
   if (batch < 1 || batch > 4096) fail("--batch must be in 1..4096");
   if (cam_per_patch < 1 || cam_per_patch > 64) fail("--cam-resolution must be in 1..64 pixels per patch side");
   if (!(overlay_mpp >= 0.25 && overlay_mpp <= 256)) fail("--overlay-mpp must be in 0.25..256 µm per pixel");
@@ -20,6 +26,12 @@ void HeatmapParams::validate() const {
   if (!(froc_threshold >= 0 && froc_threshold <= 1)) fail("--froc-threshold must be in 0..1");
   if (threads < 0) fail("--threads must be >= 0");
   if (!(max_failed >= 0 && max_failed <= 1)) fail("--max-failed must be in 0..1 (a share of the tissue patches)");
+  if (mpp_override && !(*mpp_override > 0 && std::isfinite(*mpp_override))) {
+    std::ostringstream m;  // as the slide would say it, but before any slide is read
+    m << "--mpp must be a positive number of micrometres per level-0 pixel (e.g. 0.25 for a 40x scan), not "
+      << *mpp_override;
+    fail(m.str());
+  }
 }
 
 
@@ -59,7 +71,11 @@ HeatmapPlan plan_heatmap(const SlideFacts& slide, const ModelFacts& model, const
   out.summary = base + ".summary.json";
 
   const double mpp_mean = slide.mpp.known() ? (slide.mpp.x + slide.mpp.y) / 2 : 0.0;
-  plan.geometry = resolve_geometry(slide.levels, mpp_mean, params.grid);
+  try {
+    plan.geometry = resolve_geometry(slide.levels, mpp_mean, params.grid);
+  } catch (const ConfigError& e) {
+    throw ConfigError(slide.path + ": " + e.what());  // which slide: the grid alone does not know
+  }
   const PatchGeometry& geo = plan.geometry;
   plan.grid = make_grid(slide.bounds, geo, params.grid, tissue);
   if (plan.grid.patches.empty())

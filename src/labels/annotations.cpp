@@ -487,7 +487,7 @@ AnnotationSet parse_annotations(const std::string& text, const std::filesystem::
   try {
     doc = json::parse(body.begin(), body.end());
   } catch (const json::exception& e) {  // parse_error, or out_of_range for 1e999
-    throw ConfigError(source.string() + ": invalid JSON: " + e.what());
+    throw ConfigError(source.string() + ": invalid JSON: " + detail::json_error_text(e));
   }
   try {
     if (doc.is_object() && (doc.contains("positive") || doc.contains("negative")))
@@ -499,7 +499,7 @@ AnnotationSet parse_annotations(const std::string& text, const std::filesystem::
         }))
       return parse_geojson(doc, source, options);
   } catch (const json::exception& e) {  // e.g. type_error 316: a name that is not UTF-8, quoted in a message
-    throw ConfigError(source.string() + ": unreadable annotation: " + e.what() +
+    throw ConfigError(source.string() + ": unreadable annotation: " + detail::json_error_text(e) +
                       " (save the file as UTF-8 JSON)");
   }
   throw ConfigError(source.string() + ": JSON is not a known annotation format; " + kSupported);

@@ -217,7 +217,12 @@ void load_net(NetImpl& net, const fs::path& path, const torch::Device& device) {
     net.load(archive);
   } catch (const c10::Error& e) {
     std::string what = e.what_without_backtrace();
-    throw mismatch(what.substr(0, what.find('\n')));
+    what = what.substr(0, what.find('\n'));
+    // "PytorchStreamReader failed reading zip archive: not a ZIP archive": LibTorch's class name
+    // says nothing to the user; the reason does.
+    if (const std::string reader = "PytorchStreamReader failed reading zip archive: "; what.rfind(reader, 0) == 0)
+      what.erase(0, reader.size());
+    throw mismatch(what);
   }
   const auto params = net.named_parameters();
   const auto buffers = net.named_buffers();

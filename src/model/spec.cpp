@@ -124,7 +124,7 @@ ModelSpec ModelSpec::parse(const std::string& text, const fs::path& source) {
   try {
     j = json::parse(text);
   } catch (const json::exception& e) {  // parse_error, or out_of_range for a number such as 1e999
-    throw ConfigError("model sidecar " + source.string() + " is not valid JSON: " + e.what());
+    throw ConfigError("model sidecar " + source.string() + " is not valid JSON: " + detail::json_error_text(e));
   }
   Reader r(j, source);
   if (!j.is_object()) r.fail("must be a JSON object");
@@ -214,7 +214,10 @@ ModelSpec ModelSpec::parse(const std::string& text, const fs::path& source) {
   try {
     s.validate();
   } catch (const ConfigError& e) {
-    r.fail(e.what());
+    // validate() names the model; here the sidecar file is named instead.
+    std::string what = e.what();
+    if (const std::string by_name = "model '" + s.name + "': "; what.rfind(by_name, 0) == 0) what.erase(0, by_name.size());
+    r.fail(what);
   }
   return s;
 }

@@ -40,12 +40,16 @@ namespace {
 
 // c10::Error messages carry a C++ backtrace after the first line, and TorchScript interpreter
 // errors a TorchScript traceback before the Python-style "RuntimeError: ..." line; users need
-// that one line.
+// that one line (without LibTorch's "PytorchStreamReader failed reading zip archive: " before
+// the reason, "not a ZIP archive").
 std::string first_line(const std::string& s) {
   const auto at = s.rfind("Error: ");
   const std::string tail = at == std::string::npos ? s : s.substr(s.rfind('\n', at) + 1);
   const auto nl = tail.find('\n');
-  return nl == std::string::npos ? tail : tail.substr(0, nl);
+  std::string line = nl == std::string::npos ? tail : tail.substr(0, nl);
+  if (const std::string reader = "PytorchStreamReader failed reading zip archive: "; line.rfind(reader, 0) == 0)
+    line.erase(0, reader.size());
+  return line;
 }
 
 std::string shape_of(const torch::Tensor& t) {
@@ -448,8 +452,11 @@ class TorchSlot final : public BatchSlot {
 Model::Model(const fs::path& path, const ModelOptions& options) : impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
   m.path = path;
+  if (fs::is_directory(path)) throw UsageError(path.string() + ": is a directory, not a model file; pass NAME.pt");
   if (!fs::is_regular_file(path)) throw UsageError(path.string() + ": no such model file");
   m.spec = ModelSpec::load_sidecar(path);
+  if (std::error_code ec; fs::file_size(path, ec) == 0 && !ec)
+    throw ModelError(path, "the file is empty (0 bytes); it was probably cut short while copying — copy it again");
   if (options.device == Device::cuda) {
     if (!torch_cuda_available())
       throw ConfigError(std::string("--device cuda: this build's LibTorch ") + TORCH_VERSION +
@@ -470,7 +477,7 @@ Model::Model(const fs::path& path, const ModelOptions& options) : impl_(std::mak
   at::set_num_threads(threads);
   m.channels_last = options.channels_last;
   if (options.precision == Precision::fp16 && options.device != Device::cuda)
-    throw ConfigError("--precision fp16 needs --device cuda; on a CPU use bf16");
+    throw UsageError("--precision fp16 needs --device cuda; on a CPU use bf16");
   m.precision = options.precision;
   m.dtype = options.precision == Precision::bf16 ? torch::kBFloat16
             : options.precision == Precision::fp16 ? torch::kFloat16 : torch::kFloat32;

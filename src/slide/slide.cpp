@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <mutex>
+#include <sstream>
 #include <stdexcept>
 
 #include "core/text.hpp"
@@ -71,6 +72,42 @@ void silence_libtiff_once() {
 }
 
 // Explains why OpenSlide does not recognise a file, from its first bytes.
+// Whether a tile or strip of any directory lies beyond the end of the file, or the chain of
+// directories breaks off before its end: a copy cut short.
+bool tiff_data_past_end(TIFF* t, const fs::path& path) {
+  std::error_code ec;
+  const uint64_t size = fs::file_size(path, ec);
+  if (ec) return false;
+  uint64_t dir = 0;  // the offset of the last directory libtiff read
+  do {
+    dir = TIFFCurrentDirOffset(t);
+    const bool tiled = TIFFIsTiled(t) != 0;
+    const uint64_t* offsets = nullptr;
+    const uint64_t* counts = nullptr;
+    if (!TIFFGetField(t, tiled ? TIFFTAG_TILEOFFSETS : TIFFTAG_STRIPOFFSETS, &offsets) ||
+        !TIFFGetField(t, tiled ? TIFFTAG_TILEBYTECOUNTS : TIFFTAG_STRIPBYTECOUNTS, &counts) || !offsets || !counts)
+      continue;
+    const uint32_t n = tiled ? TIFFNumberOfTiles(t) : TIFFNumberOfStrips(t);
+    for (uint32_t i = 0; i < n; ++i)
+      if (offsets[i] > size || counts[i] > size - offsets[i]) return true;
+  } while (TIFFReadDirectory(t));
+  // The last directory read: does its link to a next one point past the end?
+  const bool big = TIFFIsBigTIFF(t) != 0, swap = TIFFIsByteSwapped(t) != 0;
+  std::ifstream in(path, std::ios::binary);
+  const auto read_uint = [&](uint64_t at, int bytes) -> std::optional<uint64_t> {
+    unsigned char b[8] = {};
+    in.seekg(static_cast<std::streamoff>(at));
+    if (!in.read(reinterpret_cast<char*>(b), bytes)) return std::nullopt;
+    uint64_t v = 0;  // little-endian in the file unless swapped relative to this (little-endian) host
+    for (int i = 0; i < bytes; ++i) v |= static_cast<uint64_t>(b[swap ? bytes - 1 - i : i]) << (8 * i);
+    return v;
+  };
+  const auto entries = read_uint(dir, big ? 8 : 2);
+  if (!entries) return true;
+  const auto next = read_uint(dir + (big ? 8 : 2) + *entries * (big ? 20 : 12), big ? 8 : 4);
+  return !next || *next >= size;
+}
+
 std::string explain_unrecognised(const fs::path& path) {
   std::array<unsigned char, 132> head{};
   std::ifstream in(path, std::ios::binary);
@@ -85,7 +122,11 @@ std::string explain_unrecognised(const fs::path& path) {
     silence_libtiff_once();
     if (TIFF* t = TIFFOpen(path.c_str(), "r")) {
       const bool tiled = TIFFIsTiled(t) != 0;
+      const bool cut_short = tiff_data_past_end(t, path);
       TIFFClose(t);
+      if (cut_short)
+        return "a truncated TIFF (the file ends before its images do); it was probably cut short while copying — "
+               "copy it again";
       if (!tiled)
         return std::string("a striped (non-tiled) TIFF, not a tiled whole-slide image; ") + kConvertHint;
       return std::string("a tiled TIFF that OpenSlide does not recognise as a slide; ") + kConvertHint;
@@ -117,9 +158,12 @@ std::string_view to_string(MppSource s) {
 Mpp resolve_mpp(const std::map<std::string, std::string>& props, std::optional<double> override_mpp) {
   Mpp m;
   if (override_mpp) {
-    if (!(*override_mpp > 0) || !std::isfinite(*override_mpp))
-      throw UsageError("--mpp must be a positive number of micrometres per pixel, got " +
-                       std::to_string(*override_mpp));
+    if (!(*override_mpp > 0) || !std::isfinite(*override_mpp)) {
+      std::ostringstream msg;
+      msg << "--mpp must be a positive number of micrometres per level-0 pixel (e.g. 0.25 for a 40x scan), not "
+          << *override_mpp;
+      throw UsageError(msg.str());
+    }
     m.x = m.y = *override_mpp;
     m.source = MppSource::user_override;
     return m;
@@ -236,8 +280,8 @@ Slide::Slide(const fs::path& path, const SlideOptions& options) : impl_(std::mak
   std::error_code ec;
   const auto st = fs::status(path, ec);
   if (ec || !fs::exists(st))
-    throw UsageError(path.string() + ": no such file; check the path (it is relative to " +
-                     fs::current_path().string() + ")");
+    throw UsageError(path.string() + ": no such file; check the path" +
+                     (path.is_relative() ? " (it is relative to " + fs::current_path().string() + ")" : std::string()));
   if (fs::is_directory(st))
     throw UsageError(path.string() + ": is a directory, not a slide file; pass one slide file");
   if (!fs::is_regular_file(st))

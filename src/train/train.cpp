@@ -168,8 +168,23 @@ void TrainOptions::validate() const {
     fail("--schedule must be cosine, plateau or none, not '" + schedule + "'");
   if (patience < 1) fail("--patience must be at least 1");
   if (!(val_fraction > 0 && val_fraction < 0.9)) fail("--val-fraction must be in (0, 0.9)");
-  if (augment.max_zoom >= 0.9 || augment.max_shift > 0.5 || augment.stain > 0.5)
-    fail("augmentation too strong: zoom < 0.9, shift <= 0.5, stain <= 0.5");
+  if (max_patches_per_epoch < 0)
+    fail("--max-patches-per-epoch must be 0 (all) or more, not " + std::to_string(max_patches_per_epoch));
+  // Augmentation strengths, by the flags that set them: 0 is off, negative is meaningless.
+  const auto strength = [&](const char* flag, double v, double below, bool inclusive) {
+    if (!(v >= 0) || (inclusive ? v > below : v >= below)) {
+      std::ostringstream m;
+      m << flag << (inclusive ? " must be in 0.." : " must be 0 or more and below ") << below << " (0 = off), not " << v;
+      fail(m.str());
+    }
+  };
+  strength("--rotation", augment.max_rotation_deg, 180, true);
+  strength("--zoom", augment.max_zoom, 0.9, false);
+  strength("--shift", augment.max_shift, 0.5, true);
+  strength("--stain-jitter", augment.stain, 0.5, true);
+  strength("--hue", augment.hue, 0.5, true);
+  strength("--saturation", augment.saturation, 1, true);
+  strength("--brightness", augment.value, 1, true);
 }
 
 std::string training_log_csv(const std::vector<EpochRecord>& epochs) {

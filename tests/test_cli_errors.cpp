@@ -1,0 +1,647 @@
+// Every subcommand's bad inputs with the exact text each must print (issue 20, deliverable 5): one
+// table per command, as OpenSlide's test cases state the expected error of each bad file.
+//
+// A row runs the wsi-heatmap executable and checks the whole of stderr (one line, `wsi-heatmap:
+// error: <file or option>: <what>; <what to do>`), the exit code (2: the command line names
+// something unusable; 1: bad input or a failed read/write), the whole of stdout (nothing, unless
+// the row says what), and that no file appears: each row writes into its own folder {O}, which
+// must hold no file afterwards, and the fixtures' folder gains no file.
+//
+// Fixtures are generated here: a small synthetic slide with its mask and outlines (`synth`), PCam
+// patch sets cut from it (`extract`), broken files written by the test, the committed files in
+// testdata/, and the bundled demo model (models/demo-cnn.pt) with sidecars broken on purpose.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <iterator>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "test_support.hpp"
+
+namespace wsi {
+namespace {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+// Placeholders in argv, err and out: {S} the fixtures' folder, {O} the row's own output folder
+// (created empty before the run), {T} testdata/, {CWD} the working directory.
+struct Row {
+  std::string name;               // also the name of {O}
+  std::vector<std::string> argv;  // after the program name
+  int code;
+  std::string err;          // the whole of stderr is "wsi-heatmap: error: " + err + "\n"
+  std::string out = "";     // the whole of stdout
+  bool unwritable = false;  // needs {S}/ro to be unwritable: skipped as root (root writes anyway)
+};
+
+void write(const fs::path& p, const std::string& bytes) {
+  fs::create_directories(p.parent_path());
+  std::ofstream(p, std::ios::binary) << bytes;
+}
+
+std::string run_ok(const std::vector<std::string>& args) {
+  const test::CliResult r = test::run_wsi(args);
+  if (r.code != 0) throw std::runtime_error("fixture command failed: " + args[0] + ": " + r.err);
+  return r.out;
+}
+
+// The fixtures every table shares, made once per test process.
+const fs::path& fixtures() {
+  static test::ScratchDir dir;
+  static const bool made = [] {
+    const fs::path S = dir.path();
+    const std::string s = S.string();
+    run_ok({"synth", "--out", s + "/slide.tif", "--mask", s + "/slide_mask.tif", "--annotations", s + "/slide.xml",
+            "--size", "1024x1024", "--mpp", "0.5", "--tumours", "2", "--seed", "3"});
+    write(S / "empty.svs", "");
+    write(S / "text.svs", "this is not a slide\n");
+    write(S / "text.tif", "this is not a slide\n");
+    write(S / "truncated.tif", test::slurp(S / "slide.tif").substr(0, 4096));
+    fs::create_directories(S / "dir");
+    fs::create_directories(S / "ro");
+    fs::permissions(S / "ro", fs::perms::owner_read | fs::perms::owner_exec | fs::perms::group_read |
+                                  fs::perms::group_exec | fs::perms::others_read | fs::perms::others_exec);
+    write(S / "bad.json", "{bad\n");
+    write(S / "preset_unknown.json", R"({"strid": 48})");
+    write(S / "preset_bad.json", R"({"stride": )");
+    write(S / "mpp_bad.csv", "slide,mpp\nslide,abc\n");
+    write(S / "mpp_header.csv", "name,um\nslide,0.5\n");
+
+    // The demo model, and copies whose sidecar (NAME.json) is missing or broken.
+    const fs::path demo = fs::path(WSI_SOURCE_DIR) / "models" / "demo-cnn.pt";
+    const json sidecar = json::parse(test::slurp(fs::path(WSI_SOURCE_DIR) / "models" / "demo-cnn.json"));
+    const fs::path M = S / "models";
+    fs::create_directories(M);
+    const auto model = [&](const std::string& name, const std::string& side, const std::string& weights) {
+      write(M / (name + ".pt"), weights);
+      if (!side.empty()) write(M / (name + ".json"), side);
+    };
+    const std::string weights = test::slurp(demo);
+    model("demo", sidecar.dump(2), weights);
+    model("nosidecar", "", weights);
+    json j = sidecar;
+    j["strid"] = 1;
+    model("unknown_key", j.dump(2), weights);
+    j = sidecar;
+    j["patch_size"] = "96";
+    model("wrong_type", j.dump(2), weights);
+    j = sidecar;
+    j["patch_size"] = 0;
+    model("patch0", j.dump(2), weights);
+    j = sidecar;
+    j["output"] = "odds";
+    model("bad_enum", j.dump(2), weights);
+    model("bad_json", R"({"format": "wsi-heatmap-model/1",)", weights);
+    model("empty", sidecar.dump(2), "");
+    model("text", sidecar.dump(2), "not a model\n");
+    model("truncated", sidecar.dump(2), weights.substr(0, 5000));
+
+    // evaluate-slides: results for the slide named "slide", and ground truth that is broken.
+    write(S / "results" / "slide.patches.csv", "x,y,width,height,probability\n0,0,96,96,0.5\n");
+    write(S / "results_header" / "slide.patches.csv", "x,y\n0,0\n");
+    write(S / "truth_text" / "slide.tif", "this is not a mask\n");
+    write(S / "truth_empty" / "slide_mask.tif", "");
+    write(S / "truth_truncated" / "slide_mask.tif", test::slurp(S / "slide_mask.tif").substr(0, 4096));
+    write(S / "truth_json" / "slide.json", "{bad\n");
+    write(S / "kaggle_label" / "train_labels.csv", "id,label\nabc,2\n");
+    write(S / "kaggle_empty" / "train_labels.csv", "id,label\n");
+    return true;
+  }();
+  (void)made;
+  return dir.path();
+}
+
+// PCam patch sets cut from the slide: both classes (96 px), 64 px patches, one class only.
+const fs::path& patch_sets() {
+  static const bool made = [] {
+    const std::string s = fixtures().string();
+    run_ok({"extract", s + "/slide.tif", "--mask", s + "/slide_mask.tif", "-o", s + "/pcam", "-q", "--label-rule",
+            "any", "--min-tissue", "0.1"});
+    run_ok({"extract", s + "/slide.tif", "--mask", s + "/slide_mask.tif", "-o", s + "/pcam64", "-q", "--patch-size",
+            "64", "--min-tissue", "0.1"});
+    run_ok({"extract", s + "/slide.tif", "--unlabelled", "-o", s + "/pcam_normal", "-q", "--min-tissue", "0.1"});
+    write(fixtures() / "pcam" / "only_x.h5", test::slurp(fixtures() / "pcam" / "patches_train_x.h5"));
+    write(fixtures() / "empty_x.h5", "");
+    return true;
+  }();
+  (void)made;
+  return fixtures();
+}
+
+std::string fill(std::string s, const fs::path& out_dir) {
+  const std::pair<std::string, std::string> vars[] = {{"{S}", fixtures().string()},
+                                                      {"{O}", out_dir.string()},
+                                                      {"{T}", std::string(WSI_TESTDATA_DIR)},
+                                                      {"{CWD}", fs::current_path().string()}};
+  for (const auto& [key, value] : vars)
+    for (size_t at = s.find(key); at != std::string::npos; at = s.find(key, at + value.size()))
+      s.replace(at, key.size(), value);
+  return s;
+}
+
+// Regular files (and links) under `dir`, relative to it.
+std::set<std::string> files_under(const fs::path& dir) {
+  std::set<std::string> files;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(dir, fs::directory_options::skip_permission_denied, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec))
+    if (!it->is_directory()) files.insert(fs::relative(it->path(), dir).string());
+  return files;
+}
+
+void run_table(const std::string& command, const std::vector<Row>& rows) {
+  const fs::path S = fixtures();
+  const std::set<std::string> before = files_under(S);
+  std::set<std::string> names;
+  struct Job {
+    const Row* row;
+    fs::path out_dir;
+    std::future<test::CliResult> result;
+  };
+  std::vector<Job> jobs;
+  for (const Row& row : rows) {
+    ASSERT_TRUE(names.insert(row.name).second) << "two rows named " << row.name;
+    if (row.unwritable && ::geteuid() == 0) {
+      std::cout << "[ skipped ] " << command << " / " << row.name << ": root writes into read-only folders\n";
+      continue;
+    }
+    Job job{&row, S / "out" / command / row.name, {}};
+    fs::create_directories(job.out_dir);
+    jobs.push_back(std::move(job));
+  }
+  // Each run is mostly the executable's start-up (LibTorch), so a few run side by side.
+  constexpr size_t kParallel = 4;
+  for (size_t first = 0; first < jobs.size(); first += kParallel) {
+    for (size_t i = first; i < std::min(jobs.size(), first + kParallel); ++i) {
+      std::vector<std::string> args;
+      for (const std::string& a : jobs[i].row->argv) args.push_back(fill(a, jobs[i].out_dir));
+      jobs[i].result = std::async(std::launch::async, [args] { return test::run_wsi(args); });
+    }
+    for (size_t i = first; i < std::min(jobs.size(), first + kParallel); ++i) jobs[i].result.wait();
+  }
+  for (Job& job : jobs) {
+    const Row& row = *job.row;
+    SCOPED_TRACE(command + " / " + row.name);
+    const test::CliResult r = job.result.get();
+    EXPECT_FALSE(r.signalled);
+    EXPECT_EQ(r.code, row.code) << r.err;
+    EXPECT_EQ(r.err, "wsi-heatmap: error: " + fill(row.err, job.out_dir) + "\n");
+    EXPECT_EQ(r.out, fill(row.out, job.out_dir));
+    const std::set<std::string> left = files_under(job.out_dir);
+    EXPECT_TRUE(left.empty()) << "a failed run left " << *left.begin() << " in its output folder";
+  }
+  std::set<std::string> added;
+  const std::set<std::string> after = files_under(S);
+  std::set_difference(after.begin(), after.end(), before.begin(), before.end(), std::inserter(added, added.end()));
+  EXPECT_TRUE(added.empty()) << "a failed run left " << *added.begin() << " among the fixtures";
+}
+
+// CLI11's own lines end so (main.cpp adds it): its texts name the option or argument.
+const std::string kHelp = " (run with --help for usage)";
+const std::string kNotASlide =
+    "cannot open as a slide: not a format OpenSlide recognises (Aperio .svs, Hamamatsu .ndpi/.vms, Leica .scn, MIRAX "
+    ".mrxs, Philips/Ventana/generic tiled TIFF, ...); check that this is the slide file";
+const std::string kEmptySlide =
+    "cannot open as a slide: the file is empty (0 bytes); it was probably cut short while copying — copy it again";
+const std::string kDamagedTiff =
+    "cannot open as a slide: a damaged TIFF (libtiff cannot read its header); copy or export the file again";
+const std::string kTruncatedTiff =
+    "cannot open as a slide: a truncated TIFF (the file ends before its images do); it was probably cut short while "
+    "copying — copy it again";
+const std::string kConvert =
+    "convert it to a tiled pyramidal TIFF, e.g. `vips tiffsave IN OUT.tif --tile --pyramid --compression jpeg "
+    "--bigtiff`";
+const std::string kStriped =
+    "{T}/broken/kidney-48-5.tif: cannot open as a slide: a striped (non-tiled) TIFF, not a tiled whole-slide image; " +
+    kConvert;
+const std::string kUnreadable =
+    "{T}/broken/unreadable.svs: cannot read level 0, x=0 y=0 (level-0 px), 16x16 (level-0 px): Bogus marker length. "
+    "The slide is damaged at or before this place; OpenSlide refuses further reads of this handle (re-export the "
+    "slide, or exclude the region)";
+const std::string kNoMpp =
+    "{T}/slides/tcga-cr-7395-01a-01-ts1.svs: no microns-per-pixel in this slide's metadata; pass --mpp (e.g. --mpp "
+    "0.25 for a 40x scan, 0.5 for 20x)";
+const std::string kBadMpp =
+    "--mpp must be a positive number of micrometres per level-0 pixel (e.g. 0.25 for a 40x scan), not ";
+const std::string kNoSidecar =
+    "model {S}/models/nosidecar.pt has no sidecar {S}/models/nosidecar.json: write one that describes its input and "
+    "output (see include/wsi/model.hpp and README)";
+const std::string kUnknownKey =
+    "model sidecar {S}/models/unknown_key.json: unknown key \"strid\" (known keys: architecture, channel_order, "
+    "description, format, gradcam, input_size, mean, mpp, name, output, patch_size, positive_index, resize, scale, "
+    "std, training)";
+const std::string kWrongType =
+    "model sidecar {S}/models/wrong_type.json: \"patch_size\" must be an integer, not string";
+const std::string kBadJsonSidecar =
+    "model sidecar {S}/models/bad_json.json is not valid JSON: parse error at line 1, column 34: syntax error while "
+    "parsing object key - unexpected end of input; expected string literal";
+const std::string kNotAWeightFile =
+    "{S}/models/text.pt: not a weight archive of the architecture its sidecar names (not a ZIP archive); was it saved "
+    "by wsi-heatmap train with the same architecture, width and blocks?";
+const std::string kEmptyModel =
+    "{S}/models/empty.pt: the file is empty (0 bytes); it was probably cut short while copying — copy it again";
+const std::string kUnwritable = "{S}/ro: the output directory is not writable; fix its permissions or choose another";
+const std::string kIsAFile =
+    "{S}/slide.tif: is a file, not a directory; give -o a directory (it is created if missing)";
+const std::string kThreads = "--threads must be a whole number, 0 or more (0 = one per core), not '-1'";
+
+// The tables keep one row per entry, as a reader scans them; clang-format would spread a row over lines.
+// clang-format off
+TEST(CliErrorTable, Info) {
+  run_table("info", {
+      {"missing-file", {"info", "{S}/nope.svs"}, 2, "{S}/nope.svs: no such file; check the path"},
+      {"missing-relative-path", {"info", "no-such-slide.svs"}, 2,
+       "no-such-slide.svs: no such file; check the path (it is relative to {CWD})"},
+      {"directory", {"info", "{S}/dir"}, 2, "{S}/dir: is a directory, not a slide file; pass one slide file"},
+      {"device", {"info", "/dev/null"}, 1,
+       "/dev/null: not a regular file (a device, socket or pipe); pass a slide file"},
+      {"empty-svs", {"info", "{S}/empty.svs"}, 1, "{S}/empty.svs: " + kEmptySlide},
+      {"text-named-svs", {"info", "{S}/text.svs"}, 1, "{S}/text.svs: " + kNotASlide},
+      {"text-named-tif", {"info", "{S}/text.tif"}, 1, "{S}/text.tif: " + kNotASlide},
+      {"png", {"info", "{T}/broken/boxes.png"}, 1,
+       "{T}/broken/boxes.png: cannot open as a slide: a PNG image, not a whole-slide image; " + kConvert},
+      {"striped-tiff", {"info", "{T}/broken/kidney-48-5.tif"}, 1, kStriped},
+      {"truncated-tiff-header", {"info", "{S}/truncated.tif"}, 1, "{S}/truncated.tif: " + kDamagedTiff},
+      {"truncated-tiff-pyramid", {"info", "{S}/truth_truncated/slide_mask.tif"}, 1,
+       "{S}/truth_truncated/slide_mask.tif: " + kTruncatedTiff},
+      {"corrupt-tile", {"info", "{T}/broken/unreadable.svs"}, 1, kUnreadable},
+      {"mpp-zero", {"info", "--mpp", "0", "{S}/slide.tif"}, 2, kBadMpp + "0"},
+      {"mpp-nan", {"info", "--mpp", "nan", "{S}/slide.tif"}, 2, kBadMpp + "nan"},
+      {"mpp-not-a-number", {"info", "--mpp", "abc", "{S}/slide.tif"}, 2, "Could not convert: --mpp = abc" + kHelp},
+      {"two-slides", {"info", "{S}/slide.tif", "{S}/slide_mask.tif"}, 2,
+       "The following argument was not expected: {S}/slide_mask.tif" + kHelp},
+      {"no-slide", {"info", "--json"}, 2, "slide is required" + kHelp},
+  });
+}
+
+TEST(CliErrorTable, Synth) {
+  run_table("synth", {
+      {"no-out", {"synth", "--size", "256x256"}, 2, "--out is required" + kHelp},
+      {"size-too-small", {"synth", "-o", "{O}/s.tif", "--size", "10x10"}, 2,
+       "synth: --size must be at least 64x64 pixels"},
+      {"size-beyond-integers", {"synth", "-o", "{O}/s.tif", "--size", "99999999999999999999x64"}, 2,
+       "synth: --size is limited to 1000000x1000000 pixels"},
+      {"size-word", {"synth", "-o", "{O}/s.tif", "--size", "large"}, 2,
+       "--size must look like WIDTHxHEIGHT, e.g. 20000x20000 (got 'large')"},
+      {"mpp-zero", {"synth", "-o", "{O}/s.tif", "--size", "256x256", "--mpp", "0"}, 2,
+       "synth: --mpp must be between 0.05 and 20 micrometres per pixel"},
+      {"tumours-out-of-range", {"synth", "-o", "{O}/s.tif", "--size", "256x256", "--tumours", "101"}, 2,
+       "synth: --tumours must be between 0 and 100"},
+      {"tumours-not-whole", {"synth", "-o", "{O}/s.tif", "--size", "256x256", "--tumours", "1.5"}, 2,
+       "Could not convert: --tumours = 1.5" + kHelp},
+      {"noise-out-of-range", {"synth", "-o", "{O}/s.tif", "--size", "256x256", "--noise", "2"}, 2,
+       "synth: --noise must be between 0 and 1"},
+      {"quality-zero", {"synth", "-o", "{O}/s.tif", "--size", "256x256", "--quality", "0"}, 2,
+       "--quality must be in 1..100 (JPEG quality), not 0"},
+      {"threads-negative", {"synth", "-o", "{O}/s.tif", "--size", "256x256", "--threads", "-1"}, 2, kThreads},
+      {"out-png", {"synth", "-o", "{O}/s.png", "--size", "256x256"}, 2,
+       "--out {O}/s.png: synth writes the slide as a pyramidal TIFF; name it .tif or .tiff"},
+      {"out-directory", {"synth", "-o", "{S}/dir", "--size", "256x256"}, 2,
+       "--out {S}/dir: is a directory; give a file name for the slide"},
+      {"out-empty", {"synth", "-o", "", "--size", "256x256"}, 2, "--out '': give a file name for the slide"},
+      {"out-in-missing-directory", {"synth", "-o", "{O}/missing/s.tif", "--size", "256x256"}, 1,
+       "{O}/missing/s.tif: the output directory {O}/missing does not exist; create it first"},
+      {"mask-is-the-slide", {"synth", "-o", "{O}/s.tif", "--mask", "{O}/s.tif", "--size", "256x256"}, 2,
+       "--mask {O}/s.tif: the same file as --out; give the mask its own name (e.g. NAME_mask.tif)"},
+      {"annotations-json", {"synth", "-o", "{O}/s.tif", "--annotations", "{O}/s.json", "--size", "256x256"}, 2,
+       "--annotations {O}/s.json: synth writes the tumour outlines as ASAP XML; name it .xml"},
+      {"unwritable-directory", {"synth", "-o", "{S}/ro/s.tif", "--size", "256x256"}, 1,
+       "{S}/ro/s.tif: cannot create the file: Permission denied", "", true},
+  });
+}
+
+TEST(CliErrorTable, Mask) {
+  run_table("mask", {
+      {"missing-slide", {"mask", "{S}/nope.svs", "-o", "{O}/m.png"}, 2, "{S}/nope.svs: no such file; check the path"},
+      {"directory", {"mask", "{S}/dir", "-o", "{O}/m.png"}, 2,
+       "{S}/dir: is a directory, not a slide file; pass one slide file"},
+      {"empty-svs", {"mask", "{S}/empty.svs", "-o", "{O}/m.png"}, 1, "{S}/empty.svs: " + kEmptySlide},
+      {"striped-tiff", {"mask", "{T}/broken/kidney-48-5.tif", "-o", "{O}/m.png"}, 1, kStriped},
+      {"corrupt-tile", {"mask", "{T}/broken/unreadable.svs", "-o", "{O}/m.png"}, 1, kUnreadable},
+      {"no-mpp", {"mask", "{T}/slides/tcga-cr-7395-01a-01-ts1.svs", "-o", "{O}/m.png"}, 1, kNoMpp},
+      {"out-is-the-slide", {"mask", "{S}/slide.tif", "-o", "{S}/slide.tif"}, 2,
+       "--out {S}/slide.tif: that is the slide itself; give the mask its own name (e.g. NAME_tissue.png)"},
+      {"overlay-is-the-mask", {"mask", "{S}/slide.tif", "-o", "{O}/m.png", "--overlay", "{O}/m.png"}, 2,
+       "--overlay {O}/m.png: the same file as --out; give the overlay its own name"},
+      {"out-directory", {"mask", "{S}/slide.tif", "-o", "{S}/dir"}, 2,
+       "tissue mask {S}/dir: unknown extension ''; name it .png or .tif/.tiff to choose the format"},
+      {"white-threshold-out-of-range", {"mask", "{S}/slide.tif", "-o", "{O}/m.png", "--white-threshold", "300"}, 2,
+       "tissue parameter white-threshold must be between 0 and 255 (got 300)"},
+      {"black-above-white", {"mask", "{S}/slide.tif", "-o", "{O}/m.png", "--black-threshold", "250"}, 2,
+       "tissue parameter black-threshold must be below white-threshold (220) (got 250)"},
+      {"closing-not-a-number", {"mask", "{S}/slide.tif", "-o", "{O}/m.png", "--closing-um", "wide"}, 2,
+       "Could not convert: --closing-um = wide" + kHelp},
+      {"out-in-missing-directory", {"mask", "{S}/slide.tif", "-o", "{O}/missing/m.png"}, 1,
+       "{O}/missing/m.png: the output directory {O}/missing does not exist; create it first"},
+      {"unwritable-directory", {"mask", "{S}/slide.tif", "-o", "{S}/ro/m.png"}, 1,
+       "{S}/ro/m.png: cannot create the file: Permission denied", "", true},
+  });
+}
+
+TEST(CliErrorTable, Extract) {
+  const std::vector<std::string> ok = {"extract", "{S}/slide.tif", "--mask", "{S}/slide_mask.tif", "-o", "{O}", "-q"};
+  const auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> a = ok;
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  };
+  run_table("extract", {
+      {"missing-slide", {"extract", "{S}/nope.tif", "--mask", "{S}/slide_mask.tif", "-o", "{O}"}, 2,
+       "{S}/nope.tif: no such file; check the path"},
+      {"directory", {"extract", "{S}/dir", "--mask", "{S}/slide_mask.tif", "-o", "{O}"}, 2,
+       "{S}/dir: is a directory, not a file; pass slide files (wsi-heatmap batch DIR --extract takes a directory of "
+       "slides)"},
+      {"no-ground-truth", {"extract", "{S}/slide.tif", "-o", "{O}"}, 2,
+       "no ground truth for {S}/slide.tif: give --mask or --annotations, or --unlabelled to label every patch 0"},
+      {"missing-mask", {"extract", "{S}/slide.tif", "--mask", "{S}/nope_mask.tif", "-o", "{O}"}, 2,
+       "{S}/nope_mask.tif: no such file; check the path"},
+      {"missing-annotations", {"extract", "{S}/slide.tif", "--annotations", "{S}/nope.xml", "-o", "{O}"}, 2,
+       "{S}/nope.xml: no such annotation file"},
+      {"mask-not-an-image", {"extract", "{S}/slide.tif", "--mask", "{S}/text.tif", "-o", "{O}", "-q"}, 1,
+       "{S}/text.tif: " + kNotASlide},
+      {"annotations-not-annotations",
+       {"extract", "{S}/slide.tif", "--annotations", "{S}/text.tif", "-o", "{O}", "-q"}, 1,
+       "{S}/text.tif: not an annotation file; supported formats: ASAP XML (<ASAP_Annotations>), Camelyon JSON "
+       "({\"positive\": [...], \"negative\": [...]}) and GeoJSON (a FeatureCollection, a Feature or an array of "
+       "Features)"},
+      {"annotations-bad-json", {"extract", "{S}/slide.tif", "--annotations", "{S}/bad.json", "-o", "{O}", "-q"}, 1,
+       "{S}/bad.json: invalid JSON: parse error at line 1, column 2: syntax error while parsing object key - invalid "
+       "literal; last read: '{b'; expected string literal"},
+      {"empty-svs", {"extract", "{S}/empty.svs", "--mask", "{S}/slide_mask.tif", "-o", "{O}", "-q"}, 1,
+       "{S}/empty.svs: " + kEmptySlide},
+      {"format-unknown", with({"--format", "hdf5"}), 2,
+       "unknown dataset format 'hdf5': use 'pcam' (HDF5 x/y files + meta CSV) or 'kaggle' (one TIFF per patch + labels "
+       "CSV)"},
+      {"label-rule-unknown", with({"--label-rule", "middle"}), 2,
+       "unknown label rule 'middle' (use center, center:N, any or fraction:T with 0 < T <= 1)"},
+      {"split-not-summing-to-one", with({"--split", "train=0.5"}), 2,
+       "split fractions of 'train=0.5' sum to 0.5, not 1"},
+      {"stride-zero", with({"--stride", "0"}), 2,
+       "--stride must be in 1..384 patch pixels (up to 4 patch sides), not 0"},
+      {"patch-size-word", with({"--patch-size", "big"}), 2, "Could not convert: --patch-size = big" + kHelp},
+      {"min-tissue-out-of-range", with({"--min-tissue", "2"}), 2,
+       "--min-tissue must be in 0..1 (the tissue fraction of a patch; 0 = every patch), not 2"},
+      {"max-per-slide-negative", with({"--max-per-slide", "-1"}), 2,
+       "--max-per-slide must be 0 (no cap) or more, not -1"},
+      {"mpp-negative", with({"--mpp", "-1"}), 2, kBadMpp + "-1"},
+      {"level-missing-in-slide", with({"--level", "9"}), 1,
+       "{S}/slide.tif: --level 9: the slide has 3 levels (0..2); pick one of them"},
+      {"mask-twice-for-one-slide", with({"--mask", "{S}/slide_mask.tif"}), 2,
+       "--mask was given 2 times for 1 slides: give one per slide, in the same order, or one pattern with {stem} (e.g. "
+       "--mask 'masks/{stem}_mask.tif')"},
+      {"out-is-a-file", {"extract", "{S}/slide.tif", "--mask", "{S}/slide_mask.tif", "-o", "{S}/slide.tif"}, 2,
+       kIsAFile},
+      {"unwritable-directory", {"extract", "{S}/slide.tif", "--mask", "{S}/slide_mask.tif", "-o", "{S}/ro"}, 2,
+       kUnwritable, "", true},
+  });
+}
+
+TEST(CliErrorTable, Evaluate) {
+  patch_sets();
+  const auto eval = [](const std::string& data, std::vector<std::string> extra = {}) {
+    std::vector<std::string> a = {"evaluate", data, "-m", "{S}/models/demo.pt", "-o", "{O}", "-q"};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  };
+  const std::string pcam = "{S}/pcam/patches_train_x.h5";
+  const auto model = [&](const std::string& name) {
+    return std::vector<std::string>{"evaluate", pcam, "-m", "{S}/models/" + name + ".pt", "-o", "{O}", "-q"};
+  };
+  run_table("evaluate", {
+      {"missing-data", eval("{S}/nope_x.h5"), 2, "{S}/nope_x.h5: no such file or directory"},
+      {"directory-without-labels", eval("{S}/dir"), 2,
+       "{S}/dir: a directory must hold train_labels.csv (Kaggle layout); for PCam give the *_x.h5 file"},
+      {"slide-instead-of-data", eval("{S}/slide.tif"), 2,
+       "{S}/slide.tif: give a PCam *_x.h5 file, a Kaggle labels CSV, or a directory with train_labels.csv"},
+      {"labels-file-instead-of-patches", eval("{S}/pcam/patches_train_y.h5"), 1,
+       "{S}/pcam/patches_train_y.h5: a PCam patch file is named *_x.h5 (its labels are in *_y.h5)"},
+      {"empty-h5", eval("{S}/empty_x.h5"), 1, "{S}/empty_x.h5: not an HDF5 file HDF5 can open"},
+      {"patches-without-labels", eval("{S}/pcam/only_x.h5"), 1,
+       "{S}/pcam/only_x.h5: its labels file {S}/pcam/only_y.h5 cannot be opened"},
+      {"kaggle-label-not-binary", eval("{S}/kaggle_label"), 1,
+       "{S}/kaggle_label/train_labels.csv: line 2: label must be 0 or 1, not '2'"},
+      {"kaggle-no-patches", eval("{S}/kaggle_empty"), 1, "{S}/kaggle_empty/train_labels.csv: no patches listed"},
+      {"missing-model", model("nope"), 2, "{S}/models/nope.pt: no such model file"},
+      {"model-without-sidecar", model("nosidecar"), 2, kNoSidecar},
+      {"sidecar-unknown-key", model("unknown_key"), 1, kUnknownKey},
+      {"sidecar-wrong-type", model("wrong_type"), 1, kWrongType},
+      {"sidecar-bad-json", model("bad_json"), 1, kBadJsonSidecar},
+      {"model-not-a-weight-file", model("text"), 1, kNotAWeightFile},
+      {"patch-size-mismatch", eval("{S}/pcam64/patches_train_x.h5"), 1,
+       "PCam {S}/pcam64/patches_train_x.h5 (14 patches of 64x64) has 64 px patches but {S}/models/demo.pt "
+       "expects patch_size 96"},
+      {"batch-zero", eval(pcam, {"--batch", "0"}), 2, "--batch must be >= 1"},
+      {"threshold-out-of-range", eval(pcam, {"--threshold", "2"}), 2, "--threshold must be in 0..1"},
+      {"gallery-negative", eval(pcam, {"--gallery", "-1"}), 2, "--gallery must be 0 (none) or more, not -1"},
+      {"device-unknown", eval(pcam, {"--device", "tpu"}), 2, "unknown device 'tpu': use cpu or cuda"},
+      {"fp16-on-cpu", eval(pcam, {"--precision", "fp16"}), 2,
+       "--precision fp16 needs --device cuda; on a CPU use bf16"},
+      {"out-is-a-file", {"evaluate", pcam, "-m", "{S}/models/demo.pt", "-o", "{S}/slide.tif"}, 2, kIsAFile},
+      {"unwritable-directory", {"evaluate", pcam, "-m", "{S}/models/demo.pt", "-o", "{S}/ro"}, 2,
+       kUnwritable, "", true},
+  });
+}
+
+TEST(CliErrorTable, Train) {
+  patch_sets();
+  const std::string pcam = "{S}/pcam/patches_train_x.h5";
+  const auto train = [&](std::vector<std::string> extra) {
+    std::vector<std::string> a = {"train", pcam, "-o", "{O}/m", "-q", "--epochs", "1"};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  };
+  run_table("train", {
+      {"no-data", {"train", "-o", "{O}/m"}, 2, "data is required" + kHelp},
+      {"no-out", {"train", pcam}, 2, "--out is required" + kHelp},
+      {"missing-data", {"train", "{S}/nope_x.h5", "-o", "{O}/m"}, 2, "{S}/nope_x.h5: no such file or directory"},
+      {"not-hdf5", {"train", "{S}/empty_x.h5", "-o", "{O}/m"}, 1, "{S}/empty_x.h5: not an HDF5 file HDF5 can open"},
+      {"missing-validation-set", train({"--val", "{S}/nope_x.h5"}), 2, "{S}/nope_x.h5: no such file or directory"},
+      {"validation-patch-size-differs", train({"--val", "{S}/pcam64/patches_train_x.h5"}), 2,
+       "the validation set has 64 px patches, the training set 96 px: use sets extracted with the same patch size"},
+      {"arch-unknown", train({"--arch", "vgg"}), 2, "--arch must be cancernet or resnet, not 'vgg'"},
+      {"resize-unknown", train({"--resize", "cubic"}), 2, "--resize must be nearest, bilinear or area, not 'cubic'"},
+      {"epochs-zero", {"train", pcam, "-o", "{O}/m", "--epochs", "0"}, 2, "--epochs must be at least 1"},
+      {"lr-word", train({"--lr", "fast"}), 2, "Could not convert: --lr = fast" + kHelp},
+      {"zoom-too-strong", train({"--zoom", "2"}), 2, "--zoom must be 0 or more and below 0.9 (0 = off), not 2"},
+      {"rotation-negative", train({"--rotation", "-5"}), 2, "--rotation must be in 0..180 (0 = off), not -5"},
+      {"val-fraction-out-of-range", train({"--val-fraction", "1.5"}), 2, "--val-fraction must be in (0, 0.9)"},
+      {"max-patches-negative", train({"--max-patches-per-epoch", "-5"}), 2,
+       "--max-patches-per-epoch must be 0 (all) or more, not -5"},
+      {"threads-negative", train({"--threads", "-1"}), 2, kThreads},
+      {"out-directory", {"train", pcam, "-o", "{S}/dir"}, 2,
+       "--out {S}/dir: is a directory; give the model's file name, e.g. {S}/dir/model.pt"},
+      {"out-ends-in-slash", {"train", pcam, "-o", "{O}/"}, 2,
+       "--out '{O}/': give the model's file name, e.g. DIR/model.pt"},
+      {"out-in-missing-directory", {"train", pcam, "-o", "{O}/missing/m"}, 2,
+       "--out {O}/missing/m: the directory {O}/missing does not exist; create it first"},
+      {"one-class-only", {"train", "{S}/pcam_normal/patches_train_x.h5", "-o", "{O}/m", "-q"}, 1,
+       "PCam {S}/pcam_normal/patches_train_x.h5 (15 patches of 96x96): the training part has 0 tumour and 13 normal "
+       "patches; both classes are needed",
+       "training cancernet (width 32) on PCam {S}/pcam_normal/patches_train_x.h5 (15 patches of 96x96)\nvalidating "
+       "on a random 0.1 of it\n"},
+      {"unwritable-directory", {"train", pcam, "-o", "{S}/ro/m"}, 2, kUnwritable, "", true},
+  });
+}
+
+TEST(CliErrorTable, Heatmap) {
+  const auto heatmap = [](std::vector<std::string> extra) {
+    std::vector<std::string> a = {"{S}/slide.tif", "-o", "{O}", "-q"};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  };
+  const auto model = [&](const std::string& name) { return heatmap({"--model", "{S}/models/" + name + ".pt"}); };
+  run_table("heatmap", {
+      {"no-slide", {"heatmap", "-o", "{O}"}, 2, "no slide given (usage: wsi-heatmap SLIDE... [-o DIR])"},
+      {"missing-slide", {"{S}/nope.tif", "-o", "{O}"}, 2, "{S}/nope.tif: no such file; check the path"},
+      {"directory", {"{S}/dir", "-o", "{O}"}, 2,
+       "{S}/dir: is a directory, not a file; pass slide files (wsi-heatmap batch DIR runs every slide of a directory)"},
+      {"empty-svs", {"{S}/empty.svs", "-o", "{O}", "-q"}, 1, "{S}/empty.svs: " + kEmptySlide},
+      {"text-named-svs", {"{S}/text.svs", "-o", "{O}", "-q"}, 1, "{S}/text.svs: " + kNotASlide},
+      {"striped-tiff", {"{T}/broken/kidney-48-5.tif", "-o", "{O}", "-q"}, 1, kStriped},
+      {"truncated-tiff", {"{S}/truncated.tif", "-o", "{O}", "-q"}, 1, "{S}/truncated.tif: " + kDamagedTiff},
+      {"no-mpp", {"{T}/slides/tcga-cr-7395-01a-01-ts1.svs", "-o", "{O}", "-q"}, 1, kNoMpp},
+      {"missing-model", model("nope"), 2, "{S}/models/nope.pt: no such model file"},
+      {"model-is-a-directory", heatmap({"--model", "{S}/dir"}), 2,
+       "{S}/dir: is a directory, not a model file; pass NAME.pt"},
+      {"model-without-sidecar", model("nosidecar"), 2, kNoSidecar},
+      {"sidecar-unknown-key", model("unknown_key"), 1, kUnknownKey},
+      {"sidecar-bad-json", model("bad_json"), 1, kBadJsonSidecar},
+      {"sidecar-unknown-output", model("bad_enum"), 1,
+       "model sidecar {S}/models/bad_enum.json: \"output\" must be logit (one value, sigmoid), probability (one value) "
+       "or softmax (2+ logits), not \"odds\""},
+      {"sidecar-patch-size-zero", model("patch0"), 1,
+       "model sidecar {S}/models/patch0.json: patch_size must be in 8..4096"},
+      {"empty-model", model("empty"), 1, kEmptyModel},
+      {"truncated-model", model("truncated"), 1,
+       "{S}/models/truncated.pt: not a weight archive of the architecture its sidecar names (failed finding central "
+       "directory); was it saved by wsi-heatmap train with the same architecture, width and blocks?"},
+      {"stride-zero-two-slides", {"{S}/slide.tif", "{S}/slide_mask.tif", "-o", "{O}", "-q", "--stride", "0"}, 2,
+       "--stride must be in 1..384 patch pixels (up to 4 patch sides), not 0"},
+      {"level-missing-in-slide", heatmap({"--level", "7"}), 1,
+       "{S}/slide.tif: --level 7: the slide has 3 levels (0..2); pick one of them"},
+      {"mpp-tolerance-out-of-range", heatmap({"--mpp-tolerance", "0.5"}), 2,
+       "--mpp-tolerance must be in 0..0.25 (a fraction: 0.03 accepts a level 3 % coarser than the target), not 0.5"},
+      {"mpp-zero", heatmap({"--mpp", "0"}), 2, kBadMpp + "0"},
+      {"device-unknown", heatmap({"--device", "tpu"}), 2, "unknown device 'tpu': use cpu or cuda"},
+      {"fp16-on-cpu", heatmap({"--precision", "fp16"}), 2, "--precision fp16 needs --device cuda; on a CPU use bf16"},
+      {"edge-unknown", heatmap({"--edge", "out"}), 2, "unknown edge policy 'out': use inside or pad"},
+      {"batch-word", heatmap({"--batch", "many"}), 2, "Could not convert: --batch = many" + kHelp},
+      {"missing-preset", heatmap({"--preset", "nope"}), 2,
+       "--preset nope: no such file, and no preset of that name in pipelines/presets/"},
+      {"preset-unknown-key", heatmap({"--preset", "{S}/preset_unknown.json"}), 1,
+       "preset {S}/preset_unknown.json: unknown option \"strid\" (keys are heatmap option names without --)"},
+      {"preset-bad-json", heatmap({"--preset", "{S}/preset_bad.json"}), 1,
+       "preset {S}/preset_bad.json is not valid JSON: parse error at line 1, column 12: syntax error while parsing "
+       "value - unexpected end of input; expected '[', '{', or a literal"},
+      {"name-for-two-slides", {"{S}/slide.tif", "{S}/slide_mask.tif", "-o", "{O}", "--name", "a"}, 2,
+       "--name names the outputs of one slide; give one slide"},
+      {"out-is-a-file", {"{S}/slide.tif", "-o", "{S}/slide.tif"}, 2, kIsAFile},
+      {"unwritable-directory", {"{S}/slide.tif", "-o", "{S}/ro"}, 2, kUnwritable, "", true},
+  });
+}
+
+TEST(CliErrorTable, Batch) {
+  const auto batch = [](std::vector<std::string> extra) {
+    std::vector<std::string> a = {"batch", "{S}/slide.tif", "-o", "{O}/b", "-q"};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  };
+  run_table("batch", {
+      {"no-inputs", {"batch", "-o", "{O}/b"}, 2, "inputs is required" + kHelp},
+      {"no-out", {"batch", "{S}/slide.tif"}, 2, "batch needs an output directory: -o DIR"},
+      {"missing-input", {"batch", "{S}/nope", "-o", "{O}/b"}, 2, "{S}/nope: no such slide, directory or list file"},
+      {"no-slides-in-directory", {"batch", "{S}/dir", "-o", "{O}/b"}, 2,
+       "no slides found in the inputs (extensions: .svs .tif .tiff .ndpi .mrxs ...)"},
+      {"shard-out-of-range", batch({"--shard", "3/2"}), 2,
+       "--shard 3/2: give I/N with 1 <= I <= N (e.g. 3/8 for the third of eight shards)"},
+      {"batch-zero", batch({"--batch", "0"}), 2, "--batch: Value 0 not in range 1 to 4096" + kHelp},
+      {"timeout-negative", batch({"--timeout", "-1"}), 2,
+       "--timeout must be a number, 0 or more (0 = no limit), not '-1'"},
+      {"threads-negative", batch({"--threads", "-1"}), 2, kThreads},
+      {"missing-mpp-csv", batch({"--mpp-csv", "{S}/nope.csv"}), 2,
+       "--mpp-csv {S}/nope.csv: no such file; check the path"},
+      {"mpp-csv-bad-value", batch({"--mpp-csv", "{S}/mpp_bad.csv"}), 2,
+       "--mpp-csv {S}/mpp_bad.csv:2: mpp 'abc' is not a number of um per pixel (0..100)"},
+      {"mpp-csv-bad-header", batch({"--mpp-csv", "{S}/mpp_header.csv"}), 2,
+       "--mpp-csv {S}/mpp_header.csv: the header must name the columns slide and mpp"},
+      {"stride-zero", batch({"--stride", "0"}), 2,
+       "--stride must be in 1..384 patch pixels (up to 4 patch sides), not 0"},
+      {"stride-word", batch({"--stride", "wide"}), 2,
+       "an option for the slides is not accepted: Could not convert: --stride = wide"},
+      {"model-without-sidecar", batch({"--model", "{S}/models/nosidecar.pt"}), 2, kNoSidecar},
+      {"sidecar-unknown-key", batch({"--model", "{S}/models/unknown_key.pt"}), 1, kUnknownKey},
+      {"device-unknown", batch({"--device", "tpu"}), 2, "unknown device 'tpu': use cpu or cuda"},
+      {"threshold-out-of-range", batch({"--threshold", "5"}), 2, "--threshold must be in (0, 1]"},
+      {"mask-without-extract", batch({"--mask", "{S}/slide_mask.tif"}), 2,
+       "--mask is an option of --extract runs, not of heatmap runs"},
+      {"extract-without-ground-truth", batch({"--extract"}), 2,
+       "--extract needs ground truth: --mask or --annotations with {stem} (e.g. --mask 'masks/{stem}_mask.tif'), or "
+       "--unlabelled"},
+      {"extract-mask-without-stem", batch({"--extract", "--mask", "{S}/slide_mask.tif"}), 2,
+       "--mask {S}/slide_mask.tif: in a batch, give a pattern with {stem}, the slide's file name without extension "
+       "(e.g. --mask 'masks/{stem}_mask.tif')"},
+      {"extract-patch-size-out-of-range", batch({"--extract", "--unlabelled", "--patch-size", "2"}), 2,
+       "--patch-size must be in 8..4096 pixels, not 2"},
+      {"float32-with-extract", batch({"--extract", "--unlabelled", "--float32"}), 2,
+       "--float32 is an option of the heatmap runs, not of --extract runs"},
+      {"merge-only-with-shard", batch({"--merge-only", "--shard", "1/2"}), 2,
+       "--merge-only merges every shard: give it without --shard"},
+      {"out-is-a-file", {"batch", "{S}/slide.tif", "-o", "{S}/text.tif"}, 2,
+       "{S}/text.tif: is a file, not a directory; give -o a directory (it is created if missing)"},
+      {"unwritable-directory", {"batch", "{S}/slide.tif", "-o", "{S}/ro"}, 2, kUnwritable, "", true},
+  });
+}
+
+TEST(CliErrorTable, EvaluateSlides) {
+  const auto eval = [](const std::string& results, std::vector<std::string> extra) {
+    std::vector<std::string> a = {"evaluate-slides", "--results", results, "-o", "{O}"};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  };
+  const std::string results = "{S}/results";
+  const std::vector<std::string> mask = {"--truth", "{S}/slide_mask.tif"};
+  const auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> a = mask;
+    a.insert(a.end(), extra.begin(), extra.end());
+    return eval(results, a);
+  };
+  run_table("evaluate-slides", {
+      {"results-is-a-file", eval("{S}/slide.tif", mask), 2,
+       "{S}/slide.tif: is not a directory; --results takes the directory holding NAME.patches.csv and NAME.froc.csv"},
+      {"patches-csv-without-columns", eval("{S}/results_header", mask), 1,
+       "{S}/results_header/slide.patches.csv:1: the header has no column 'width' (expected "
+       "x,y,width,height,probability)"},
+      {"truth-not-an-image", eval(results, {"--truth", "{S}/truth_text"}), 1,
+       "{S}/truth_text/slide.tif: " + kNotASlide},
+      {"truth-empty", eval(results, {"--truth", "{S}/truth_empty"}), 1,
+       "{S}/truth_empty/slide_mask.tif: " + kEmptySlide},
+      {"truth-truncated", eval(results, {"--truth", "{S}/truth_truncated"}), 1,
+       "{S}/truth_truncated/slide_mask.tif: " + kTruncatedTiff},
+      {"truth-bad-json", eval(results, {"--truth", "{S}/truth_json"}), 1,
+       "{S}/truth_json/slide.json: invalid JSON: parse error at line 1, column 2: syntax error while parsing object "
+       "key - invalid literal; last read: '{b'; expected string literal"},
+      {"threshold-word", with({"--threshold", "high"}), 2, "Could not convert: --threshold = high" + kHelp},
+      {"mpp-negative", with({"--mpp", "-1"}), 2, kBadMpp + "-1"},
+      {"label-rule-out-of-range", with({"--label-rule", "fraction:0"}), 2,
+       "bad label rule 'fraction:0' (use center, center:N, any or fraction:T with 0 < T <= 1)"},
+      {"missing-slides", with({"--slides", "{S}/nope.tif"}), 2, "{S}/nope.tif: no such file or directory (--slides)"},
+      {"slides-without-this-slide", with({"--slides", "{S}/text.svs"}), 2,
+       "no slide named slide among --slides (needed for its ground truth {S}/slide_mask.tif)"},
+      {"out-is-a-file", {"evaluate-slides", "-r", results, "-t", "{S}/slide_mask.tif", "-o", "{S}/slide.tif"}, 2,
+       kIsAFile},
+      {"unwritable-directory", {"evaluate-slides", "-r", results, "-t", "{S}/slide_mask.tif", "-o", "{S}/ro"}, 2,
+       kUnwritable, "", true},
+  });
+}
+
+// clang-format on
+
+}  // namespace
+}  // namespace wsi
