@@ -71,7 +71,7 @@ void apply_preset(CLI::App& sub, const std::string& name_or_file) {
   json j;
   try {
     j = json::parse(in);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number such as 1e999
     throw ConfigError("preset " + file.string() + " is not valid JSON: " + detail::json_error_text(e));
   }
   if (!j.is_object()) throw ConfigError("preset " + file.string() + " must be a JSON object of option names and values");

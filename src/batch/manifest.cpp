@@ -78,7 +78,7 @@ Manifest read_manifest(const fs::path& json_path) {
   json j;
   try {
     j = json::parse(in);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number such as 1e999
     throw broken(detail::json_error_text(e));
   }
   if (!j.is_object() || j.value("format", "") != "wsi-heatmap-batch/1" || !j.contains("slides") ||
