@@ -86,6 +86,22 @@ TEST(Train, SameSeedGivesIdenticalWeightsOtherSeedDoesNot) {
   EXPECT_NE(pa, pc);
 }
 
+TEST(Train, DropoutIsATrainingOptionRecordedInTheRecipe) {
+  // The architecture's default (cancernet 0.5) is written as the value used; another rate trains
+  // other weights from the same seed, and the saved model loads the same way (no layout change).
+  const auto set = open_patch_set(small_set());
+  test::ScratchDir out;
+  (void)train_model(*set, nullptr, quick(5), out / "d");
+  TrainOptions o = quick(5);
+  o.dropout = 0.0;
+  (void)train_model(*set, nullptr, o, out / "z");
+  EXPECT_DOUBLE_EQ(nlohmann::json::parse(test::slurp(out / "d.json"))["training"]["recipe"]["dropout"].get<double>(), 0.5);
+  EXPECT_DOUBLE_EQ(nlohmann::json::parse(test::slurp(out / "z.json"))["training"]["recipe"]["dropout"].get<double>(), 0.0);
+  std::vector<uint8_t> px(8 * 96 * 96 * 3);
+  set->read(0, 8, px.data());
+  EXPECT_NE(Model(out / "d.pt").predict(px.data(), 8), Model(out / "z.pt").predict(px.data(), 8));
+}
+
 TEST(Train, StreamedSetsVisitEveryTrainingPatchOncePerEpoch) {
   // cache_bytes 0 forces the streaming path (shuffled windows of contiguous blocks).
   const auto set = open_patch_set(small_set());

@@ -105,6 +105,9 @@ void setup_train(CLI::App& app) {
       ->capture_default_str();
   sub->add_option("--width", c->opt.arch.width, "Channels of the first stage (later stages double it)")->capture_default_str();
   sub->add_option("--blocks", c->opt.arch.blocks, "Residual blocks per stage (resnet)")->capture_default_str();
+  sub->add_option("--dropout", c->opt.dropout,
+                  "Dropout probability of the head while training, 0..1 (default: cancernet 0.5 with half of it after each "
+                  "stage, resnet 0)");
   sub->add_option("--input-size", c->opt.input_size, "Network input side; patches are resized to it")->capture_default_str();
   sub->add_option("--resize", c->resize, "Resize policy when --input-size differs from the patch size: nearest, bilinear, area")
       ->capture_default_str();

@@ -38,6 +38,8 @@ class PatchSet;
 struct TrainOptions {
   ModelSpec::BuiltinNet arch{"cancernet", 32, 1};
   std::string name = "model";
+  double dropout = -1;                    // head dropout in [0, 1); negative: the arch's default
+                                          // (cancernet 0.5, resnet 0); see model/nets.hpp
   int input_size = 48;                    // network input side (patches are resized to it)
   ResizeMode resize = ResizeMode::area;   // used when input_size != patch size
   double mpp = 0.972;                     // µm per patch pixel of the training data (sidecar)

@@ -46,7 +46,7 @@ class SepConv : public nn::Module {
 
 class CancerNet : public NetImpl {
  public:
-  explicit CancerNet(int w) {
+  CancerNet(int w, double dropout) : dropout_(dropout) {
     const int64_t widths[3] = {w, 2 * w, 4 * w};
     const int convs[3] = {1, 2, 3};
     int64_t in = 3;
@@ -68,13 +68,13 @@ class CancerNet : public NetImpl {
     for (size_t i = 0; i < convs_.size(); ++i) {
       h = convs_[i]->forward(h);
       if (i + 1 == convs_.size() || stage_of_[i + 1] != stage_of_[i])
-        h = torch::dropout(torch::max_pool2d(h, 2), 0.25, is_training());
+        h = torch::dropout(torch::max_pool2d(h, 2), dropout_ / 2, is_training());
     }
     return h;
   }
   torch::Tensor classify(const torch::Tensor& a) override {
     torch::Tensor h = a.mean({2, 3});
-    h = torch::dropout(bn1_(torch::relu(fc1_(h))), 0.5, is_training());
+    h = torch::dropout(bn1_(torch::relu(fc1_(h))), dropout_, is_training());
     return fc2_(h);
   }
   double macs(int input) const override {
@@ -88,6 +88,7 @@ class CancerNet : public NetImpl {
   }
 
  private:
+  double dropout_;
   std::vector<std::shared_ptr<SepConv>> convs_;
   std::vector<int> stage_of_;
   int64_t channels_ = 0;
@@ -135,7 +136,7 @@ class BasicBlock : public nn::Module {
 
 class ResNet : public NetImpl {
  public:
-  ResNet(int w, int blocks) : width_(w) {
+  ResNet(int w, int blocks, double dropout) : width_(w), dropout_(dropout) {
     stem_ = register_module("stem", nn::Conv2d(nn::Conv2dOptions(3, w, 3).stride(2).padding(1).bias(false)));
     stembn_ = register_module("stembn", nn::BatchNorm2d(w));
     int64_t in = w;
@@ -155,7 +156,11 @@ class ResNet : public NetImpl {
     for (auto& b : blocks_) h = b->forward(h);
     return h;
   }
-  torch::Tensor classify(const torch::Tensor& a) override { return fc_(a.mean({2, 3})); }
+  torch::Tensor classify(const torch::Tensor& a) override {
+    torch::Tensor h = a.mean({2, 3});
+    if (dropout_ > 0) h = torch::dropout(h, dropout_, is_training());
+    return fc_(h);
+  }
   double macs(int input) const override {
     int64_t side = (input + 1) / 2;
     double m = conv_macs(3, width_, 3, 1, side);
@@ -165,6 +170,7 @@ class ResNet : public NetImpl {
 
  private:
   int64_t width_;
+  double dropout_;
   nn::Conv2d stem_{nullptr};
   nn::BatchNorm2d stembn_{nullptr};
   std::vector<std::shared_ptr<BasicBlock>> blocks_;
@@ -174,10 +180,13 @@ class ResNet : public NetImpl {
 
 }  // namespace
 
-std::shared_ptr<NetImpl> make_net(const ModelSpec::BuiltinNet& arch) {
+double default_dropout(const std::string& arch) { return arch == "cancernet" ? 0.5 : 0.0; }
+
+std::shared_ptr<NetImpl> make_net(const ModelSpec::BuiltinNet& arch, double dropout) {
+  if (dropout < 0) dropout = default_dropout(arch.name);
   std::shared_ptr<NetImpl> net;
-  if (arch.name == "cancernet") net = std::make_shared<CancerNet>(arch.width);
-  else if (arch.name == "resnet") net = std::make_shared<ResNet>(arch.width, arch.blocks);
+  if (arch.name == "cancernet") net = std::make_shared<CancerNet>(arch.width, dropout);
+  else if (arch.name == "resnet") net = std::make_shared<ResNet>(arch.width, arch.blocks, dropout);
   else throw ConfigError("unknown architecture '" + arch.name + "': use cancernet or resnet");
   // He initialisation for convolutions (the ReLU networks' standard); biases zero.
   torch::NoGradGuard no_grad;

@@ -11,6 +11,7 @@
 //   resnet:    a ResNet for small patches: 3x3 stem (w, stride 2), four stages of `blocks`
 //              basic residual blocks (w, 2w, 4w, 8w; strides 1, 2, 2, 2), global average
 //              pooling, 1 logit. At 96x96 input the last activation map is 6x6.
+//   Dropout: see make_net().
 // Input: float32 N x 3 x S x S, preprocessed per the sidecar. Thread-safety: a network is used
 // by one thread at a time.
 #pragma once
@@ -33,9 +34,16 @@ class NetImpl : public torch::nn::Module {
   virtual double macs(int input_size) const = 0;
 };
 
+// The dropout probability an architecture trains with when none is given: cancernet 0.5 (its
+// head; 0.25 after each stage, i.e. half the head's), resnet 0 (none).
+double default_dropout(const std::string& arch);
+
 // Builds an untrained network (He-initialised; deterministic under torch::manual_seed).
+// `dropout` in [0, 1) is the head's dropout probability (before the logit for resnet; cancernet's
+// stages drop half of it); negative means default_dropout(arch.name). Dropout is active in
+// training mode only, so it does not change inference or the saved weights' layout.
 // Throws ConfigError for an unknown name.
-std::shared_ptr<NetImpl> make_net(const ModelSpec::BuiltinNet& arch);
+std::shared_ptr<NetImpl> make_net(const ModelSpec::BuiltinNet& arch, double dropout = -1);
 
 // Native format: LibTorch's parameter/buffer archive. save_net writes under a temporary name and
 // renames; load_net throws ModelError naming the file when it does not fit the architecture.

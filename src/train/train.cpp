@@ -158,6 +158,8 @@ void TrainOptions::validate() const {
   if (arch.name != "cancernet" && arch.name != "resnet") fail("--arch must be cancernet or resnet, not '" + arch.name + "'");
   if (arch.width < 4 || arch.width > 512) fail("--width must be in 4..512");
   if (arch.blocks < 1 || arch.blocks > 8) fail("--blocks must be in 1..8");
+  if (!(dropout < 1) || (dropout < 0 && dropout != -1))
+    fail("--dropout must be in 0..1 (below 1; leave it out for the architecture's default)");
   if (input_size < 16 || input_size > 1024) fail("--input-size must be in 16..1024");
   if (!(mpp > 0)) fail("--mpp must be positive (µm per patch pixel of the training data)");
   if (epochs < 1) fail("--epochs must be at least 1");
@@ -308,7 +310,8 @@ TrainResult train_model(const PatchSet& train, const PatchSet* val, const TrainO
   spec.architecture = o.arch;
   spec.validate();
 
-  auto net = detail::make_net(o.arch);
+  const double dropout = o.dropout < 0 ? detail::default_dropout(o.arch.name) : o.dropout;
+  auto net = detail::make_net(o.arch, dropout);
   torch::optim::Adam opt(net->parameters(), torch::optim::AdamOptions(o.lr).weight_decay(o.weight_decay));
   const double n_all = static_cast<double>(result.positives + result.negatives);
   const float w_pos = o.class_weights ? static_cast<float>(n_all / (2.0 * static_cast<double>(result.positives))) : 1.f;
@@ -414,7 +417,7 @@ TrainResult train_model(const PatchSet& train, const PatchSet* val, const TrainO
       result.best_val_auc = rec.val_auc;
       json t;
       t["recipe"] = {{"arch", o.arch.name}, {"width", o.arch.width}, {"blocks", o.arch.blocks},
-                     {"epochs", o.epochs}, {"batch", o.batch}, {"lr", o.lr}, {"weight_decay", o.weight_decay},
+                     {"dropout", dropout}, {"input_size", o.input_size}, {"epochs", o.epochs}, {"batch", o.batch}, {"lr", o.lr}, {"weight_decay", o.weight_decay},
                      {"schedule", o.schedule}, {"patience", o.patience}, {"class_weights", o.class_weights},
                      {"seed", o.seed}, {"threads", threads}, {"max_patches_per_epoch", o.max_patches_per_epoch},
                      {"augment", {{"rot90", o.augment.rot90}, {"flips", o.augment.flips},
