@@ -25,9 +25,9 @@ TEST(FeatureMapGrid, LaysOutOneNormalisedCellPerChannel) {
   l.name = "conv";
   l.kind = "test";
   l.channels = 3, l.height = 2, l.width = 3;  // non-square maps: cells keep the aspect
-  l.values = {0, 1, 2, 3, 4, 5,           // a ramp: 0, 51, ..., 255
-              7, 7, 7, 7, 7, 7,           // flat: black
-              -1, 1, -1, 1, -1, 3};       // min -1, max 3: 0, 127.5 -> 128, 255
+  l.values = {0,  1, 2,  3, 4,  5,            // a ramp: 0, 51, ..., 255
+              7,  7, 7,  7, 7,  7,            // flat: black
+              -1, 1, -1, 1, -1, 3};           // min -1, max 3: 0, 127.5 -> 128, 255
   const int want[3][6] = {{0, 51, 102, 153, 204, 255}, {0, 0, 0, 0, 0, 0}, {0, 128, 0, 128, 0, 255}};
   std::vector<uint8_t> patch(4 * 4 * 3);
   for (int y = 0; y < 4; ++y)
@@ -73,7 +73,8 @@ TEST(FeatureMapGrid, LaysOutOneNormalisedCellPerChannel) {
   EXPECT_TRUE(has_ink(img, 0, 0, img.width, g.title_height));
   for (int cell = 0; cell < 4; ++cell) {
     const int64_t x = g.cell_x(cell), y = g.cell_y(cell) + g.cell_height;
-    EXPECT_TRUE(has_ink(img, x, y, x + g.cell_width + 4, y + FeatureGridLayout::kCaption)) << "caption of cell " << cell;
+    EXPECT_TRUE(has_ink(img, x, y, x + g.cell_width + 4, y + FeatureGridLayout::kCaption))
+        << "caption of cell " << cell;
   }
 }
 
