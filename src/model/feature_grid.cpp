@@ -45,7 +45,7 @@ uint16_t glyph_of(char c) {
     case 'S': return glyph(".##" "#.." ".#." "..#" "##.");
     case 'T': return glyph("###" ".#." ".#." ".#." ".#.");
     case 'U': return glyph("#.#" "#.#" "#.#" "#.#" "###");
-    case 'V': return glyph("#.#" "#.#" "#.#" "#.#" ".#.");
+    case 'V': return glyph("#.#" "#.#" "#.#" ".#." ".#.");
     case 'W': return glyph("#.#" "#.#" "###" "###" "#.#");
     case 'X': return glyph("#.#" "#.#" ".#." "#.#" "#.#");
     case 'Y': return glyph("#.#" "#.#" ".#." ".#." ".#.");
