@@ -103,8 +103,8 @@ FeatureGridLayout feature_grid_layout(const FeatureLayer& layer, int64_t shown_c
 // lines, e.g. the patch's id and probability), then the patch (`patch_rgb`, patch_side² RGB HWC,
 // resampled nearest to the cell) captioned "INPUT", then each shown channel captioned with its
 // number. Each channel is min–max scaled on its own to grey 0..255 (black = the map's minimum,
-// white = its maximum, round to nearest); a flat map (max == min) is black. Text is a built-in
-// 3x5 pixel font drawn at 2x, upper case (letters, digits and common punctuation; others '?').
+// white = its maximum, round to nearest); a flat map (max == min) is black. Text is drawn by
+// libvips (Pango, the system's sans-serif font, 11 px).
 // The image is at least as wide as its longest text line.
 RgbImage render_feature_grid(const uint8_t* patch_rgb, int patch_side, const FeatureLayer& layer, int64_t patch,
                              const std::vector<std::string>& caption, const FeatureGridOptions& options = {});

@@ -6,111 +6,28 @@
 #include <stdexcept>
 #include <string>
 
+#include "core/vips.hpp"
 #include "wsi/feature_maps.hpp"
 
 namespace wsi {
 namespace {
 
-// ---- A 3x5 pixel font, drawn for this file: upper case, digits, some punctuation ----
+// Text: one line drawn by libvips (core/vips.hpp) in black over what is there, clipped to the image.
+constexpr int kFontPixels = 11;
+constexpr int kLineHeight = 14;  // a line of kFontPixels text and the space below it
 
-// 15 characters, row by row from the top, '#' = ink; bit 14 is the top-left pixel.
-constexpr uint16_t glyph(const char (&rows)[16]) {
-  uint16_t bits = 0;
-  for (int i = 0; i < 15; ++i) bits = static_cast<uint16_t>((bits << 1) | (rows[i] == '#' ? 1 : 0));
-  return bits;
-}
+int64_t text_width(const std::string& s) { return detail::render_text(s, kFontPixels).width; }
 
-uint16_t glyph_of(char c) {
-  if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
-  switch (c) {
-    // clang-format off
-    case 'A': return glyph(".#." "#.#" "###" "#.#" "#.#");
-    case 'B': return glyph("##." "#.#" "##." "#.#" "##.");
-    case 'C': return glyph(".##" "#.." "#.." "#.." ".##");
-    case 'D': return glyph("##." "#.#" "#.#" "#.#" "##.");
-    case 'E': return glyph("###" "#.." "##." "#.." "###");
-    case 'F': return glyph("###" "#.." "##." "#.." "#..");
-    case 'G': return glyph(".##" "#.." "#.#" "#.#" ".##");
-    case 'H': return glyph("#.#" "#.#" "###" "#.#" "#.#");
-    case 'I': return glyph("###" ".#." ".#." ".#." "###");
-    case 'J': return glyph("..#" "..#" "..#" "#.#" ".#.");
-    case 'K': return glyph("#.#" "#.#" "##." "#.#" "#.#");
-    case 'L': return glyph("#.." "#.." "#.." "#.." "###");
-    case 'M': return glyph("#.#" "###" "###" "#.#" "#.#");
-    case 'N': return glyph("##." "#.#" "#.#" "#.#" "#.#");
-    case 'O': return glyph(".#." "#.#" "#.#" "#.#" ".#.");
-    case 'P': return glyph("##." "#.#" "##." "#.." "#..");
-    case 'Q': return glyph(".#." "#.#" "#.#" "##." ".##");
-    case 'R': return glyph("##." "#.#" "##." "#.#" "#.#");
-    case 'S': return glyph(".##" "#.." ".#." "..#" "##.");
-    case 'T': return glyph("###" ".#." ".#." ".#." ".#.");
-    case 'U': return glyph("#.#" "#.#" "#.#" "#.#" "###");
-    case 'V': return glyph("#.#" "#.#" "#.#" ".#." ".#.");
-    case 'W': return glyph("#.#" "#.#" "###" "###" "#.#");
-    case 'X': return glyph("#.#" "#.#" ".#." "#.#" "#.#");
-    case 'Y': return glyph("#.#" "#.#" ".#." ".#." ".#.");
-    case 'Z': return glyph("###" "..#" ".#." "#.." "###");
-    case '0': return glyph("###" "#.#" "#.#" "#.#" "###");
-    case '1': return glyph(".#." "##." ".#." ".#." "###");
-    case '2': return glyph("##." "..#" ".#." "#.." "###");
-    case '3': return glyph("##." "..#" ".#." "..#" "##.");
-    case '4': return glyph("#.#" "#.#" "###" "..#" "..#");
-    case '5': return glyph("###" "#.." "##." "..#" "##.");
-    case '6': return glyph(".##" "#.." "###" "#.#" "###");
-    case '7': return glyph("###" "..#" ".#." ".#." ".#.");
-    case '8': return glyph("###" "#.#" "###" "#.#" "###");
-    case '9': return glyph("###" "#.#" "###" "..#" "##.");
-    case ' ': return 0;
-    case '.': return glyph("..." "..." "..." "..." ".#.");
-    case ',': return glyph("..." "..." "..." ".#." "#..");
-    case ':': return glyph("..." ".#." "..." ".#." "...");
-    case ';': return glyph("..." ".#." "..." ".#." "#..");
-    case '-': return glyph("..." "..." "###" "..." "...");
-    case '_': return glyph("..." "..." "..." "..." "###");
-    case '+': return glyph("..." ".#." "###" ".#." "...");
-    case '=': return glyph("..." "###" "..." "###" "...");
-    case '(': return glyph(".#." "#.." "#.." "#.." ".#.");
-    case ')': return glyph(".#." "..#" "..#" "..#" ".#.");
-    case '[': return glyph("##." "#.." "#.." "#.." "##.");
-    case ']': return glyph(".##" "..#" "..#" "..#" ".##");
-    case '<': return glyph("..#" ".#." "#.." ".#." "..#");
-    case '>': return glyph("#.." ".#." "..#" ".#." "#..");
-    case '/': return glyph("..#" "..#" ".#." "#.." "#..");
-    case '%': return glyph("#.#" "..#" ".#." "#.." "#.#");
-    case '#': return glyph("#.#" "###" "#.#" "###" "#.#");
-    case '*': return glyph("..." "#.#" ".#." "#.#" "...");
-    case '|': return glyph(".#." ".#." ".#." ".#." ".#.");
-    case '\'': return glyph(".#." ".#." "..." "..." "...");
-    case '"': return glyph("#.#" "#.#" "..." "..." "...");
-    case '!': return glyph(".#." ".#." ".#." "..." ".#.");
-    default: return glyph("##." "..#" ".#." "..." ".#.");  // '?'
-      // clang-format on
-  }
-}
-
-constexpr int kFontScale = 2;                    // font pixel -> 2 x 2 image pixels
-constexpr int kAdvance = 4 * kFontScale;         // 3 columns + 1 of space
-constexpr int kLineHeight = 5 * kFontScale + 4;  // 5 rows + space
-
-int64_t text_width(const std::string& s) { return static_cast<int64_t>(s.size()) * kAdvance; }
-
-// Draws `s` in black with its top-left at (x, y), clipped to the image.
 void draw_text(RgbImage& img, int64_t x, int64_t y, const std::string& s) {
-  for (size_t i = 0; i < s.size(); ++i) {
-    const uint16_t bits = glyph_of(s[i]);
-    for (int r = 0; r < 5; ++r)
-      for (int c = 0; c < 3; ++c) {
-        if (!((bits >> (14 - (r * 3 + c))) & 1)) continue;
-        for (int dy = 0; dy < kFontScale; ++dy)
-          for (int dx = 0; dx < kFontScale; ++dx) {
-            const int64_t px = x + static_cast<int64_t>(i) * kAdvance + c * kFontScale + dx;
-            const int64_t py = y + r * kFontScale + dy;
-            if (px < 0 || py < 0 || px >= img.width || py >= img.height) continue;
-            uint8_t* q = img.at(px, py);
-            q[0] = q[1] = q[2] = 0;
-          }
-      }
-  }
+  const detail::TextMask t = detail::render_text(s, kFontPixels);
+  for (int64_t r = 0; r < std::min<int64_t>(t.height, kLineHeight); ++r)
+    for (int64_t c = 0; c < t.width; ++c) {
+      const int64_t px = x + c, py = y + r;
+      if (px < 0 || py < 0 || px >= img.width || py >= img.height) continue;
+      const int ink = t.ink[static_cast<size_t>(r * t.width + c)];
+      uint8_t* q = img.at(px, py);
+      for (int k = 0; k < 3; ++k) q[k] = static_cast<uint8_t>(q[k] * (255 - ink) / 255);
+    }
 }
 
 std::string size_text(const FeatureLayer& l) { return std::to_string(l.height) + "x" + std::to_string(l.width); }
