@@ -149,18 +149,18 @@ def case_determinism():
         fail(f"same seed, different trials:\n{(a / 'trials.csv').read_text()}\n{(b / 'trials.csv').read_text()}")
     if len({(x["width"], x["lr"]) for x in rows(a)}) != 3:
         fail("the three trials should have different parameters")
-    tune(*args[:-4], "--seed", "8", "--pruner", "none", out=work / "c")
-    if [x["lr"] for x in rows(work / "c")] == [x["lr"] for x in rows(a)]:
-        fail("another seed drew the same learning rates")
+    tune("--trials", "1", "--epochs", "1", "--seed", "8", "--pruner", "none", out=work / "c")
+    if rows(work / "c")[0]["lr"] == rows(a)[0]["lr"]:
+        fail("another seed drew the same first learning rate")
     print("same seed on one worker: identical trials.csv (values and params); another seed differs")
 
 
 def case_resume():
     out = work / "out"
-    # Trials of 30 epochs (a few seconds each) so that the kill lands mid-trial.
-    args = ("--trials", "3", "--epochs", "30", "--pruner", "none")
+    # Trials of 20 epochs (a few seconds each) so that the kill lands mid-trial.
+    args = ("--trials", "3", "--epochs", "20", "--pruner", "none")
     cmd = [*TUNE, str(work / "train_x.h5"), "--val", str(work / "val_x.h5"), "-o", str(out), "--space", str(space),
-           "--wsi-heatmap", cli, "-q", *args, "--", *SMALL, "--patience", "30"]
+           "--wsi-heatmap", cli, "-q", *args, "--", *SMALL, "--patience", "20"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
@@ -183,7 +183,7 @@ def case_resume():
         time.sleep(0.1)
     else:
         fail("trial 1's train process outlived the SIGKILLed tuner")
-    r = tune(*args, out=out, train=("--patience", "30"))
+    r = tune(*args, out=out, train=("--patience", "20"))
     after = rows(out)
     done = [x for x in after if x["state"] == "complete"]
     if len(done) != 3:
@@ -229,14 +229,17 @@ def case_pruning():
 
 
 def case_shared():
-    # Two workers on one output folder and storage, as Slurm array tasks run them.
+    # Two workers on one output folder and storage: pipelines/tune/tune-array.sbatch as Slurm array
+    # tasks 1 and 2 would run it (the script run by bash with Slurm's environment, no scheduler).
     out = work / "out"
-    args = ["--trials", "4", "--epochs", "2", "--pruner", "none", "--startup-trials", "2"]
     procs = []
-    for seed in ("1", "2"):
-        cmd = [*TUNE, str(work / "train_x.h5"), "--val", str(work / "val_x.h5"), "-o", str(out), "--space",
-               str(space), "--wsi-heatmap", cli, "-q", *args, "--seed", seed, "--", *SMALL]
-        procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    for task in ("1", "2"):
+        env = dict(os.environ, SLURM_ARRAY_TASK_ID=task, SLURM_SUBMIT_DIR=str(src), SLURM_CPUS_PER_TASK="1",
+                   WSI_HEATMAP=cli, TUNE_ARGS=f"--space {space} --epochs 2 --pruner none --startup-trials 2 -q",
+                   TRAIN_ARGS="--max-patches-per-epoch 128")
+        cmd = ["bash", str(src / "pipelines" / "tune" / "tune-array.sbatch"), str(work / "train_x.h5"),
+               str(work / "val_x.h5"), str(out), "4"]
+        procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env))
     for p in procs:
         o, e = p.communicate(timeout=600)
         if p.returncode != 0:

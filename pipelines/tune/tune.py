@@ -60,6 +60,7 @@ def parse_args(argv):
         train_args = []
     p = OneLineParser(
         prog="tune.py",
+        usage="%(prog)s DATA [--val VAL] -o OUT [options] [-- TRAIN OPTIONS...]",
         description="Bayesian hyper-parameter search of `wsi-heatmap train` (Optuna). "
         "Options after -- are passed to every trial's train command.",
     )
@@ -379,6 +380,7 @@ class Tuner:
         self.out = Path(a.out)
         self.host, self.pid = socket.gethostname(), os.getpid()
         self.deadline = time.monotonic() + a.timeout if a.timeout > 0 else None
+        self.written = None
 
     # -- study bookkeeping
     def study_config(self):
@@ -387,7 +389,7 @@ class Tuner:
             "val": str(Path(self.a.val).resolve()) if self.a.val else None,
             "space": {k: {f: v for f, v in s.items()} for k, s in self.space.items()},
             "epochs": self.a.epochs,
-            "train_args": self.a.train_args,
+            "train_args": _identity_args(self.a.train_args),
         }
 
     def reap_dead_local_trials(self, study):
@@ -577,6 +579,10 @@ class Tuner:
     def write_outputs(self, study):
         with self.lock():
             trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
+            seen = [(t.number, t.state, t.value, len(t.intermediate_values), tuple(t.user_attrs.items())) for t in trials]
+            if seen == self.written:  # unchanged since this process wrote them (the plot costs ~0.5 s)
+                return
+            self.written = seen
             names = [k for k, s in self.space.items() if s["kind"] != "fixed"]
             names += sorted({p for t in trials for p in t.params} - set(names))
             tmp = f".tmp-{self.pid}"
@@ -595,6 +601,19 @@ class Tuner:
                 csv.writer(f, lineterminator="\n").writerows(rows)
             os.replace(str(path) + tmp, path)
             plot_history(trials, self.out / "history.svg", tmp, self.a.epochs)
+
+
+def _identity_args(args):
+    """The train options that define the objective: --threads and --name may differ between workers."""
+    out, skip = [], False
+    for tok in args:
+        if skip:
+            skip = False
+        elif tok in ("--threads", "--name"):
+            skip = True
+        elif not tok.startswith(("--threads=", "--name=")):
+            out.append(tok)
+    return out
 
 
 def _stat(path):
@@ -747,7 +766,10 @@ def main(argv):
     if not a.quiet:
         print(f"study {a.study_name!r} in {url}: {finished} of {a.trials} trials finished"
               f"{f' ({total} recorded)' if total else ''}; sampler {a.sampler}, pruner {a.pruner}", flush=True)
-    tuner.write_outputs(study)
+    if total:
+        with tuner.lock():
+            tuner.reap_dead_local_trials(study)
+        tuner.write_outputs(study)
     why = tuner.run(study)
     tuner.write_outputs(study)
     if not a.quiet:
@@ -760,7 +782,7 @@ def main(argv):
 
 
 def _on_signal(signum, _frame):
-    raise Interrupted(signal.Signals(signum).name)
+    raise Interrupted(signum)
 
 
 if __name__ == "__main__":
@@ -771,6 +793,7 @@ if __name__ == "__main__":
         print(f"tune.py: error: {e}", file=sys.stderr)
         sys.exit(e.status)
     except (KeyboardInterrupt, Interrupted) as e:
-        print(f"tune.py: interrupted ({e or 'SIGINT'}); the running trial is marked failed, run the same command to resume",
-              file=sys.stderr)
-        sys.exit(130)
+        signum = e.args[0] if isinstance(e, Interrupted) else signal.SIGINT
+        print(f"tune.py: interrupted ({signal.Signals(signum).name}); the running trial is marked failed, "
+              "run the same command to resume", file=sys.stderr)
+        sys.exit(128 + signum)
