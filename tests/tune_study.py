@@ -3,7 +3,7 @@
 
     tests/tune_study.py CASE WSI_HEATMAP SOURCE_DIR
 
-CASE: study, determinism, resume, pruning, shared, bad-input. Exit 77 (skipped) without Debian's
+CASE: study, determinism, resume, pruning, shared, bad-input, failures. Exit 77 (skipped) without Debian's
 python3-optuna/python3-matplotlib, except under CI=true, where a missing prerequisite fails.
 """
 import csv
@@ -283,6 +283,7 @@ def case_bad_input():
         ("threshold without level", [*base, *data, "--pruner", "threshold"], 2, "--prune-below"),
         ("bad sampler", [*base, *data, "--sampler", "gp"], 2, "--sampler"),
         ("bad data stops the study", [*base, str(work / "bad_x.h5"), "--trials", "5", "--", *SMALL], 1, "bad_x.h5"),
+        ("another study in the folder", [*base, *data, "--study-name", "other"], 2, "--study-name"),
     ]
     for name, cmd, status, needle in cases:
         r = subprocess.run(cmd, capture_output=True, text=True)
@@ -295,8 +296,33 @@ def case_bad_input():
         fail(f"bad data should stop the study after its first trial, not burn the budget: {rs}")
 
 
+def case_failures():
+    # A stand-in for wsi-heatmap: train --help from the real one, then trials that diverge or die
+    # by a signal (out of memory), failures that depend on a trial's values: the study goes on,
+    # until --max-failures in a row.
+    fake = work / "fake-wsi-heatmap"
+    fake.write_text(f"""#!/bin/bash
+[ "$2" = --help ] && exec '{cli}' "$@"
+n=$(cat '{work}/calls' 2>/dev/null || echo 0); echo $((n + 1)) >'{work}/calls'
+if [ "$n" -eq 0 ]; then echo "wsi-heatmap: error: training diverged (loss is not finite) in epoch 1: lower --lr" >&2; exit 1; fi
+kill -9 $$
+""")
+    fake.chmod(0o755)
+    out = work / "out"
+    cmd = [*TUNE, str(work / "train_x.h5"), "--val", str(work / "val_x.h5"), "-o", str(out), "--space", str(space),
+           "--wsi-heatmap", str(fake), "--trials", "5", "--max-failures", "2", "--", *SMALL]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    lines = r.stderr.strip().splitlines()
+    if r.returncode != 1 or len(lines) != 1 or "2 trials failed in a row" not in lines[0]:
+        fail(f"two failed trials in a row should stop the study (exit 1, one line); got {r.returncode}: {r.stderr}")
+    rs = rows(out)
+    if [x["state"] for x in rs] != ["fail", "fail"] or "diverged" not in rs[0]["note"] or "signal 9" not in rs[1]["note"]:
+        fail(f"trials.csv should hold the diverged and the killed trial with their reasons: {rs}")
+    print(f"diverged, then killed by a signal: both failed, the study went on, then stopped: {lines[0]}")
+
+
 try:
-    {"study": case_study, "determinism": case_determinism, "resume": case_resume, "pruning": case_pruning,
+    {"failures": case_failures, "study": case_study, "determinism": case_determinism, "resume": case_resume, "pruning": case_pruning,
      "shared": case_shared, "bad-input": case_bad_input}[case]()
 finally:
     subprocess.run(["rm", "-rf", str(work)])

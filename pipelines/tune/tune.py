@@ -13,6 +13,7 @@ import csv
 import ctypes
 import fcntl
 import json
+import logging
 import math
 import os
 import re
@@ -403,7 +404,9 @@ class Tuner:
                 study._storage.set_trial_user_attr(t._trial_id, "note", "its tuner died (killed?) while it ran")
                 study.tell(t.number, state=TrialState.FAIL)
             except (RuntimeError, ValueError):
-                pass  # another worker got there first
+                continue  # another worker got there first
+            if not self.a.keep_models:
+                (self.out / "trials" / f"trial-{t.number:04d}" / "model.pt").unlink(missing_ok=True)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             self.optuna.storages.fail_stale_trials(study)
@@ -752,16 +755,27 @@ def main(argv):
         raise Stop(f"-o {out}: cannot create the folder ({e.strerror}); choose another")
     if not os.access(out, os.W_OK | os.X_OK):
         raise Stop(f"-o {out}: the folder is not writable; fix its permissions or choose another")
+    # Library chatter (matplotlib's first-run font cache, Optuna's notes) would break the one-line
+    # error contract on stderr; trials.csv and the per-trial lines say what happened.
+    logging.getLogger("matplotlib").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module="optuna")
     try:
         import optuna
         import matplotlib  # noqa: F401  (the plot; fail before the first trial, not after it)
     except ImportError as e:
         raise Stop(f"{e.name} is not installed for {sys.executable} (Debian: apt-get install python3-optuna python3-matplotlib)", STATUS_DATA)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     tuner = Tuner(a, exe, opts, space, optuna)
     with tuner.lock():  # workers starting together would race to create the SQLite schema
+        # One study per folder: trials/trial-NNNN and best.* of two studies would overwrite each other.
+        marker = out / ".tune-study"
+        if marker.exists() and marker.read_text().strip() != a.study_name:
+            raise Stop(f"-o {out} holds study {marker.read_text().strip()!r}, not --study-name {a.study_name!r}; "
+                       "use another -o for another study")
         study, url = open_study(a, optuna, out, tuner.study_config())
+        if not marker.exists():
+            _write_atomic(marker, a.study_name + "\n", f".tmp-{os.getpid()}")
     finished, _, total = tuner.counts(study)
     if not a.quiet:
         print(f"study {a.study_name!r} in {url}: {finished} of {a.trials} trials finished"
