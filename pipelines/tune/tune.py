@@ -811,3 +811,10 @@ if __name__ == "__main__":
         print(f"tune.py: interrupted ({signal.Signals(signum).name}); the running trial is marked failed, "
               "run the same command to resume", file=sys.stderr)
         sys.exit(128 + signum)
+    except Exception as e:  # a bug or an unforeseen storage error: one line; TUNE_DEBUG=1 for the traceback
+        if os.environ.get("TUNE_DEBUG"):
+            raise
+        first = (str(e).splitlines() or [""])[0]
+        print(f"tune.py: error: unexpected {type(e).__name__}: {first} (rerun with TUNE_DEBUG=1 for the traceback)",
+              file=sys.stderr)
+        sys.exit(1)
