@@ -254,6 +254,9 @@ def case_shared():
     pids = {t.user_attrs["pid"] for t in study.trials}
     if len(pids) != 2:
         fail(f"the trials should come from both workers, not only {pids}")
+    seeds = {t.user_attrs["command"][t.user_attrs["command"].index("--seed") + 1] for t in study.trials}
+    if seeds != {"1"}:
+        fail(f"every trial should train with the base seed 1 whatever its worker's sampler seed, not {seeds}")
     marker = json.loads((out / "best_trial.json").read_text())
     if marker["number"] != study.best_trial.number:
         fail(f"best_trial.json names trial {marker['number']}, the study's best is {study.best_trial.number}")

@@ -79,8 +79,9 @@ def parse_args(argv):
     p.add_argument("--sampler", default="tpe", choices=["tpe", "random", "cmaes", "qmc"],
                    help="tpe (default), random, cmaes or qmc (Sobol); Optuna 3.1 has no GP sampler")
     p.add_argument("--seed", type=int, default=1,
-                   help="seed of the sampler and of every trial's train --seed (default: %(default)s); "
-                   "give concurrent workers different seeds")
+                   help="seed of the sampler (default: %(default)s); give concurrent workers different seeds")
+    p.add_argument("--train-seed", type=int, default=None,
+                   help="every trial's train --seed (default: --seed); keep it equal across workers")
     p.add_argument("--startup-trials", type=int, default=10,
                    help="random trials before TPE/CMA-ES model the results (default: %(default)s)")
     p.add_argument("--pruner", default="median", choices=["median", "percentile", "threshold", "none"],
@@ -119,6 +120,7 @@ def parse_args(argv):
         (a.max_failures >= 1, f"--max-failures must be at least 1, not {a.max_failures}"),
         (a.heartbeat >= 1, f"--heartbeat must be at least 1 second, not {a.heartbeat}"),
         (a.seed >= 0, f"--seed must be 0 or more, not {a.seed}"),
+        (a.train_seed is None or a.train_seed >= 0, f"--train-seed must be 0 or more, not {a.train_seed}"),
     ]
     for ok, message in checks:
         if not ok:
@@ -130,6 +132,8 @@ def parse_args(argv):
             raise Stop(f"--prune-below is a validation AUC in (0, 1], not {a.prune_below}")
     elif a.prune_below is not None:
         raise Stop("--prune-below is for --pruner threshold; add --pruner threshold or leave it out")
+    if a.train_seed is None:
+        a.train_seed = a.seed
     return a
 
 
@@ -325,7 +329,7 @@ def check_train_args(train_args, space, opts):
         if name not in opts:
             raise Stop(f"{tok} after --: not a `wsi-heatmap train` option (see {Path(sys.argv[0]).name} --help and train --help)")
         if name in TUNER_OWNED:
-            raise Stop(f"{tok} after --: the tuner sets it for each trial; use the tuner's own option (e.g. --epochs, --seed, --val)")
+            raise Stop(f"{tok} after --: the tuner sets it for each trial; use the tuner's own option (--epochs, --train-seed, --val)")
         if name in owned:
             raise Stop(f"{tok} after --: the search space sets it ({'augment scales train defaults' if name in AUGMENT_OPTIONS or name == 'no-augment' else 'tuned or fixed there'}); remove it here or from --space")
 
@@ -462,7 +466,7 @@ class Tuner:
         model = tdir / "model.pt"
         # Absolute paths: best_trial.json's train_command reproduces the trial from any folder.
         cmd = [self.exe, "train", os.path.abspath(a.data), "-o", str(model.resolve()), "--epochs", str(a.epochs),
-               "--seed", str(a.seed), "-q"]
+               "--seed", str(a.train_seed), "-q"]
         if a.val:
             cmd += ["--val", os.path.abspath(a.val)]
         if not any(t == "--name" or t.startswith("--name=") for t in a.train_args):
