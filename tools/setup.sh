@@ -19,6 +19,7 @@ PACKAGES=(
   libopenblas0-pthread
   openslide-tools libvips-tools hdf5-tools
   python3-h5py python3-openslide python3-numpy python3-torch python3-torchvision
+  python3-optuna python3-matplotlib  # pipelines/tune/tune.py: the Bayesian search and its plot
 )
 # Only the test suite needs these: the workflow engines whose scripts in pipelines/ it runs
 # (Snakemake locally; a single-node Slurm, started by tests/slurm_array.sh), and SciPy for the
