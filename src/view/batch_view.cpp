@@ -32,6 +32,15 @@ Manifest batch_manifest(const fs::path& dir) {
   return all;
 }
 
+// Whether evaluate-slides wrote into `dir` (its evaluation.json or a curve).
+bool has_evaluation(const fs::path& dir) {
+  std::error_code ec;
+  if (fs::is_regular_file(dir / "evaluation.json", ec)) return true;
+  for (const auto& f : fs::directory_iterator(dir, ec))
+    if (f.path().extension() == ".svg" && f.path().filename().string().find("roc") != std::string::npos) return true;
+  return false;
+}
+
 // A viewer is up to date when it was written after the summary it shows.
 bool viewer_current(const fs::path& viewer, const fs::path& summary) {
   std::error_code ec;
@@ -119,8 +128,7 @@ BatchViewResult write_batch_view(const fs::path& batch_dir, const fs::path& out_
         ViewParams p = params;
         p.name = e.name;
         p.mpp_from_results = true;  // the batch passed --mpp / --mpp-csv to the slide's run itself
-        p.evaluation = eval_dir;
-        if (!fs::is_directory(eval_dir, ec)) p.evaluation.clear();
+        p.evaluation = has_evaluation(eval_dir) ? eval_dir : fs::path();
         write_view(results, viewer, p, {}, back);
         ++result.viewers_written;
       } catch (const Error& err) {

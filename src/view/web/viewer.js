@@ -155,7 +155,7 @@
   viewer.addHandler('open', () => { applyLayers(); updateOverlay(); updateReady(); });
   function updateReady() {
     const shown = layers.filter((L) => state.on[L.id] && items[L.id]);
-    view.ready = shown.length > 0 && shown.every((L) => items[L.id].getFullyLoaded());
+    view.ready = viewer.world.getItemCount() === layers.length && shown.every((L) => items[L.id].getFullyLoaded());
   }
 
   function applyLayers() {
