@@ -41,10 +41,12 @@ void print_view(const ViewResult& r) {
             << (r.base == "slide" ? "slide" : "overlay") << " at " << r.tile_mpp << " µm/px); open it in a browser\n";
 }
 
-int print_batch(const BatchViewResult& r) {
+int print_batch(const BatchViewResult& r, bool list_failed) {
   std::cout << "wrote " << r.index.string() << ": " << r.slides << " slides (" << r.done << " done, " << r.failed
             << " failed or skipped), " << r.viewers_written << " viewers written, " << r.viewers_kept
             << " up to date\n";
+  if (list_failed)  // batch --html has just listed them
+    for (const auto& [name, reason] : r.failed_slides) std::cout << "  " << name << " " << reason << "\n";
   for (const auto& [name, reason] : r.viewer_failures)
     print_error("view: no viewer for " + name + ": " + reason);
   return r.viewer_failures.empty() ? 0 : 1;
@@ -70,7 +72,7 @@ int run_view(const ViewCli& c) {
     const BatchViewResult r = write_batch_view(c.results, c.out, p, bar_progress(bar, "view "));
     bar.finish();
     if (g_view_interrupted.load()) return 130;
-    return print_batch(r);
+    return print_batch(r, true);
   }
   const ViewResult r = write_view(c.results, c.out, p, bar_progress(bar, "view "));
   bar.finish();
@@ -97,7 +99,7 @@ int write_batch_index_after_run(const fs::path& dir, bool quiet) {
   const BatchViewResult r = write_batch_view(dir, {}, ViewParams{}, bar_progress(bar, "view "));
   bar.finish();
   std::cout << "  ";
-  return print_batch(r);
+  return print_batch(r, false);
 }
 
 void setup_view(CLI::App& app) {

@@ -88,6 +88,7 @@ struct BatchViewResult {
   std::filesystem::path index;  // index.html
   int slides = 0, done = 0, failed = 0;   // manifest entries; failed includes skipped
   int viewers_written = 0, viewers_kept = 0;
+  std::vector<std::pair<std::string, std::string>> failed_slides;    // NAME, the manifest's reason
   std::vector<std::pair<std::string, std::string>> viewer_failures;  // NAME, reason
 };
 

@@ -103,6 +103,7 @@ BatchViewResult write_batch_view(const fs::path& batch_dir, const fs::path& out_
               {"seconds", e.seconds}, {"finished", e.finished}};
     if (e.status != SlideStatus::done) {
       ++result.failed;
+      result.failed_slides.emplace_back(e.name, std::string(to_string(e.status)) + ": " + e.reason);
       slides.push_back(s);
       continue;
     }

@@ -303,8 +303,11 @@ ViewResult write_view(const fs::path& results_dir, const fs::path& view_dir_arg,
   // ---- the rasters: present and covering the slide the summary describes ----
   const auto check_cover = [&](const fs::path& tif, const RasterInfo& r) {
     const double d = r.level0_per_pixel;
+    if (!(d > 0))
+      throw ConfigError(tif.string() + ": not a raster wsi-heatmap wrote (its description gives no " +
+                        "level0_pixels_per_pixel); rerun the heatmap job");
     const double w = static_cast<double>(r.width) * d, h = static_cast<double>(r.height) * d;
-    if (!(d > 0) || std::abs(w - W0) > d + 1 || std::abs(h - H0) > d + 1) {
+    if (std::abs(w - W0) > d + 1 || std::abs(h - H0) > d + 1) {
       std::ostringstream s;
       s << tif.string() << ": " << r.width << "x" << r.height << " px of " << d << " slide pixels do not cover the "
         << static_cast<int64_t>(W0) << "x" << static_cast<int64_t>(H0) << " px slide of " << file_summary.filename().string()
