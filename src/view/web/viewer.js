@@ -50,8 +50,8 @@
   row(sum, 'Patches', (p.processed ?? '–') + ' of ' + (p.tissue ?? '–') + ' tissue' +
       (p.failed ? ', ' + p.failed + ' failed' : '') + ', ' + (p.tumour ?? '–') + ' tumour');
   row(sum, 'Slide', D.slide.width + ' × ' + D.slide.height + ' px, ' + fmt(mpp, 4) + ' µm/px');
-  if (S.note) row(sum, 'Note', S.note);
   for (const m of D.metrics || []) row(sum, m.label, m.value, m.title);
+  $('note').textContent = S.note || '';
   const model = $('model');
   const M = S.model || {};
   row(model, 'Model', M.name || '–', M.path);
