@@ -31,8 +31,11 @@ struct ViewCli {
 // A progress bar per stage (slide, probability, Grad-CAM; slides in a batch), on a terminal only.
 ViewProgressFn bar_progress(ProgressBar& bar, const std::string& prefix) {
   return [&bar, prefix](const ViewProgress& p) {
-    bar.set_label(prefix + p.stage);
-    bar.update(p.done, p.total);
+    bar.set_label(prefix + p.stage + (p.slides ? "" : " (Mpx)"));
+    if (p.slides)
+      bar.update(p.done, p.total);
+    else
+      bar.update(p.done / 1000000, (p.total + 999999) / 1000000);
   };
 }
 

@@ -54,6 +54,7 @@ struct ViewParams {
 struct ViewProgress {
   std::string stage;  // "slide", "probability", "Grad-CAM", or a slide's NAME in a batch
   int64_t done = 0, total = 0;  // pixels, or slides in a batch
+  bool slides = false;          // done and total count slides (a batch), not pixels
 };
 using ViewProgressFn = std::function<void(const ViewProgress&)>;
 

@@ -119,7 +119,7 @@ BatchViewResult write_batch_view(const fs::path& batch_dir, const fs::path& out_
         s["viewer_error"] = err.what();
       }
     }
-    if (progress) progress({e.name, k - 1, static_cast<int64_t>(manifest.entries.size())});
+    if (progress) progress({e.name, k - 1, static_cast<int64_t>(manifest.entries.size()), true});
     const fs::path viewer = out_dir.empty() ? default_view_dir(results, e.name) : out_dir / e.name;
     const std::string back = detail::url_path(detail::relative_to(index, viewer));
     if (viewer_current(viewer, summary)) {
@@ -146,7 +146,7 @@ BatchViewResult write_batch_view(const fs::path& batch_dir, const fs::path& out_
       s["thumb"] = detail::url_path(detail::relative_to(results / (e.name + ".thumb.png"), home));
     slides.push_back(s);
   }
-  if (progress) progress({"index", result.slides, result.slides});
+  if (progress) progress({"index", result.slides, result.slides, true});
 
   json plots = json::array();
   if (fs::is_directory(eval_dir, ec))
