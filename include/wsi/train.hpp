@@ -16,8 +16,9 @@
 // cross-entropy); probability -> BCE on the probability clamped to [1e-7, 1 - 1e-7]. With
 // freeze "features", epochs 1..freeze_epochs (stage 1) train the head only (the parameters
 // classify() uses that features() does not), then a fresh Adam at finetune_lr trains everything
-// (stage 2); the schedule restarts at each stage's rate, and early stopping applies in stage 2
-// only. bn "frozen" keeps every batch-norm layer in eval mode while training (running
+// (stage 2); the schedule restarts at each stage's rate, and the saved model is stage 2's best
+// epoch (the first unfrozen epoch always replaces stage 1's checkpoint, which only warmed the
+// head up), early stopping applying in stage 2 only. bn "frozen" keeps every batch-norm layer in eval mode while training (running
 // statistics stay the init model's; their scale and shift still train when unfrozen).
 //
 // Outputs, all written under temporary names and renamed when complete:

@@ -423,16 +423,16 @@ TrainResult train_model(const PatchSet& train, const PatchSet* val, const TrainO
   fs::path base = out;
   base.replace_extension();
 
+  const torch::Device device = train_device(o.device);
+  // The network and its sidecar: the init model's, or a new built-in's.
+  std::optional<detail::InitModel> init;
+  if (!o.init.empty()) init = detail::load_init(o, &train);
+
   TrainResult result;
   const Parts parts = split_parts(train, val, o, result);
   const PatchSet& vset = val ? *val : train;
   const auto& train_labels = train.labels();
   const auto& val_labels = vset.labels();
-  const torch::Device device = train_device(o.device);
-
-  // The network and its sidecar: the init model's, or a new built-in's.
-  std::optional<detail::InitModel> init;
-  if (!o.init.empty()) init = detail::load_init(o, &train);
   // Not lowered to the cores (resolve_threads): the count is part of what makes a run reproducible.
   const int threads = o.threads > 0 ? o.threads : available_cores();
   at::set_num_threads(threads);
@@ -512,7 +512,10 @@ TrainResult train_model(const PatchSet& train, const PatchSet* val, const TrainO
       stage_lr = lr = head_only || stage1 == 0 ? o.lr : o.stage2_lr();
       stage_first = epoch;
       stage_epochs = head_only ? stage1 : o.epochs - stage1;
-      since_best = since_plateau_cut = 0;  // early stopping waits for the last stage
+      // Each stage keeps its own best, as the notebooks' second fit() with its own checkpoint did:
+      // stage 1 warms the head up, the model is stage 2's best. Early stopping waits for it too.
+      best_auc = -1;
+      since_best = since_plateau_cut = 0;
       start_stage(head_only, lr);
     }
     if (o.schedule == "cosine")
