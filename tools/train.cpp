@@ -38,7 +38,8 @@ void say_init(const TrainOptions& o, const InitSummary& s, const PatchSet& data)
   if (o.freeze == "features") {
     std::string head;
     for (const auto& h : s.head) head += (head.empty() ? "" : ", ") + h;
-    std::cout << "epochs 1-" << o.stage1_epochs() << ": the head only (" << head << "; " << s.head_parameters
+    const int n = o.stage1_epochs();
+    std::cout << (n == 1 ? "epoch 1" : "epochs 1-" + std::to_string(n)) << ": the head only (" << head << "; " << s.head_parameters
               << " parameters) at lr " << lr1.str() << "; then everything at lr " << lr2.str() << "; " << bn << "\n";
   } else {
     std::cout << "everything trained at lr " << lr1.str() << "; " << bn << "\n";
