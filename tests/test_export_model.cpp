@@ -156,11 +156,25 @@ InitSummary head_of(const fs::path& model) {
   return inspect_init(o);
 }
 
-TEST(ExportModel, Densenet169LoadsPredictsExplainsAndHasAHeadToFineTune) {
+// A DenseNet ImageNet file as torchvision's downloads are: tensors named 'norm.1' for 'norm1', no
+// batch-norm step counters (made here from torchvision's own densenet169 at 1000 classes, random
+// weights).
+TEST(ExportModel, Densenet169WithImagenetStyleWeightsLoadsPredictsExplainsAndHasAHeadToFineTune) {
   REQUIRE_TORCHVISION();
   test::ScratchDir dir;
-  const auto r = run_export({"--arch", "densenet169", "--seed", "3", "--out", (dir / "d169.pt").string()});
+  const fs::path pth = dir / "densenet169-imagenet.pth";
+  const std::string make =
+      "/usr/bin/python3 -c 'import re, sys, torch, torchvision; torch.manual_seed(5); "
+      "sd = torchvision.models.densenet169(num_classes=1000).state_dict(); "
+      "old = lambda k: re.sub(r\"(denselayer\\d+\\.(norm|relu|conv))([12])\\.\", r\"\\1.\\3.\", k); "
+      "torch.save({old(k): v for k, v in sd.items() if not k.endswith(\"num_batches_tracked\")}, sys.argv[1]); "
+      "assert any(\".norm.1.\" in old(k) for k in sd)' " +
+      test::shell_quote(pth.string());
+  ASSERT_EQ(std::system(make.c_str()), 0);
+  const auto r = run_export({"--arch", "densenet169", "--weights", pth.string(), "--seed", "3", "--out",
+                             (dir / "d169.pt").string()});
   ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.err, "export_model.py: head: 1000 ImageNet classes replaced by a new 1-logit layer\n");
   const Model m(dir / "d169.pt");
   EXPECT_EQ(m.spec().output, OutputKind::logit);
   expect_predicts_and_explains(m);

@@ -295,14 +295,21 @@ def load_state_dict(torch, path):
     return obj
 
 
+def counter(k):
+    """Batch norm's step counter: absent from files saved before PyTorch 0.4.1 (torchvision's
+    older ImageNet downloads), unused by the layer when momentum is set; the model's 0 stays."""
+    return k.endswith(".num_batches_tracked")
+
+
 def apply_weights(torch, model, path, what, head=None, sd=None):
-    """Loads `path` into `model` strictly; tensors under `head` (a module name) are left out."""
+    """Loads `path` into `model` strictly (but see counter()); tensors under `head` (a module
+    name) are left out."""
     sd = load_state_dict(torch, path) if sd is None else sd
     own = model.state_dict()
     if head is not None:
         own = {k: v for k, v in own.items() if not k.startswith(head + ".")}
         sd = {k: v for k, v in sd.items() if not k.startswith(head + ".")}
-    missing = [k for k in own if k not in sd]
+    missing = [k for k in own if k not in sd and not counter(k)]
     unexpected = [k for k in sd if k not in own]
     mismatched = [k for k in own if k in sd and tuple(sd[k].shape) != tuple(own[k].shape)]
 
@@ -321,23 +328,32 @@ def apply_weights(torch, model, path, what, head=None, sd=None):
         raise Failure(f"--weights {path}: does not fit {what}: " + "; ".join(problems) +
                       " (check --arch/--module and --num-classes)")
     try:
-        if head is None:
-            model.load_state_dict(sd, strict=True)
-        else:
-            result = model.load_state_dict(sd, strict=False)
-            if result.unexpected_keys or any(not k.startswith(head + ".") for k in result.missing_keys):
-                raise RuntimeError(f"keys left over: {result.unexpected_keys + result.missing_keys}")
+        result = model.load_state_dict(sd, strict=False)
+        left = [k for k in result.missing_keys if not counter(k) and not (head and k.startswith(head + "."))]
+        if result.unexpected_keys or left:
+            raise RuntimeError(f"keys left over: {result.unexpected_keys + left}")
     except Exception as e:  # noqa: BLE001
         raise Failure(f"--weights {path}: does not fit {what}: {one_line(e)}")
+
+
+def densenet_keys(sd):
+    """torchvision's DenseNet downloads (densenet169-b2777c0a.pth) name layers 'norm.1', 'conv.2':
+    renamed to the modules' 'norm1', 'conv2', as torchvision does when it loads them."""
+    pattern = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
+    out = {}
+    for k, v in sd.items():
+        m = pattern.match(k)
+        out[m.group(1) + m.group(2) if m else k] = v
+    return out
 
 
 def other_head_size(torch, model, sd, head):
     """The class count of `sd`'s head when it differs from `model`'s and is the only difference."""
     own = model.state_dict()
     keys = (head + ".weight", head + ".bias")
-    if set(sd) != set(own) or not all(k in own for k in keys):
+    if {k for k in sd if not counter(k)} != {k for k in own if not counter(k)} or not all(k in own for k in keys):
         return None
-    if any(tuple(sd[k].shape) != tuple(own[k].shape) for k in own if k not in keys):
+    if any(tuple(sd[k].shape) != tuple(own[k].shape) for k in own if k not in keys and k in sd):
         return None
     w, b = sd[keys[0]], sd[keys[1]]
     if w.dim() != 2 or b.dim() != 1 or w.shape[1] != own[keys[0]].shape[1] or b.shape[0] != w.shape[0]:
@@ -362,6 +378,8 @@ def build_arch(torch, a):
     if a.weights is not None:
         what = f"torchvision {a.arch} with {a.num_classes} output(s)"
         sd = load_state_dict(torch, a.weights)
+        if a.arch.startswith("densenet"):
+            sd = densenet_keys(sd)
         classes = other_head_size(torch, net, sd, HEADS[a.arch])
         if classes is None:
             apply_weights(torch, net, a.weights, what, sd=sd)
