@@ -524,6 +524,8 @@ TEST(CliErrorTable, Train) {
       {"bn-frozen-without-init", train({"--bn", "frozen"}), 2,
        "--bn frozen needs --init MODEL.pt (a new network must learn its batch-norm statistics)"},
       {"device-unknown", train({"--device", "tpu"}), 2, "unknown device 'tpu': use cpu or cuda"},
+      {"out-is-the-init-model", {"train", pcam, "-o", "{S}/models/demo", "-q", "--init", demo}, 2,
+       "--out {S}/models/demo.pt is the --init model: write the fine-tuned model to another file"},
   };
   // TorchScript inits (tests/make_test_models.py): one without the features/classify split.
   if (const fs::path* models = test::models_dir()) {

@@ -80,6 +80,7 @@ void run_train(TrainCli& c) {
   // must not precede a refusal of the command line.
   o.validate();
   check_model_path(c.out);
+  check_out_is_not_init(o, c.out);
   check_train_device(o.device);
 
   const auto train_set = open_patch_set(c.data);

@@ -18,8 +18,10 @@
 // classify() uses that features() does not), then a fresh Adam at finetune_lr trains everything
 // (stage 2); the schedule restarts at each stage's rate, and the saved model is stage 2's best
 // epoch (the first unfrozen epoch always replaces stage 1's checkpoint, which only warmed the
-// head up), early stopping applying in stage 2 only. bn "frozen" keeps every batch-norm layer in eval mode while training (running
-// statistics stay the init model's; their scale and shift still train when unfrozen).
+// head up), early stopping applying in stage 2 only. bn "frozen" keeps every batch-norm layer in
+// eval mode while training (running statistics stay the init model's; their scale and shift
+// still train when unfrozen). On the device (cuda), the network, batches and loss live there;
+// patches are decoded, augmented and preprocessed on the CPU.
 //
 // Outputs, all written under temporary names and renamed when complete:
 //   OUT.pt + OUT.json   the best checkpoint so far (built-in: native format; TorchScript in:
@@ -136,6 +138,10 @@ struct InitSummary {
   std::vector<std::string> head;    // the head's submodules / parameters (top-level names)
 };
 InitSummary inspect_init(const TrainOptions& options, const PatchSet* data = nullptr);
+
+// Throws UsageError when `out` (".pt" appended when missing, as train_model does) names the
+// init model: fine-tuning would overwrite the model it starts from.
+void check_out_is_not_init(const TrainOptions& options, const std::filesystem::path& out);
 
 // Throws ConfigError when `device` is cuda and this build's LibTorch or the machine has none.
 void check_train_device(Device device);

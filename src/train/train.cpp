@@ -162,6 +162,15 @@ void set_lr(torch::optim::Adam& opt, double lr) {
 
 }  // namespace
 
+void check_out_is_not_init(const TrainOptions& o, const fs::path& out_arg) {
+  if (o.init.empty()) return;
+  fs::path out = out_arg;
+  if (out.extension() != ".pt") out += ".pt";
+  std::error_code e1, e2;
+  if (fs::weakly_canonical(out, e1) == fs::weakly_canonical(o.init, e2) && !e1 && !e2)
+    throw UsageError("--out " + out.string() + " is the --init model: write the fine-tuned model to another file");
+}
+
 void check_train_device(Device d) {
   if (d == Device::cpu) return;
 #ifdef WSI_HAVE_TORCH_CUDA_H
@@ -422,6 +431,7 @@ TrainResult train_model(const PatchSet& train, const PatchSet* val, const TrainO
     throw UsageError("output directory " + out.parent_path().string() + " does not exist");
   fs::path base = out;
   base.replace_extension();
+  check_out_is_not_init(o, out);
 
   const torch::Device device = train_device(o.device);
   // The network and its sidecar: the init model's, or a new built-in's.
