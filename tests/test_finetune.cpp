@@ -44,8 +44,8 @@ const fs::path* finetune_models() {
   return dir;
 }
 
-#define REQUIRE_FINETUNE_MODELS()                                                                       \
-  if (!finetune_models())                                                                              \
+#define REQUIRE_FINETUNE_MODELS()                                                                        \
+  if (!finetune_models())                                                                                \
   WSI_SKIP_MISSING() << "/usr/bin/python3 with torch is needed to make the TorchScript models (Debian: " \
                         "python3-torch)"
 
@@ -212,7 +212,8 @@ TEST(TrainInit, HeadIsWhatClassifyUsesBeyondFeatures) {
   refused("nosplit", ": --freeze features needs the model's features/classify split, and its sidecar " +
                          (*finetune_models() / "nosplit.json").string() +
                          " names no \"gradcam\" methods; export the model with both (tools/export_model.py does)");
-  refused("headless", ": --freeze features leaves nothing to train: classify() uses no parameters that features() does not");
+  refused("headless",
+          ": --freeze features leaves nothing to train: classify() uses no parameters that features() does not");
   o.freeze = "none";  // without freezing, no split is needed
   o.init = ts("nosplit");
   EXPECT_EQ(inspect_init(o).head_parameters, 0);

@@ -40,8 +40,9 @@ InitModel load_init(const TrainOptions& o, const PatchSet* data) {
     if (TrainNet::in(s.head, name)) s.head_parameters += p.numel();
   }
   if (s.parameters == 0)
-    throw UsageError(init + ": the model has no parameters to train (was it frozen with torch.jit.freeze? export it "
-                            "without freezing)");
+    throw UsageError(init +
+                     ": the model has no parameters to train (was it frozen with torch.jit.freeze? export it "
+                     "without freezing)");
   return m;
 }
 

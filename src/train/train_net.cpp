@@ -103,7 +103,8 @@ std::vector<std::pair<std::string, torch::Tensor>> TrainNet::named_buffers() con
 std::vector<std::string> TrainNet::head() const {
   if (net_) return net_->head_modules();
   if (features_method_.empty())
-    throw UsageError(path_.string() + ": --freeze features needs the model's features/classify split, and its sidecar " +
+    throw UsageError(path_.string() +
+                     ": --freeze features needs the model's features/classify split, and its sidecar " +
                      sidecar_path(path_).string() +
                      " names no \"gradcam\" methods; export the model with both (tools/export_model.py does)");
   const std::set<std::string> features = attributes_used(module_, features_method_, path_);

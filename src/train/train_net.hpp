@@ -58,9 +58,9 @@ class TrainNet {
 
  private:
   TrainNet() = default;
-  std::shared_ptr<NetImpl> net_;   // built-in
-  torch::jit::Module module_;      // TorchScript (when !net_)
-  std::filesystem::path path_;     // where it was loaded from (messages)
+  std::shared_ptr<NetImpl> net_;  // built-in
+  torch::jit::Module module_;     // TorchScript (when !net_)
+  std::filesystem::path path_;    // where it was loaded from (messages)
   std::string features_method_ = "features", classify_method_ = "classify";
   torch::Device device_{torch::kCPU};
 };
