@@ -490,7 +490,8 @@ TEST(CliErrorTable, Train) {
     a.insert(a.end(), extra.begin(), extra.end());
     return a;
   };
-  run_table("train", {
+  const std::string demo = "{S}/models/demo.pt";
+  std::vector<Row> rows = {
       {"no-data", {"train", "-o", "{O}/m"}, 2, "data is required" + kHelp},
       {"no-out", {"train", pcam}, 2, "--out is required" + kHelp},
       {"missing-data", {"train", "{S}/nope_x.h5", "-o", "{O}/m"}, 2, "{S}/nope_x.h5: no such file or directory"},
@@ -524,7 +525,56 @@ TEST(CliErrorTable, Train) {
        "training cancernet (width 32) on PCam {S}/pcam_normal/patches_train_x.h5 (15 patches of 96x96)\nvalidating "
        "on a random 0.1 of it\n"},
       {"unwritable-directory", {"train", pcam, "-o", "{S}/ro/m"}, 2, kUnwritable, "", true},
-  });
+      // Fine-tuning (--init).
+      {"init-missing", train({"--init", "{S}/models/nope.pt"}), 2, "{S}/models/nope.pt: no such model file"},
+      {"init-sidecar-unknown-key", train({"--init", "{S}/models/unknown_key.pt"}), 1, kUnknownKey},
+      {"init-with-arch", train({"--init", demo, "--arch", "resnet"}), 2,
+       "--arch does not apply to --init: the network, its input size, resize and mpp come from " + demo +
+       " and its sidecar"},
+      {"init-with-input-size", train({"--init", demo, "--input-size", "96"}), 2,
+       "--input-size does not apply to --init: the network, its input size, resize and mpp come from " + demo +
+       " and its sidecar"},
+      {"init-patch-size-differs", {"train", "{S}/pcam64/patches_train_x.h5", "-o", "{O}/m", "-q", "--init", demo}, 1,
+       "PCam {S}/pcam64/patches_train_x.h5 (14 patches of 64x64) has 64 px patches but " + demo +
+       " expects patch_size 96 (at 0.972 µm/px, its sidecar): extract patches of that size"},
+      {"freeze-without-init", train({"--freeze", "features"}), 2,
+       "--freeze features needs --init MODEL.pt (a new network has no trained features)"},
+      {"freeze-unknown", train({"--init", demo, "--freeze", "all"}), 2, "--freeze must be none or features, not 'all'"},
+      {"freeze-epochs-not-below-epochs", train({"--init", demo, "--freeze", "features", "--freeze-epochs", "1"}), 2,
+       "--freeze-epochs 1 must be below --epochs 1: the epochs after it train everything"},
+      {"freeze-epochs-default-not-below-epochs", train({"--init", demo, "--freeze", "features"}), 2,
+       "--freeze-epochs 2 (the default) must be below --epochs 1: the epochs after it train everything"},
+      {"freeze-epochs-zero", train({"--init", demo, "--freeze", "features", "--freeze-epochs", "0"}), 2,
+       "--freeze-epochs must be at least 1, not 0"},
+      {"freeze-epochs-without-freeze", train({"--init", demo, "--freeze-epochs", "2"}), 2,
+       "--freeze-epochs needs --freeze features"},
+      {"finetune-lr-out-of-range", train({"--init", demo, "--freeze", "features", "--finetune-lr", "2"}), 2,
+       "--finetune-lr must be in (0, 1]"},
+      {"finetune-lr-without-freeze", train({"--init", demo, "--finetune-lr", "0.0001"}), 2,
+       "--finetune-lr needs --freeze features (it is the rate after the frozen epochs; without freezing, --lr is the "
+       "rate)"},
+      {"bn-unknown", train({"--init", demo, "--bn", "sometimes"}), 2, "--bn must be frozen or train, not 'sometimes'"},
+      {"bn-frozen-without-init", train({"--bn", "frozen"}), 2,
+       "--bn frozen needs --init MODEL.pt (a new network must learn its batch-norm statistics)"},
+      {"device-unknown", train({"--device", "tpu"}), 2, "unknown device 'tpu': use cpu or cuda"},
+      {"out-is-the-init-model", {"train", pcam, "-o", "{S}/models/demo", "-q", "--init", demo}, 2,
+       "--out {S}/models/demo.pt is the --init model: write the fine-tuned model to another file"},
+  };
+  // TorchScript inits (tests/make_test_models.py): one without the features/classify split.
+  if (const fs::path* models = test::models_dir()) {
+    const std::string nosplit = (*models / "nosplit.pt").string(), cnn = (*models / "cnn.pt").string();
+    rows.push_back({"freeze-without-split",
+                    {"train", pcam, "-o", "{O}/m", "-q", "--epochs", "3", "--init", nosplit, "--freeze", "features"}, 2,
+                    nosplit + ": --freeze features needs the model's features/classify split, and its sidecar " +
+                        (*models / "nosplit.json").string() +
+                        " names no \"gradcam\" methods; export the model with both (tools/export_model.py does)"});
+    rows.push_back({"dropout-with-torchscript-init", train({"--init", cnn, "--dropout", "0.2"}), 2,
+                    "--dropout applies to the built-in networks; " + cnn +
+                        " is TorchScript, whose dropout is part of the module"});
+  } else {
+    std::cout << "[ skipped ] train / TorchScript --init rows: /usr/bin/python3 with torch and numpy is missing\n";
+  }
+  run_table("train", rows);
 }
 
 TEST(CliErrorTable, Heatmap) {

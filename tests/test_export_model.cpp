@@ -11,8 +11,10 @@
 #include <vector>
 
 #include "test_support.hpp"
+#include "wsi/error.hpp"
 #include "wsi/gradcam.hpp"
 #include "wsi/model.hpp"
+#include "wsi/train.hpp"
 
 namespace wsi {
 namespace {
@@ -142,6 +144,95 @@ TEST(ExportModel, BadWeightsFileIsExit2NamingTheFile) {
   EXPECT_FALSE(fs::exists(out));
   EXPECT_FALSE(fs::exists(dir / "x.json"));
   EXPECT_TRUE(test::partial_files(dir.path()).empty());
+}
+
+// The head `train --init --freeze features` trains on an export: what classify() uses beyond
+// features() (found in the TorchScript graphs).
+InitSummary head_of(const fs::path& model) {
+  TrainOptions o;
+  o.init = model;
+  o.freeze = "features";
+  o.threads = 2;
+  return inspect_init(o);
+}
+
+// A DenseNet ImageNet file as torchvision's downloads are: tensors named 'norm.1' for 'norm1', no
+// batch-norm step counters (made here from torchvision's own densenet169 at 1000 classes, random
+// weights).
+TEST(ExportModel, Densenet169WithImagenetStyleWeightsLoadsPredictsExplainsAndHasAHeadToFineTune) {
+  REQUIRE_TORCHVISION();
+  test::ScratchDir dir;
+  const fs::path pth = dir / "densenet169-imagenet.pth";
+  const std::string make =
+      "/usr/bin/python3 -c 'import re, sys, torch, torchvision; torch.manual_seed(5); "
+      "sd = torchvision.models.densenet169(num_classes=1000).state_dict(); "
+      "old = lambda k: re.sub(r\"(denselayer\\d+\\.(norm|relu|conv))([12])\\.\", r\"\\1.\\3.\", k); "
+      "torch.save({old(k): v for k, v in sd.items() if not k.endswith(\"num_batches_tracked\")}, sys.argv[1]); "
+      "assert any(\".norm.1.\" in old(k) for k in sd)' " +
+      test::shell_quote(pth.string());
+  ASSERT_EQ(std::system(make.c_str()), 0);
+  const auto r = run_export({"--arch", "densenet169", "--weights", pth.string(), "--seed", "3", "--out",
+                             (dir / "d169.pt").string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.err, "export_model.py: head: 1000 ImageNet classes replaced by a new 1-logit layer\n");
+  const Model m(dir / "d169.pt");
+  EXPECT_EQ(m.spec().output, OutputKind::logit);
+  expect_predicts_and_explains(m);
+  const InitSummary s = head_of(dir / "d169.pt");
+  EXPECT_EQ(s.head, std::vector<std::string>{"classifier"});
+  EXPECT_EQ(s.head_parameters, 1664 + 1);
+}
+
+// A torchvision ImageNet state_dict (here torchvision's own resnet18 at 1000 classes with random
+// weights, saved as the downloads are) keeps every backbone tensor and gets a new head.
+TEST(ExportModel, ImagenetStateDictKeepsEveryBackboneTensorAndGetsANewHead) {
+  REQUIRE_TORCHVISION();
+  test::ScratchDir dir;
+  const fs::path py = dir / "check.py", pth = dir / "resnet18-imagenet.pth", out_txt = dir / "check.txt";
+  std::ofstream(py) << R"(import sys, torch, torchvision
+mode, pth = sys.argv[1], sys.argv[2]
+if mode == "make":
+    torch.manual_seed(11)
+    sd = torchvision.models.resnet18(num_classes=1000).state_dict()
+    torch.save(sd, pth)
+    del sd["layer4.1.bn2.running_var"]
+    torch.save(sd, pth.replace(".pth", "-short.pth"))
+else:
+    sd = torch.load(pth)
+    ts = torch.jit.load(sys.argv[3]).state_dict()
+    backbone = [k for k in sd if not k.startswith("fc.")]
+    same = sum(1 for k in backbone if k in ts and torch.equal(ts[k], sd[k]))
+    print(f"{same} of {len(backbone)} backbone tensors equal; head {list(ts['fc.weight'].shape)} "
+          f"{list(ts['fc.bias'].shape)}; file head {list(sd['fc.weight'].shape)}")
+)";
+  const auto python = [&](const std::string& args) {
+    const std::string cmd = "/usr/bin/python3 " + test::shell_quote(py.string()) + " " + args + " >" +
+                            test::shell_quote(out_txt.string()) + " 2>&1";
+    EXPECT_EQ(std::system(cmd.c_str()), 0) << test::slurp(out_txt);
+    return test::slurp(out_txt);
+  };
+  (void)python("make " + test::shell_quote(pth.string()));
+  const auto r = run_export({"--arch", "resnet18", "--weights", pth.string(), "--num-classes", "1", "--seed", "2",
+                             "--out", (dir / "r18.pt").string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.err, "export_model.py: head: 1000 ImageNet classes replaced by a new 1-logit layer\n");
+  EXPECT_EQ(python("check " + test::shell_quote(pth.string()) + " " + test::shell_quote((dir / "r18.pt").string())),
+            "120 of 120 backbone tensors equal; head [1, 512] [1]; file head [1000, 512]\n");
+  const Model m(dir / "r18.pt");
+  EXPECT_EQ(m.spec().output, OutputKind::logit);
+  EXPECT_DOUBLE_EQ(m.spec().mean[0], 0.485);  // ImageNet statistics stay the default
+  expect_predicts_and_explains(m);
+  EXPECT_EQ(head_of(dir / "r18.pt").head, std::vector<std::string>{"fc"});
+
+  // A file that fits neither the whole model nor its backbone stays an error.
+  const std::string shorter = (dir / "resnet18-imagenet-short.pth").string();
+  const auto bad = run_export({"--arch", "resnet18", "--weights", shorter, "--out", (dir / "bad.pt").string()});
+  EXPECT_EQ(bad.code, 2) << bad.err;
+  EXPECT_EQ(bad.err, "export_model.py: error: --weights " + shorter +
+                         ": does not fit torchvision resnet18 with 1 output(s): shape mismatch fc.weight [1000, 512] in "
+                         "file vs [1, 512] in model, fc.bias [1000] in file vs [1] in model; 1 missing keys: "
+                         "layer4.1.bn2.running_var (check --arch/--module and --num-classes)\n");
+  EXPECT_FALSE(fs::exists(dir / "bad.pt"));
 }
 
 // Option errors are found before torch is imported: only python3 is needed.

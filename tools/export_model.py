@@ -6,11 +6,14 @@ uses (include/wsi/gradcam.hpp).
   export_model.py --arch resnet18 [--weights FILE.pth] [--num-classes 1|2] --out DIR/NAME.pt
   export_model.py --module my_net.py:MyNet [--weights FILE.pth] --out DIR/NAME.pt
 
---arch builds a torchvision model (resnet18, resnet50, mobilenet_v2, densenet121,
+--arch builds a torchvision model (resnet18, resnet50, mobilenet_v2, densenet121, densenet169,
 efficientnet_b0) with its last layer sized for --num-classes outputs (1: "logit", read through a
 sigmoid; 2: "softmax", class --positive-index is the tumour class), loads --weights (a
 state_dict, strictly) and wraps it with exported features(x) (the last convolutional
-activations, N x C x H x W) and classify(a) (pooling + head). --module takes your own nn.Module
+activations, N x C x H x W) and classify(a) (pooling + head). A state_dict whose only
+difference is a head of another size (torchvision's ImageNet weights, e.g. resnet50-0676ba61.pth
+with 1000 classes) loads every backbone tensor strictly and gets a new, randomly initialised head
+(--seed) for --num-classes, said on stderr: the model to fine-tune with `wsi-heatmap train --init`. --module takes your own nn.Module
 (FILE.py:NAME or package.module:NAME; NAME is a class or function called with no arguments)
 that already has features/classify methods; they are exported as they are.
 
@@ -34,7 +37,10 @@ import zipfile
 
 PROG = "export_model.py"
 FORMAT = "wsi-heatmap-model/1"
-ARCHS = ("resnet18", "resnet50", "mobilenet_v2", "densenet121", "efficientnet_b0")
+ARCHS = ("resnet18", "resnet50", "mobilenet_v2", "densenet121", "densenet169", "efficientnet_b0")
+# The last layer of each architecture: the classes' layer, replaced when --weights has another size.
+HEADS = {"resnet18": "fc", "resnet50": "fc", "mobilenet_v2": "classifier.1", "densenet121": "classifier",
+         "densenet169": "classifier", "efficientnet_b0": "classifier.1"}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -78,7 +84,9 @@ def parse_args(argv):
     src.add_argument("--arch", choices=ARCHS, help="a torchvision architecture")
     src.add_argument("--module", metavar="FILE.py:NAME",
                      help="your nn.Module with features/classify (FILE.py:NAME or pkg.mod:NAME)")
-    p.add_argument("--weights", metavar="FILE.pth", help="state_dict to load (strict); default random weights")
+    p.add_argument("--weights", metavar="FILE.pth",
+                   help="state_dict to load (strict; for --arch, a head of another size, e.g. ImageNet's 1000 "
+                        "classes, is replaced by a new one); default random weights")
     p.add_argument("--num-classes", type=int, choices=(1, 2),
                    help="--arch outputs: 1 = logit, 2 = softmax (default 1)")
     p.add_argument("--output", choices=("logit", "probability", "softmax"),
@@ -227,7 +235,7 @@ def make_wrappers(torch):
             return self.classify(self.features(x))
 
     return {"resnet18": ResNetSplit, "resnet50": ResNetSplit, "mobilenet_v2": SequentialSplit,
-            "efficientnet_b0": SequentialSplit, "densenet121": DenseNetSplit}
+            "efficientnet_b0": SequentialSplit, "densenet121": DenseNetSplit, "densenet169": DenseNetSplit}
 
 
 def precheck_weights(path):
@@ -287,10 +295,21 @@ def load_state_dict(torch, path):
     return obj
 
 
-def apply_weights(torch, model, path, what):
-    sd = load_state_dict(torch, path)
+def counter(k):
+    """Batch norm's step counter: absent from files saved before PyTorch 0.4.1 (torchvision's
+    older ImageNet downloads), unused by the layer when momentum is set; the model's 0 stays."""
+    return k.endswith(".num_batches_tracked")
+
+
+def apply_weights(torch, model, path, what, head=None, sd=None):
+    """Loads `path` into `model` strictly (but see counter()); tensors under `head` (a module
+    name) are left out."""
+    sd = load_state_dict(torch, path) if sd is None else sd
     own = model.state_dict()
-    missing = [k for k in own if k not in sd]
+    if head is not None:
+        own = {k: v for k, v in own.items() if not k.startswith(head + ".")}
+        sd = {k: v for k, v in sd.items() if not k.startswith(head + ".")}
+    missing = [k for k in own if k not in sd and not counter(k)]
     unexpected = [k for k in sd if k not in own]
     mismatched = [k for k in own if k in sd and tuple(sd[k].shape) != tuple(own[k].shape)]
 
@@ -309,9 +328,37 @@ def apply_weights(torch, model, path, what):
         raise Failure(f"--weights {path}: does not fit {what}: " + "; ".join(problems) +
                       " (check --arch/--module and --num-classes)")
     try:
-        model.load_state_dict(sd, strict=True)
+        result = model.load_state_dict(sd, strict=False)
+        left = [k for k in result.missing_keys if not counter(k) and not (head and k.startswith(head + "."))]
+        if result.unexpected_keys or left:
+            raise RuntimeError(f"keys left over: {result.unexpected_keys + left}")
     except Exception as e:  # noqa: BLE001
         raise Failure(f"--weights {path}: does not fit {what}: {one_line(e)}")
+
+
+def densenet_keys(sd):
+    """torchvision's DenseNet downloads (densenet169-b2777c0a.pth) name layers 'norm.1', 'conv.2':
+    renamed to the modules' 'norm1', 'conv2', as torchvision does when it loads them."""
+    pattern = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
+    out = {}
+    for k, v in sd.items():
+        m = pattern.match(k)
+        out[m.group(1) + m.group(2) if m else k] = v
+    return out
+
+
+def other_head_size(torch, model, sd, head):
+    """The class count of `sd`'s head when it differs from `model`'s and is the only difference."""
+    own = model.state_dict()
+    keys = (head + ".weight", head + ".bias")
+    if {k for k in sd if not counter(k)} != {k for k in own if not counter(k)} or not all(k in own for k in keys):
+        return None
+    if any(tuple(sd[k].shape) != tuple(own[k].shape) for k in own if k not in keys and k in sd):
+        return None
+    w, b = sd[keys[0]], sd[keys[1]]
+    if w.dim() != 2 or b.dim() != 1 or w.shape[1] != own[keys[0]].shape[1] or b.shape[0] != w.shape[0]:
+        return None
+    return int(w.shape[0]) if w.shape[0] != own[keys[0]].shape[0] else None
 
 
 def build_arch(torch, a):
@@ -327,8 +374,20 @@ def build_arch(torch, a):
         net = ctor(num_classes=a.num_classes)  # no pretrained download: weights come from --weights
     except Exception as e:  # noqa: BLE001
         raise Failure(f"--arch {a.arch}: torchvision {torchvision.__version__} cannot build it ({one_line(e)})", 1)
+    a.head_replaced = None
     if a.weights is not None:
-        apply_weights(torch, net, a.weights, f"torchvision {a.arch} with {a.num_classes} output(s)")
+        what = f"torchvision {a.arch} with {a.num_classes} output(s)"
+        sd = load_state_dict(torch, a.weights)
+        if a.arch.startswith("densenet"):
+            sd = densenet_keys(sd)
+        classes = other_head_size(torch, net, sd, HEADS[a.arch])
+        if classes is None:
+            apply_weights(torch, net, a.weights, what, sd=sd)
+        else:  # e.g. ImageNet's 1000 classes: the backbone strictly, a new head (initialised at --seed)
+            apply_weights(torch, net, a.weights, what, head=HEADS[a.arch], sd=sd)
+            a.head_replaced = classes
+            print(f"{PROG}: head: {classes} {'ImageNet ' if classes == 1000 else ''}classes replaced by a new "
+                  f"{a.num_classes}-logit layer", file=sys.stderr)
     return make_wrappers(torch)[a.arch](net), net.eval()
 
 
@@ -478,6 +537,9 @@ def sidecar(a, name, gradcam, outputs, framework):
     # of an export goes under "training", which the loader keeps but does not interpret.
     d["training"] = {"source": a.arch if a.arch else a.module, "outputs": outputs, "exported_with": framework,
                      "weights": os.path.basename(a.weights) if a.weights else f"random (--seed {a.seed})"}
+    if getattr(a, "head_replaced", None):
+        d["training"]["head"] = (f"new {a.num_classes}-logit layer, random (--seed {a.seed}), in place of the "
+                                 f"file's {a.head_replaced} classes: fine-tune it (wsi-heatmap train --init)")
     return d
 
 

@@ -1,6 +1,6 @@
-// `wsi-heatmap train DATA [--val VAL] -o OUT`: trains a built-in network (cancernet or resnet) on a
-// labelled patch set (PCam HDF5 or Kaggle layout) and writes OUT.pt + OUT.json (the model
-// contract), OUT.log.csv and OUT.curve.svg.
+// `wsi-heatmap train DATA [--val VAL] -o OUT`: trains a built-in network (cancernet or resnet), or
+// fine-tunes a model of the contract (--init), on a labelled patch set (PCam HDF5 or Kaggle
+// layout) and writes OUT.pt + OUT.json (the model contract), OUT.log.csv and OUT.curve.svg.
 #include <unistd.h>
 
 #include <filesystem>
@@ -8,6 +8,8 @@
 #include <iostream>
 #include <memory>
 #include <sstream>
+#include <string>
+#include <vector>
 
 #include "commands.hpp"
 #include "progress.hpp"
@@ -19,10 +21,30 @@ namespace wsi::cli {
 namespace {
 
 struct TrainCli {
-  std::string data, val, out, resize = "area";
+  std::string data, val, out, resize = "area", init, device = "cpu";
   TrainOptions opt;
   bool no_augment = false, no_class_weights = false, quiet = false;
+  std::vector<std::string> given;  // the options on the command line that --init refuses
 };
+
+// --init's summary line and what the stages train.
+void say_init(const TrainOptions& o, const InitSummary& s, const PatchSet& data) {
+  std::cout << "fine-tuning " << o.init.string() << " (" << s.kind << ", " << s.parameters << " parameters) on "
+            << data.describe() << "\n";
+  std::ostringstream lr1, lr2;
+  lr1 << o.lr;
+  lr2 << o.stage2_lr();
+  const std::string bn = o.bn_frozen() ? "batch norm frozen" : "batch norm trained";
+  if (o.freeze == "features") {
+    std::string head;
+    for (const auto& h : s.head) head += (head.empty() ? "" : ", ") + h;
+    const int n = o.stage1_epochs();
+    std::cout << (n == 1 ? "epoch 1" : "epochs 1-" + std::to_string(n)) << ": the head only (" << head << "; " << s.head_parameters
+              << " parameters) at lr " << lr1.str() << "; then everything at lr " << lr2.str() << "; " << bn << "\n";
+  } else {
+    std::cout << "everything trained at lr " << lr1.str() << "; " << bn << "\n";
+  }
+}
 
 // -o OUT names the model file (OUT.pt, with OUT.json and the logs beside it).
 void check_model_path(const std::string& out) {
@@ -41,6 +63,12 @@ void check_model_path(const std::string& out) {
 
 void run_train(TrainCli& c) {
   TrainOptions o = c.opt;
+  o.init = c.init;
+  if (!c.init.empty())
+    for (const std::string& flag : c.given)
+      throw UsageError(flag + " does not apply to --init: the network, its input size, resize and mpp come from " +
+                       c.init + " and its sidecar");
+  o.device = parse_device(c.device);
   if (c.no_augment) o.augment = AugmentParams::none();
   o.class_weights = !c.no_class_weights;
   if (c.resize == "nearest") o.resize = ResizeMode::nearest;
@@ -52,6 +80,8 @@ void run_train(TrainCli& c) {
   // must not precede a refusal of the command line.
   o.validate();
   check_model_path(c.out);
+  check_out_is_not_init(o, c.out);
+  check_train_device(o.device);
 
   const auto train_set = open_patch_set(c.data);
   std::unique_ptr<PatchSet> val_set;
@@ -61,15 +91,18 @@ void run_train(TrainCli& c) {
                      std::to_string(train_set->patch_size()) + " px: use sets extracted with the same patch size");
   std::ostringstream fraction;
   fraction << o.val_fraction;
-  std::cout << "training " << o.arch.name << " (width " << o.arch.width
-            << (o.arch.name == "resnet" ? ", " + std::to_string(o.arch.blocks) + " blocks/stage" : std::string())
-            << ") on " << train_set->describe() << "\n"
-            << "validating on " << (val_set ? val_set->describe() : "a random " + fraction.str() + " of it")
+  if (!o.init.empty())
+    say_init(o, inspect_init(o, train_set.get()), *train_set);
+  else
+    std::cout << "training " << o.arch.name << " (width " << o.arch.width
+              << (o.arch.name == "resnet" ? ", " + std::to_string(o.arch.blocks) + " blocks/stage" : std::string())
+              << ") on " << train_set->describe() << "\n";
+  std::cout << "validating on " << (val_set ? val_set->describe() : "a random " + fraction.str() + " of it")
             << std::endl;
 
   ProgressBar bar("epoch 1", !c.quiet && ::isatty(STDERR_FILENO) != 0);
   const auto progress = [&](const TrainProgress& p) {
-    bar.set_label("epoch " + std::to_string(p.epoch) + "/" + std::to_string(p.epochs));
+    bar.set_label("epoch " + std::to_string(p.epoch) + "/" + std::to_string(p.epochs) + (p.head_only ? " (head)" : ""));
     std::ostringstream extra;
     extra << std::fixed << std::setprecision(4) << "loss " << p.loss;
     if (p.best_val_auc > 0) extra << "  best val AUC " << p.best_val_auc;
@@ -81,7 +114,8 @@ void run_train(TrainCli& c) {
     std::cout << "epoch " << e.epoch << ": lr " << std::setprecision(3) << e.lr << std::fixed << std::setprecision(4)
               << "  train loss " << e.train_loss << " AUC " << e.train_auc << "  val loss " << e.val_loss << " AUC "
               << e.val_auc << " acc " << e.val_accuracy << std::setprecision(1) << "  " << e.seconds << " s"
-              << (e.best ? "  (best, saved)" : "") << std::defaultfloat << std::endl;
+              << (e.head_only ? "  (head only)" : "") << (e.best ? "  (best, saved)" : "") << std::defaultfloat
+              << std::endl;
   };
   const TrainResult r = train_model(*train_set, val_set.get(), o, c.out, progress, on_epoch);
   bar.finish();
@@ -94,7 +128,8 @@ void run_train(TrainCli& c) {
 
 void setup_train(CLI::App& app) {
   auto c = std::make_shared<TrainCli>();
-  CLI::App* sub = app.add_subcommand("train", "Train a built-in patch classifier (cancernet or resnet) on labelled patches");
+  CLI::App* sub = app.add_subcommand(
+      "train", "Train a built-in patch classifier (cancernet or resnet), or fine-tune a model (--init), on labelled patches");
   sub->add_option("data", c->data, "Training set: a PCam *_x.h5 file, a Kaggle labels CSV, or a directory with train_labels.csv")
       ->required();
   sub->add_option("--val", c->val, "Validation set (same layouts); default: a random --val-fraction of the training set");
@@ -135,8 +170,26 @@ void setup_train(CLI::App& app) {
   sub->add_option("--seed", c->opt.seed, "Seed for initialisation, shuffling, augmentation and the validation split")
       ->capture_default_str();
   add_threads_option(*sub, c->opt.threads, "Threads (0 = one per core); results are reproducible at a fixed count");
+  sub->add_option("--init", c->init,
+                  "Fine-tune this model (NAME.pt + NAME.json: TorchScript, or a built-in that train wrote) instead of "
+                  "training a new network; its sidecar's preprocessing and output are kept, and the result is saved in its "
+                  "format");
+  sub->add_option("--freeze", c->opt.freeze,
+                  "With --init: 'features' trains only the head (what classify uses beyond features) for --freeze-epochs, "
+                  "then everything at --finetune-lr")
+      ->capture_default_str();
+  sub->add_option("--freeze-epochs", c->opt.freeze_epochs, "Epochs that train the head only (default 2 with --freeze features)");
+  sub->add_option("--finetune-lr", c->opt.finetune_lr, "Learning rate after the frozen epochs (default: --lr / 10)");
+  sub->add_option("--bn", c->opt.bn,
+                  "Batch norm while training: frozen (eval mode, the init model's running statistics kept) or train "
+                  "(default: frozen with --init, else train)");
+  sub->add_option("--device", c->device, "cpu, or cuda (a LibTorch built with CUDA and a GPU)")->capture_default_str();
   sub->add_flag("--quiet,-q", c->quiet, "No progress bar");
-  sub->callback([c] { run_train(*c); });
+  sub->callback([c, sub] {
+    for (const char* flag : {"--arch", "--width", "--blocks", "--input-size", "--resize", "--mpp"})
+      if (sub->count(flag) > 0) c->given.emplace_back(flag);
+    run_train(*c);
+  });
 }
 
 }  // namespace wsi::cli

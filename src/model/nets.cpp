@@ -81,6 +81,7 @@ class CancerNet : public NetImpl {
     h = torch::dropout(bn1_(torch::relu(fc1_(h))), dropout_, is_training());
     return fc2_(h);
   }
+  std::vector<std::string> head_modules() const override { return {"fc1", "bn1", "fc2"}; }
   double macs(int input) const override {
     double m = 0;
     int64_t side = input;
@@ -168,6 +169,7 @@ class ResNet : public NetImpl {
     if (dropout_ > 0) h = torch::dropout(h, dropout_, is_training());
     return fc_(h);
   }
+  std::vector<std::string> head_modules() const override { return {"fc"}; }
   double macs(int input) const override {
     int64_t side = (input + 1) / 2;
     double m = conv_macs(3, width_, 3, 1, side);

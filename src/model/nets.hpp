@@ -20,6 +20,8 @@
 
 #include <filesystem>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "wsi/model.hpp"
 
@@ -39,6 +41,9 @@ class NetImpl : public torch::nn::Module {
   virtual NetLayer first_layer(const torch::Tensor& x) = 0;
   virtual torch::Tensor classify(const torch::Tensor& a) = 0;
   torch::Tensor forward(const torch::Tensor& x) { return classify(features(x)); }
+  // The submodules classify() uses (the head; everything else is the features): fine-tuning
+  // with frozen features trains these only.
+  virtual std::vector<std::string> head_modules() const = 0;
   // Multiply-accumulates of one forward pass on a 1 x 3 x S x S input (convolutions and dense).
   virtual double macs(int input_size) const = 0;
 };

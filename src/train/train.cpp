@@ -6,11 +6,18 @@
 #include <torch/torch.h>
 #include <torch/version.h>
 
+#if __has_include(<torch/cuda.h>)
+#include <torch/cuda.h>
+#define WSI_HAVE_TORCH_CUDA_H 1
+#endif
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
 #include <iomanip>
+#include <limits>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <numbers>
 #include <sstream>
@@ -19,6 +26,8 @@
 #include "core/pending_file.hpp"
 #include "core/svg_plot.hpp"
 #include "model/nets.hpp"
+#include "train/finetune.hpp"
+#include "train/train_net.hpp"
 #include "wsi/dataset.hpp"
 #include "wsi/error.hpp"
 #include "wsi/metrics.hpp"
@@ -153,6 +162,67 @@ void set_lr(torch::optim::Adam& opt, double lr) {
 
 }  // namespace
 
+void check_out_is_not_init(const TrainOptions& o, const fs::path& out_arg) {
+  if (o.init.empty()) return;
+  fs::path out = out_arg;
+  if (out.extension() != ".pt") out += ".pt";
+  std::error_code e1, e2;
+  if (fs::weakly_canonical(out, e1) == fs::weakly_canonical(o.init, e2) && !e1 && !e2)
+    throw UsageError("--out " + out.string() + " is the --init model: write the fine-tuned model to another file");
+}
+
+void check_train_device(Device d) {
+  if (d == Device::cpu) return;
+#ifdef WSI_HAVE_TORCH_CUDA_H
+  if (torch::cuda::is_available()) return;
+#endif
+  // As Model says it.
+  throw ConfigError(std::string("--device cuda: this build's LibTorch ") + TORCH_VERSION +
+                    " has no CUDA support or no GPU is visible; use --device cpu");
+}
+
+namespace {
+
+torch::Device train_device(Device d) {
+  check_train_device(d);
+  return d == Device::cpu ? torch::Device(torch::kCPU) : torch::Device(torch::kCUDA, 0);
+}
+
+std::string shape_of(const torch::Tensor& t) {
+  std::string s = "[";
+  for (int64_t i = 0; i < t.dim(); ++i) s += (i ? ", " : "") + std::to_string(t.size(i));
+  return s + "]";
+}
+
+// The log-odds of tumour z of n patches from the network's output, by the sidecar's "output".
+// Binary cross-entropy with logits on z is then BCE with logits (logit), the cross-entropy with
+// the non-tumour classes together (softmax; z = x_pos - logsumexp(x_other)), or BCE on the
+// probability clamped to [1e-7, 1 - 1e-7] (probability; z = logit(p)). AUC and accuracy (z > 0)
+// use z too.
+torch::Tensor log_odds(const torch::Tensor& raw, int64_t n, const ModelSpec& spec, const fs::path& model) {
+  const torch::Tensor out = raw.to(torch::kFloat32);
+  const auto bad = [&](const std::string& need) {
+    throw ModelError(model, "forward() returns shape " + shape_of(out) + " for " + std::to_string(n) +
+                                " patches; its sidecar's \"output\" needs " + need);
+  };
+  if (spec.output == OutputKind::softmax) {
+    if (out.dim() != 2 || out.size(0) != n || out.size(1) <= spec.positive_index)
+      bad("[N, K] logits with K > positive_index " + std::to_string(spec.positive_index));
+    const torch::Tensor pos = torch::full({1}, spec.positive_index, torch::dtype(torch::kLong).device(out.device()));
+    const torch::Tensor others = out.index_fill(1, pos, -std::numeric_limits<float>::infinity()).logsumexp(1);
+    return out.select(1, spec.positive_index) - others;
+  }
+  if (out.numel() != n || (out.dim() > 0 && out.size(0) != n)) bad("one value per patch ([N] or [N, 1])");
+  torch::Tensor z = out.reshape({n});
+  if (spec.output == OutputKind::probability) {
+    const torch::Tensor p = z.clamp(1e-7, 1 - 1e-7);
+    z = torch::log(p) - torch::log1p(-p);
+  }
+  return z;
+}
+
+}  // namespace
+
 void TrainOptions::validate() const {
   const auto fail = [](const std::string& m) { throw UsageError(m); };
   if (arch.name != "cancernet" && arch.name != "resnet") fail("--arch must be cancernet or resnet, not '" + arch.name + "'");
@@ -187,7 +257,29 @@ void TrainOptions::validate() const {
   strength("--hue", augment.hue, 0.5, true);
   strength("--saturation", augment.saturation, 1, true);
   strength("--brightness", augment.value, 1, true);
+  // Fine-tuning.
+  if (freeze != "none" && freeze != "features") fail("--freeze must be none or features, not '" + freeze + "'");
+  if (bn != "" && bn != "frozen" && bn != "train") fail("--bn must be frozen or train, not '" + bn + "'");
+  if (finetune_lr != -1 && (!(finetune_lr > 0) || finetune_lr > 1)) fail("--finetune-lr must be in (0, 1]");
+  if (init.empty()) {
+    if (freeze != "none") fail("--freeze " + freeze + " needs --init MODEL.pt (a new network has no trained features)");
+    if (bn == "frozen") fail("--bn frozen needs --init MODEL.pt (a new network must learn its batch-norm statistics)");
+  }
+  if (freeze != "features") {
+    if (freeze_epochs != -1) fail("--freeze-epochs needs --freeze features");
+    if (finetune_lr != -1) fail("--finetune-lr needs --freeze features (it is the rate after the frozen epochs; "
+                                "without freezing, --lr is the rate)");
+  } else if (freeze_epochs < 1 && freeze_epochs != -1) {
+    fail("--freeze-epochs must be at least 1, not " + std::to_string(freeze_epochs));
+  } else if (stage1_epochs() >= epochs) {
+    fail("--freeze-epochs " + std::to_string(stage1_epochs()) + (freeze_epochs == -1 ? " (the default)" : "") +
+         " must be below --epochs " + std::to_string(epochs) + ": the epochs after it train everything");
+  }
 }
+
+int TrainOptions::stage1_epochs() const { return freeze != "features" ? 0 : freeze_epochs == -1 ? 2 : freeze_epochs; }
+double TrainOptions::stage2_lr() const { return finetune_lr == -1 ? lr / 10 : finetune_lr; }
+bool TrainOptions::bn_frozen() const { return bn.empty() ? !init.empty() : bn == "frozen"; }
 
 std::string training_log_csv(const std::vector<EpochRecord>& epochs) {
   std::ostringstream s;
@@ -249,6 +341,82 @@ std::string learning_curve_svg(const std::vector<EpochRecord>& epochs, const std
   return s.str();
 }
 
+namespace {
+
+// The parts of a run: patches (indices into their set) for training and validation.
+struct Parts {
+  std::vector<int64_t> train, val;
+  int64_t val_tumour = 0;
+};
+
+Parts split_parts(const PatchSet& train, const PatchSet* val, const TrainOptions& o, TrainResult& result) {
+  Parts parts;
+  // A seeded random split of `train` when no validation set is given.
+  if (val) {
+    for (int64_t i = 0; i < train.size(); ++i) parts.train.push_back(i);
+    for (int64_t i = 0; i < val->size(); ++i) parts.val.push_back(i);
+  } else {
+    std::vector<int64_t> all(static_cast<size_t>(train.size()));
+    for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int64_t>(i);
+    SplitMix64 rng(mix_seed(o.seed, 0x7661ULL));
+    shuffle(all, rng);
+    const auto nval = static_cast<size_t>(std::llround(o.val_fraction * static_cast<double>(all.size())));
+    parts.val.assign(all.begin(), all.begin() + static_cast<ptrdiff_t>(nval));
+    parts.train.assign(all.begin() + static_cast<ptrdiff_t>(nval), all.end());
+  }
+  const PatchSet& vset = val ? *val : train;
+  for (int64_t i : parts.train) (train.labels()[static_cast<size_t>(i)] ? result.positives : result.negatives)++;
+  for (int64_t i : parts.val) parts.val_tumour += vset.labels()[static_cast<size_t>(i)] ? 1 : 0;
+  if (result.positives == 0 || result.negatives == 0)
+    throw ConfigError(train.describe() + ": the training part has " + std::to_string(result.positives) + " tumour and " +
+                      std::to_string(result.negatives) + " normal patches; both classes are needed");
+  if (parts.val_tumour == 0 || parts.val_tumour == static_cast<int64_t>(parts.val.size()))
+    throw ConfigError(vset.describe() + ": the validation part needs both classes to compute AUC (it has " +
+                      std::to_string(parts.val_tumour) + " tumour of " + std::to_string(parts.val.size()) + ")");
+  result.train_patches = static_cast<int64_t>(parts.train.size());
+  result.val_patches = static_cast<int64_t>(parts.val.size());
+  return parts;
+}
+
+// The sidecar's "training" "recipe": the options that made the model.
+json recipe_json(const TrainOptions& o, const ModelSpec& spec, double dropout, int threads,
+                 const std::optional<detail::InitModel>& init) {
+  json r;
+  if (spec.architecture) {
+    r["arch"] = spec.architecture->name;
+    r["width"] = spec.architecture->width;
+    r["blocks"] = spec.architecture->blocks;
+    r["dropout"] = dropout;
+  } else {
+    r["arch"] = "torchscript";
+  }
+  r.update({{"input_size", spec.input_size}, {"epochs", o.epochs}, {"batch", o.batch}, {"lr", o.lr},
+            {"weight_decay", o.weight_decay}, {"schedule", o.schedule}, {"patience", o.patience},
+            {"class_weights", o.class_weights}, {"seed", o.seed}, {"threads", threads},
+            {"max_patches_per_epoch", o.max_patches_per_epoch},
+            {"augment", {{"rot90", o.augment.rot90}, {"flips", o.augment.flips},
+                         {"max_rotation_deg", o.augment.max_rotation_deg}, {"max_zoom", o.augment.max_zoom},
+                         {"max_shift", o.augment.max_shift}, {"stain", o.augment.stain},
+                         {"hue", o.augment.hue}, {"saturation", o.augment.saturation},
+                         {"value", o.augment.value}}},
+            {"device", o.device == Device::cuda ? "cuda" : "cpu"}, {"bn", o.bn_frozen() ? "frozen" : "train"}});
+  if (init) {
+    const ModelSpec& is = init->summary.spec;
+    json from = {{"path", o.init.string()}, {"sha1", sha1_file(o.init)}, {"name", is.name}, {"kind", init->summary.kind}};
+    if (!is.training_json.empty()) from["training"] = json::parse(is.training_json);
+    r["init"] = from;
+    r["freeze"] = o.freeze;
+    if (o.freeze == "features") {
+      r["freeze_epochs"] = o.stage1_epochs();
+      r["finetune_lr"] = o.stage2_lr();
+      r["head"] = init->summary.head;
+    }
+  }
+  return r;
+}
+
+}  // namespace
+
 TrainResult train_model(const PatchSet& train, const PatchSet* val, const TrainOptions& o, const fs::path& out_arg,
                         const std::function<void(const TrainProgress&)>& progress,
                         const std::function<void(const EpochRecord&)>& on_epoch) {
@@ -263,62 +431,66 @@ TrainResult train_model(const PatchSet& train, const PatchSet* val, const TrainO
     throw UsageError("output directory " + out.parent_path().string() + " does not exist");
   fs::path base = out;
   base.replace_extension();
+  check_out_is_not_init(o, out);
 
-  // Parts: a seeded random split of `train` when no validation set is given.
-  std::vector<int64_t> train_members, val_members;
-  if (val) {
-    for (int64_t i = 0; i < train.size(); ++i) train_members.push_back(i);
-    for (int64_t i = 0; i < val->size(); ++i) val_members.push_back(i);
-  } else {
-    std::vector<int64_t> all(static_cast<size_t>(train.size()));
-    for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int64_t>(i);
-    SplitMix64 rng(mix_seed(o.seed, 0x7661ULL));
-    shuffle(all, rng);
-    const auto nval = static_cast<size_t>(std::llround(o.val_fraction * static_cast<double>(all.size())));
-    val_members.assign(all.begin(), all.begin() + static_cast<ptrdiff_t>(nval));
-    train_members.assign(all.begin() + static_cast<ptrdiff_t>(nval), all.end());
-  }
+  const torch::Device device = train_device(o.device);
+  // The network and its sidecar: the init model's, or a new built-in's.
+  std::optional<detail::InitModel> init;
+  if (!o.init.empty()) init = detail::load_init(o, &train);
+
+  TrainResult result;
+  const Parts parts = split_parts(train, val, o, result);
   const PatchSet& vset = val ? *val : train;
   const auto& train_labels = train.labels();
   const auto& val_labels = vset.labels();
-  TrainResult result;
-  for (int64_t i : train_members) (train_labels[static_cast<size_t>(i)] ? result.positives : result.negatives)++;
-  int64_t val_pos = 0;
-  for (int64_t i : val_members) val_pos += val_labels[static_cast<size_t>(i)] ? 1 : 0;
-  if (result.positives == 0 || result.negatives == 0)
-    throw ConfigError(train.describe() + ": the training part has " + std::to_string(result.positives) + " tumour and " +
-                      std::to_string(result.negatives) + " normal patches; both classes are needed");
-  if (val_pos == 0 || val_pos == static_cast<int64_t>(val_members.size()))
-    throw ConfigError(vset.describe() + ": the validation part needs both classes to compute AUC (it has " +
-                      std::to_string(val_pos) + " tumour of " + std::to_string(val_members.size()) + ")");
-  result.train_patches = static_cast<int64_t>(train_members.size());
-  result.val_patches = static_cast<int64_t>(val_members.size());
-
   // Not lowered to the cores (resolve_threads): the count is part of what makes a run reproducible.
   const int threads = o.threads > 0 ? o.threads : available_cores();
   at::set_num_threads(threads);
   torch::manual_seed(o.seed);
 
   ModelSpec spec;
-  spec.name = o.name;
-  spec.description = "built-in " + o.arch.name + " trained by wsi-heatmap train";
-  spec.patch_size = P;
-  spec.mpp = o.mpp;
-  spec.input_size = o.input_size;
-  spec.resize = o.input_size == P ? ResizeMode::none : o.resize;
-  spec.output = OutputKind::logit;
-  spec.architecture = o.arch;
+  if (init) {
+    spec = init->summary.spec;
+    spec.description = "fine-tuned from " + spec.name + " by wsi-heatmap train";
+    spec.name = o.name;
+  } else {
+    spec.name = o.name;
+    spec.description = "built-in " + o.arch.name + " trained by wsi-heatmap train";
+    spec.patch_size = P;
+    spec.mpp = o.mpp;
+    spec.input_size = o.input_size;
+    spec.resize = o.input_size == P ? ResizeMode::none : o.resize;
+    spec.output = OutputKind::logit;
+    spec.architecture = o.arch;
+  }
   spec.validate();
+  const double dropout =
+      o.dropout >= 0 ? o.dropout : spec.architecture ? detail::default_dropout(spec.architecture->name) : 0;
+  detail::TrainNet net = init ? init->net : detail::TrainNet::fresh(o.arch, dropout);
+  const json recipe = recipe_json(o, spec, dropout, threads, init);
+  const fs::path model_path = init ? o.init : out;  // named in messages about the network's output
+  net.to(device);
 
-  const double dropout = o.dropout < 0 ? detail::default_dropout(o.arch.name) : o.dropout;
-  auto net = detail::make_net(o.arch, dropout);
-  torch::optim::Adam opt(net->parameters(), torch::optim::AdamOptions(o.lr).weight_decay(o.weight_decay));
+  // Stage 1 of freeze "features" trains the head only; stage 2 (or the only stage) everything,
+  // each with an Adam of its own.
+  const int stage1 = o.stage1_epochs();
+  const std::vector<std::string> head = init ? init->summary.head : std::vector<std::string>{};
+  std::unique_ptr<torch::optim::Adam> opt;
+  const auto start_stage = [&](bool head_only, double lr) {
+    std::vector<torch::Tensor> trained;
+    for (auto& [name, p] : net.named_parameters()) {
+      const bool on = !head_only || detail::TrainNet::in(head, name);
+      p.requires_grad_(on);
+      if (on) trained.push_back(p);
+    }
+    opt = std::make_unique<torch::optim::Adam>(trained, torch::optim::AdamOptions(lr).weight_decay(o.weight_decay));
+  };
   const double n_all = static_cast<double>(result.positives + result.negatives);
   const float w_pos = o.class_weights ? static_cast<float>(n_all / (2.0 * static_cast<double>(result.positives))) : 1.f;
   const float w_neg = o.class_weights ? static_cast<float>(n_all / (2.0 * static_cast<double>(result.negatives))) : 1.f;
 
-  PartReader train_part(train, train_members, o.cache_bytes);
-  PartReader val_part(vset, val_members, val ? o.cache_bytes : o.cache_bytes / 4);
+  PartReader train_part(train, parts.train, o.cache_bytes);
+  PartReader val_part(vset, parts.val, val ? o.cache_bytes : o.cache_bytes / 4);
   const int64_t per_epoch =
       o.max_patches_per_epoch > 0 ? std::min(o.max_patches_per_epoch, train_part.size()) : train_part.size();
 
@@ -328,16 +500,40 @@ TrainResult train_model(const PatchSet& train, const PatchSet* val, const TrainO
   result.model = out;
   result.log_csv = base.string() + ".log.csv";
   result.curve_svg = base.string() + ".curve.svg";
-  double lr = o.lr;
-  int since_best = 0, since_plateau_cut = 0;
+  const std::string title =
+      o.name + (init ? " (fine-tuned from " + o.init.filename().string() + ")" : " (" + o.arch.name + ")");
+  // The network's input, on its device, from `n` patches in host memory.
+  const auto input = [&](const uint8_t* px, int64_t n) {
+    torch::Tensor x = torch::empty({n, 3, S, S}, torch::kFloat32);
+    preprocess(px, n, spec, x.data_ptr<float>());
+    return x.to(device);
+  };
+  const auto host_scores = [](const torch::Tensor& z, std::vector<double>& scores) {
+    const torch::Tensor c = z.detach().to(torch::kCPU).contiguous();
+    scores.insert(scores.end(), c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
+  };
+  double lr = o.lr, stage_lr = o.lr;
+  int since_best = 0, since_plateau_cut = 0, stage_first = 1, stage_epochs = o.epochs;
   double best_auc = -1;
   for (int epoch = 1; epoch <= o.epochs; ++epoch) {
     const auto t0 = std::chrono::steady_clock::now();
+    const bool head_only = epoch <= stage1;
+    if (epoch == 1 || epoch == stage1 + 1) {
+      stage_lr = lr = head_only || stage1 == 0 ? o.lr : o.stage2_lr();
+      stage_first = epoch;
+      stage_epochs = head_only ? stage1 : o.epochs - stage1;
+      // Each stage keeps its own best, as the notebooks' second fit() with its own checkpoint did:
+      // stage 1 warms the head up, the model is stage 2's best. Early stopping waits for it too.
+      best_auc = -1;
+      since_best = since_plateau_cut = 0;
+      start_stage(head_only, lr);
+    }
     if (o.schedule == "cosine")
-      lr = o.lr * (0.01 + 0.99 * 0.5 * (1 + std::cos(std::numbers::pi * (epoch - 1) / std::max(1, o.epochs))));
-    set_lr(opt, lr);
-    net->train();
-    TrainProgress pr{epoch, o.epochs, 0, per_epoch, 0, std::max(0.0, best_auc), false};
+      lr = stage_lr *
+           (0.01 + 0.99 * 0.5 * (1 + std::cos(std::numbers::pi * (epoch - stage_first) / std::max(1, stage_epochs))));
+    set_lr(*opt, lr);
+    net.set_mode(true, o.bn_frozen());
+    TrainProgress pr{epoch, o.epochs, head_only, 0, per_epoch, 0, std::max(0.0, best_auc), false};
     double loss_sum = 0;
     std::vector<double> tr_scores;
     std::vector<int> tr_labels;
@@ -350,8 +546,7 @@ TrainResult train_model(const PatchSet& train, const PatchSet* val, const TrainO
           augment_patch(px + static_cast<size_t>(i) * bytes, augmented.data() + static_cast<size_t>(i) * bytes, P,
                         o.augment, mix_seed(epoch_seed, static_cast<uint64_t>(ids[static_cast<size_t>(i)]) + 1));
       });
-      torch::Tensor x = torch::empty({n, 3, S, S}, torch::kFloat32);
-      preprocess(augmented.data(), n, spec, x.data_ptr<float>());
+      const torch::Tensor x = input(augmented.data(), n);
       torch::Tensor y = torch::empty({n}, torch::kFloat32), w = torch::empty({n}, torch::kFloat32);
       for (int64_t i = 0; i < n; ++i) {
         const int label = train_labels[static_cast<size_t>(ids[static_cast<size_t>(i)])];
@@ -359,13 +554,12 @@ TrainResult train_model(const PatchSet& train, const PatchSet* val, const TrainO
         w[i] = label ? w_pos : w_neg;
         tr_labels.push_back(label);
       }
-      opt.zero_grad();
-      const torch::Tensor logits = net->forward(x).reshape({n});
-      const torch::Tensor loss = weighted_bce(logits, y, w);
+      opt->zero_grad();
+      const torch::Tensor z = log_odds(net.forward(x), n, spec, model_path);
+      const torch::Tensor loss = weighted_bce(z, y.to(device), w.to(device));
       loss.backward();
-      opt.step();
-      const torch::Tensor l = logits.detach().contiguous();
-      tr_scores.insert(tr_scores.end(), l.data_ptr<float>(), l.data_ptr<float>() + n);
+      opt->step();
+      host_scores(z, tr_scores);
       loss_sum += loss.item<double>() * static_cast<double>(n);
       pr.done += n;
       pr.loss = loss_sum / static_cast<double>(pr.done);
@@ -378,7 +572,7 @@ TrainResult train_model(const PatchSet& train, const PatchSet* val, const TrainO
     // Validation: no augmentation, eval mode (batch-norm running statistics, no dropout).
     pr.validating = true;
     if (progress) progress(pr);
-    net->eval();
+    net.set_mode(false, false);
     std::vector<double> va_scores;
     std::vector<int> va_labels;
     double va_loss = 0;
@@ -386,27 +580,26 @@ TrainResult train_model(const PatchSet& train, const PatchSet* val, const TrainO
       torch::NoGradGuard no_grad;
       val_part.for_each_batch(256, false, 0, 0, [&](const uint8_t* px, const std::vector<int64_t>& ids) {
         const auto n = static_cast<int64_t>(ids.size());
-        torch::Tensor x = torch::empty({n, 3, S, S}, torch::kFloat32);
-        preprocess(px, n, spec, x.data_ptr<float>());
-        const torch::Tensor logits = net->forward(x).reshape({n}).contiguous();
+        const torch::Tensor z = log_odds(net.forward(input(px, n)), n, spec, model_path);
         torch::Tensor y = torch::empty({n}, torch::kFloat32);
         for (int64_t i = 0; i < n; ++i) {
           const int label = val_labels[static_cast<size_t>(ids[static_cast<size_t>(i)])];
           y[i] = static_cast<float>(label);
           va_labels.push_back(label);
         }
-        va_loss += weighted_bce(logits, y, torch::ones({n})).item<double>() * static_cast<double>(n);
-        va_scores.insert(va_scores.end(), logits.data_ptr<float>(), logits.data_ptr<float>() + n);
+        va_loss += weighted_bce(z, y.to(device), torch::ones({n}, z.options())).item<double>() * static_cast<double>(n);
+        host_scores(z, va_scores);
       });
     }
     EpochRecord rec;
     rec.epoch = epoch;
     rec.lr = lr;
+    rec.head_only = head_only;
     rec.train_loss = pr.loss;
     rec.train_auc = roc_auc(tr_scores, tr_labels);
     rec.val_loss = va_loss / static_cast<double>(va_scores.size());
     rec.val_auc = roc_auc(va_scores, va_labels);
-    const ConfusionMatrix cm = confusion_matrix(va_scores, va_labels, 0.0);  // logit 0 = probability 0.5
+    const ConfusionMatrix cm = confusion_matrix(va_scores, va_labels, 0.0);  // log-odds 0 = probability 0.5
     rec.val_accuracy = static_cast<double>(cm.tp + cm.tn) / static_cast<double>(va_scores.size());
     rec.seconds = seconds_since(t0);
     if (rec.val_auc > best_auc) {
@@ -416,23 +609,15 @@ TrainResult train_model(const PatchSet& train, const PatchSet* val, const TrainO
       result.best_epoch = epoch;
       result.best_val_auc = rec.val_auc;
       json t;
-      t["recipe"] = {{"arch", o.arch.name}, {"width", o.arch.width}, {"blocks", o.arch.blocks},
-                     {"dropout", dropout}, {"input_size", o.input_size}, {"epochs", o.epochs}, {"batch", o.batch}, {"lr", o.lr}, {"weight_decay", o.weight_decay},
-                     {"schedule", o.schedule}, {"patience", o.patience}, {"class_weights", o.class_weights},
-                     {"seed", o.seed}, {"threads", threads}, {"max_patches_per_epoch", o.max_patches_per_epoch},
-                     {"augment", {{"rot90", o.augment.rot90}, {"flips", o.augment.flips},
-                                  {"max_rotation_deg", o.augment.max_rotation_deg}, {"max_zoom", o.augment.max_zoom},
-                                  {"max_shift", o.augment.max_shift}, {"stain", o.augment.stain},
-                                  {"hue", o.augment.hue}, {"saturation", o.augment.saturation},
-                                  {"value", o.augment.value}}}};
+      t["recipe"] = recipe;
       t["data"] = {{"train", train.describe()}, {"validation", val ? val->describe() : "random " + std::to_string(o.val_fraction) + " of the training set"},
                    {"train_patches", result.train_patches}, {"train_tumour", result.positives},
-                   {"val_patches", result.val_patches}, {"val_tumour", val_pos}};
+                   {"val_patches", result.val_patches}, {"val_tumour", parts.val_tumour}};
       t["best"] = {{"epoch", epoch}, {"val_auc", rec.val_auc}, {"val_loss", rec.val_loss},
                    {"val_accuracy", rec.val_accuracy}};
       t["software"] = {{"wsi_heatmap", WSI_VERSION}, {"libtorch", TORCH_VERSION}};
       spec.training_json = t.dump();
-      detail::save_net(*net, out);
+      net.save(out);
       detail::write_text_file(sidecar_path(out), spec.to_json());
     } else {
       ++since_best;
@@ -445,9 +630,9 @@ TrainResult train_model(const PatchSet& train, const PatchSet* val, const TrainO
     }
     result.epochs.push_back(rec);
     detail::write_text_file(result.log_csv, training_log_csv(result.epochs));
-    detail::write_text_file(result.curve_svg, learning_curve_svg(result.epochs, o.name + " (" + o.arch.name + ")"));
+    detail::write_text_file(result.curve_svg, learning_curve_svg(result.epochs, title));
     if (on_epoch) on_epoch(rec);
-    if (since_best >= o.patience) {
+    if (since_best >= o.patience && epoch > stage1) {
       result.stop_reason = "early stop: validation AUC did not improve for " + std::to_string(o.patience) +
                            " epochs after epoch " + std::to_string(result.best_epoch);
       break;
