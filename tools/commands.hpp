@@ -44,6 +44,7 @@ void setup_evaluate_slides(CLI::App& app);
 void setup_train(CLI::App& app);
 void setup_heatmap(CLI::App& app, bool parse_only = false);
 void setup_batch(CLI::App& app);
+void setup_predict(CLI::App& app);
 
 // --threads bound to `threads` (0 = one per core): negative values are refused when parsed, and
 // a count above the cores this process may run on is said on stderr (tools/threads_option.cpp).

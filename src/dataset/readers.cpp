@@ -1,15 +1,14 @@
 // Readers of labelled patch sets: PCam HDF5 pairs and Kaggle TIFF folders.
 #include <hdf5.h>
-#include <tiffio.h>
 
-#include <cstdarg>
-#include <cstdio>
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
 #include "dataset/meta_csv.hpp"
 #include "wsi/dataset.hpp"
 #include "wsi/error.hpp"
+#include "wsi/image_io.hpp"
 
 namespace wsi {
 namespace fs = std::filesystem;
@@ -108,15 +107,6 @@ class PcamSet final : public PatchSet {
 
 // ---- Kaggle ----
 
-int quiet_tiff(TIFF*, void* data, const char*, const char* fmt, va_list ap) {
-  if (data) {
-    char buf[512];
-    std::vsnprintf(buf, sizeof buf, fmt, ap);
-    *static_cast<std::string*>(data) = buf;
-  }
-  return 1;
-}
-
 std::vector<std::string> split_line(const std::string& line) {
   std::vector<std::string> out;
   std::string cur;
@@ -177,38 +167,18 @@ class KaggleSet final : public PatchSet {
   }
 
  private:
-  // Reads patch i into `rgb` (when given) and returns its side.
+  // Reads patch i into `rgb` (when given) and returns its side. Decoded by read_image(), which
+  // `predict` shares, so a patch gives the same pixels as a file there as listed here.
   uint32_t read_one(int64_t i, uint8_t* rgb) const {
     const fs::path path = dir_ / (ids_[static_cast<size_t>(i)] + ".tif");
-    std::string err;
-    TIFFOpenOptions* opts = TIFFOpenOptionsAlloc();
-    TIFFOpenOptionsSetErrorHandlerExtR(opts, quiet_tiff, &err);
-    TIFFOpenOptionsSetWarningHandlerExtR(opts, quiet_tiff, nullptr);
-    TIFF* t = TIFFOpenExt(path.c_str(), "r", opts);
-    TIFFOpenOptionsFree(opts);
-    if (!t) throw ConfigError(path.string() + ": cannot open the patch listed in " + csv_.string() + " (" + err + ")");
-    uint32_t w = 0, h = 0;
-    TIFFGetField(t, TIFFTAG_IMAGEWIDTH, &w);
-    TIFFGetField(t, TIFFTAG_IMAGELENGTH, &h);
-    if (w != h || w == 0 || (p_ && static_cast<int>(w) != p_)) {
-      TIFFClose(t);
-      throw ConfigError(path.string() + ": patches must be square and all the same size (" + std::to_string(w) + "x" +
-                        std::to_string(h) + ")");
-    }
-    if (rgb) {
-      std::vector<uint32_t> raster(static_cast<size_t>(w) * h);
-      const int ok = TIFFReadRGBAImageOriented(t, w, h, raster.data(), ORIENTATION_TOPLEFT, 0);
-      TIFFClose(t);
-      if (!ok) throw ConfigError(path.string() + ": cannot decode the patch (" + err + ")");
-      for (size_t k = 0; k < raster.size(); ++k) {
-        rgb[3 * k] = static_cast<uint8_t>(TIFFGetR(raster[k]));
-        rgb[3 * k + 1] = static_cast<uint8_t>(TIFFGetG(raster[k]));
-        rgb[3 * k + 2] = static_cast<uint8_t>(TIFFGetB(raster[k]));
-      }
-    } else {
-      TIFFClose(t);
-    }
-    return w;
+    if (!fs::exists(path))
+      throw ConfigError(path.string() + ": cannot open the patch listed in " + csv_.string() + " (no such file)");
+    const RgbImage img = read_image(path);
+    if (img.width != img.height || (p_ && img.width != p_))
+      throw ConfigError(path.string() + ": patches must be square and all the same size (" +
+                        std::to_string(img.width) + "x" + std::to_string(img.height) + ")");
+    if (rgb) std::copy(img.pixels.begin(), img.pixels.end(), rgb);
+    return static_cast<uint32_t>(img.width);
   }
 
   fs::path csv_, dir_;
