@@ -1,6 +1,7 @@
 // `predict`: inputs -> patches -> batches through the model -> predictions, skips, submission,
 // Grad-CAM files.
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <exception>
@@ -208,24 +209,55 @@ class Runner {
     }
   }
 
-  void run_image(const Input& in) {
-    const std::string source = in.path.string(), name = in.path.stem().string();
-    try {
-      PatchedImage img =
-          patch_image(read_image(in.path), source, name, P_, model_.spec().mpp, o_.patching);
-      for (const ImageTile& t : img.tiles) {
-        for (int64_t y = 0; y < P_; ++y)
-          std::copy_n(img.pixels.at(t.px, t.py + y), static_cast<size_t>(P_) * 3, slot() + static_cast<size_t>(y) * P_ * 3);
-        Row row;
-        row.id = t.id;
-        row.source = source;
-        row.x = t.x, row.y = t.y, row.width = t.width, row.height = t.height;
-        add(std::move(row));
+  // Consecutive image files: decoded and cut into patches on the model's CPU threads
+  // (Model::on_each_thread), a group at a time, then added in input order. A group ends at 64
+  // files or once it holds kMaxImagePixels decoded pixels, which bounds the memory it takes.
+  void run_images(const Input* first, size_t count) {
+    struct Decoded {
+      std::optional<PatchedImage> image;
+      std::exception_ptr error;
+    };
+    for (size_t done = 0; done < count;) {
+      const size_t n = std::min<size_t>(64, count - done);
+      std::vector<Decoded> out(n);
+      std::atomic<size_t> next{0};
+      std::atomic<int64_t> pixels{0};
+      model_.on_each_thread([&](int, int) {
+        while (pixels.load() < kMaxImagePixels) {
+          const size_t k = next.fetch_add(1);
+          if (k >= n) break;
+          const Input& in = first[done + k];
+          try {
+            out[k].image = patch_image(read_image(in.path), in.path.string(), in.path.stem().string(), P_,
+                                       model_.spec().mpp, o_.patching);
+            pixels += out[k].image->pixels.width * out[k].image->pixels.height;
+          } catch (const Error&) {
+            out[k].error = std::current_exception();
+          }
+        }
+      });
+      const size_t decoded = std::min(next.load(), n);  // every index handed out below n was decoded
+      for (size_t k = 0; k < decoded; ++k) {
+        const Input& in = first[done + k];
+        if (out[k].error) skip_input(in.path.stem().string(), in.path.string(), out[k].error);
+        else add_tiles(*out[k].image, in.path.string());
+        out[k].image.reset();
+        tick(1);
       }
-    } catch (const Error&) {
-      skip_input(name, source, std::current_exception());
+      done += decoded;
     }
-    tick(1);
+  }
+
+  void add_tiles(const PatchedImage& img, const std::string& source) {
+    for (const ImageTile& t : img.tiles) {
+      for (int64_t y = 0; y < P_; ++y)
+        std::copy_n(img.pixels.at(t.px, t.py + y), static_cast<size_t>(P_) * 3, slot() + static_cast<size_t>(y) * P_ * 3);
+      Row row;
+      row.id = t.id;
+      row.source = source;
+      row.x = t.x, row.y = t.y, row.width = t.width, row.height = t.height;
+      add(std::move(row));
+    }
   }
 
   void tick(int64_t k) {
@@ -268,9 +300,15 @@ PredictSummary run_predict(const Model& model, const PredictOptions& o, const fs
 
   Runner r(model, o);
   r.total_ = static_cast<int64_t>(inputs.size());
-  for (const Input& in : inputs) {
-    if (in.set) r.run_set(in);
-    else r.run_image(in);
+  for (size_t i = 0; i < inputs.size();) {
+    if (inputs[i].set) {
+      r.run_set(inputs[i++]);
+      continue;
+    }
+    size_t end = i;
+    while (end < inputs.size() && !inputs[end].set) ++end;
+    r.run_images(inputs.data() + i, end - i);
+    i = end;
   }
   r.flush();
 
