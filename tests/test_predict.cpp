@@ -17,6 +17,7 @@
 
 #include "core/vips.hpp"
 #include "test_support.hpp"
+#include "wsi/dataset.hpp"
 #include "wsi/error.hpp"
 #include "wsi/image_io.hpp"
 #include "wsi/predict.hpp"
@@ -502,6 +503,44 @@ TEST(Predict, MinPurpleSkipsBackgroundAndTheSubmissionKeepsItsIdAsZero) {
   EXPECT_EQ(sub.column("id"), (std::vector<std::string>{"a", "b"}));
   EXPECT_EQ(sub.rows[1][1], "0");
   EXPECT_EQ(nlohmann::json::parse(test::slurp(dir / "out" / "summary.json"))["below_min_purple"], 1);
+}
+
+TEST(Predict, PatchSetsWithLabelsGiveTruthWithoutThemOpenTooAndAMissingKagglePatchSkipsOnlyItself) {
+  test::ScratchDir dir;
+  std::vector<RgbImage> px = {tissue(0, 0, 96, 96), tissue(96, 0, 96, 96), tissue(192, 0, 96, 96)};
+  {
+    auto w = make_pcam_writer(dir.path(), "t", "test", 96);
+    for (int i = 0; i < 3; ++i) {
+      PatchRecord rec;
+      rec.rgb = px[static_cast<size_t>(i)].pixels.data();
+      rec.label = static_cast<uint8_t>(i == 1);
+      w->add(rec);
+    }
+    w->commit();
+  }
+  fs::create_directories(dir / "x");
+  fs::copy_file(dir / "t_test_x.h5", dir / "x" / "u_x.h5");  // PCam's test x without its y
+  fs::create_directories(dir / "k" / "train");
+  write_striped_tiff(px[0], dir / "k" / "train" / "a.tif");
+  write_striped_tiff(px[2], dir / "k" / "train" / "b.tif");
+  std::ofstream(dir / "k" / "train_labels.csv") << "id,label\na,0\ngone,1\nb,1\n";
+  const auto r = predict({(dir / "t_test_x.h5").string(), (dir / "x" / "u_x.h5").string(), (dir / "k").string(),
+                          "-m", kDemo, "-o", (dir / "out").string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const Csv p = read_csv(dir / "out" / "predictions.csv");
+  EXPECT_EQ(p.column("id"), (std::vector<std::string>{"t_test_x.h5#0", "t_test_x.h5#1", "t_test_x.h5#2", "u_x.h5#0",
+                                                      "u_x.h5#1", "u_x.h5#2", "a", "b"}));
+  EXPECT_EQ(p.column("truth"), (std::vector<std::string>{"0", "1", "0", "", "", "", "0", "1"}));
+  const auto prob = p.column("probability");
+  for (size_t i = 0; i < 3; ++i) EXPECT_NEAR(std::stod(prob[i]), std::stod(prob[3 + i]), 1e-5) << i;
+  EXPECT_NEAR(std::stod(prob[6]), std::stod(prob[0]), 1e-5);
+  EXPECT_NEAR(std::stod(prob[7]), std::stod(prob[2]), 1e-5);
+  const Csv s = read_csv(dir / "out" / "skipped.csv");
+  ASSERT_EQ(s.rows.size(), 1u);
+  EXPECT_EQ(s.rows[0][0], "gone");
+  EXPECT_EQ(s.rows[0][2], (dir / "k" / "train" / "gone.tif").string() + ": cannot open the patch listed in " +
+                              (dir / "k" / "train_labels.csv").string() + " (no such file)");
+  EXPECT_NE(nlohmann::json::parse(test::slurp(dir / "out" / "summary.json"))["auc"], nullptr);
 }
 
 }  // namespace

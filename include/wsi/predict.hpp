@@ -3,10 +3,11 @@
 // Inputs, in the order given (a folder's images sorted by file name, not recursive):
 //   * an image file: TIFF, PNG or JPEG (read_image(), image_io.hpp); its id is the file name
 //     without its extension (a Kaggle patch `<id>.tif` keeps its Kaggle id);
-//   * a folder: its *.tif, *.tiff, *.png, *.jpg, *.jpeg (any case), e.g. Kaggle's test/; a folder
-//     holding train_labels.csv is the Kaggle layout with labels instead (next item);
-//   * a patch set with labels, through open_patch_set() (dataset.hpp): a PCam *_x.h5, a Kaggle
-//     labels CSV, a folder with train_labels.csv. Its ids are the set's, its labels the truth.
+//   * a folder: its *.tif, *.tiff, *.png, *.jpg, *.jpeg (any case; hidden files ignored), e.g.
+//     Kaggle's test/; a folder holding train_labels.csv is the Kaggle layout with labels instead;
+//   * a patch set, through open_patch_set() (dataset.hpp): a PCam *_x.h5 (with its *_y.h5 or
+//     without), a Kaggle labels CSV, a folder with train_labels.csv. Its ids are the set's, its
+//     labels the truth. Patches of a set are taken as they are (--mpp and --resize do not apply).
 //
 // How an image becomes patches (P = the model's patch_size, all sizes in the image's pixels):
 //   * exactly P x P: one patch, as it is (also with `resize`, and with `mpp` equal to the model's);

@@ -42,7 +42,7 @@ std::vector<hsize_t> dims_of(hid_t dataset) {
 
 class PcamSet final : public PatchSet {
  public:
-  explicit PcamSet(const fs::path& x_path) : x_path_(x_path) {
+  PcamSet(const fs::path& x_path, bool require_labels) : x_path_(x_path) {
     H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
     std::string name = x_path.filename().string();
     const auto at = name.rfind("_x.h5");
@@ -59,6 +59,10 @@ class PcamSet final : public PatchSet {
     n_ = static_cast<int64_t>(d[0]);
     p_ = static_cast<int>(d[1]);
     // Labels.
+    if (!require_labels && !fs::exists(y_path)) {
+      labels_.assign(static_cast<size_t>(n_), -1);
+      return;
+    }
     H5Handle yf(H5Fopen(y_path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
     if (yf.get() < 0) throw ConfigError(x_path.string() + ": its labels file " + y_path.string() + " cannot be opened");
     H5Handle y(H5Dopen2(yf.get(), "y", H5P_DEFAULT), H5Dclose);
@@ -189,13 +193,13 @@ class KaggleSet final : public PatchSet {
 
 }  // namespace
 
-std::unique_ptr<PatchSet> open_patch_set(const fs::path& path) {
+std::unique_ptr<PatchSet> open_patch_set(const fs::path& path, bool require_labels) {
   if (!fs::exists(path)) throw UsageError(path.string() + ": no such file or directory");
   if (fs::is_directory(path)) {
     if (fs::exists(path / "train_labels.csv")) return std::make_unique<KaggleSet>(path / "train_labels.csv");
     throw UsageError(path.string() + ": a directory must hold train_labels.csv (Kaggle layout); for PCam give the *_x.h5 file");
   }
-  if (path.extension() == ".h5" || path.extension() == ".hdf5") return std::make_unique<PcamSet>(path);
+  if (path.extension() == ".h5" || path.extension() == ".hdf5") return std::make_unique<PcamSet>(path, require_labels);
   if (path.extension() == ".csv") return std::make_unique<KaggleSet>(path);
   throw UsageError(path.string() + ": give a PCam *_x.h5 file, a Kaggle labels CSV, or a directory with train_labels.csv");
 }

@@ -53,7 +53,9 @@ std::vector<Input> expand_inputs(const std::vector<fs::path>& paths) {
     }
     std::vector<fs::path> images;
     for (const auto& e : fs::directory_iterator(p, ec))
-      if (!e.is_directory(ec) && is_image_name(e.path())) images.push_back(e.path());
+      // Hidden files (macOS' ._NAME.tif beside NAME.tif, temporaries) are not images of the set.
+      if (!e.is_directory(ec) && is_image_name(e.path()) && e.path().filename().string()[0] != '.')
+        images.push_back(e.path());
     if (ec) throw UsageError(p.string() + ": cannot list the directory: " + ec.message());
     if (images.empty())
       throw UsageError(p.string() + ": no images (.tif, .tiff, .png, .jpg, .jpeg) and no train_labels.csv in this "
@@ -162,7 +164,7 @@ class Runner {
   void run_set(const Input& in) {
     std::unique_ptr<PatchSet> set;
     try {
-      set = open_patch_set(in.path);
+      set = open_patch_set(in.path, false);
       if (set->patch_size() != P_)
         throw ConfigError(set->describe() + " has " + std::to_string(set->patch_size()) + " px patches but " +
                           model_.path().string() + " expects patch_size " + std::to_string(P_));
