@@ -68,7 +68,9 @@ VipsRef wrap(const void* bytes, size_t size, int64_t w, int64_t h, int bands, Vi
   return r;
 }
 
-VipsRef wrap(const RgbImage& img) { return wrap(img.pixels.data(), img.pixels.size(), img.width, img.height, 3, VIPS_FORMAT_UCHAR); }
+VipsRef wrap(const RgbImage& img) {
+  return wrap(img.pixels.data(), img.pixels.size(), img.width, img.height, 3, VIPS_FORMAT_UCHAR);
+}
 
 void expect_saved(int rc) { ASSERT_EQ(rc, 0) << detail::take_vips_error(); }
 
@@ -109,10 +111,14 @@ std::vector<std::string> split_csv_line(const std::string& line) {
   bool quoted = false;
   for (size_t i = 0; i < line.size(); ++i) {
     const char c = line[i];
-    if (quoted && c == '"' && i + 1 < line.size() && line[i + 1] == '"') f.back() += '"', ++i;
-    else if (c == '"') quoted = !quoted;
-    else if (c == ',' && !quoted) f.emplace_back();
-    else f.back() += c;
+    if (quoted && c == '"' && i + 1 < line.size() && line[i + 1] == '"')
+      f.back() += '"', ++i;
+    else if (c == '"')
+      quoted = !quoted;
+    else if (c == ',' && !quoted)
+      f.emplace_back();
+    else
+      f.back() += c;
   }
   return f;
 }
@@ -173,18 +179,18 @@ TEST(PurpleRule, MostRealKagglePatchesAreAboveAQuarter) {
 }
 
 TEST(PurpleRule, ColoursInsideAndJustOutsideEachBound) {
-  EXPECT_TRUE(is_purple(80, 60, 160));    // haematoxylin, hue 252
-  EXPECT_TRUE(is_purple(230, 150, 200));  // eosin pink, hue 322
+  EXPECT_TRUE(is_purple(80, 60, 160));     // haematoxylin, hue 252
+  EXPECT_TRUE(is_purple(230, 150, 200));   // eosin pink, hue 322
   EXPECT_FALSE(is_purple(240, 240, 240));  // background: no saturation
   EXPECT_FALSE(is_purple(200, 20, 40));    // red ink, hue 353
   EXPECT_FALSE(is_purple(30, 120, 200));   // blue marker, hue 208
   EXPECT_FALSE(is_purple(60, 20, 50));     // too dark: V 0.24
   EXPECT_FALSE(is_purple(250, 230, 250));  // too bright: V 0.98
   // Hue 220 and 345 are in; saturation 0.08 is in, just below it is out.
-  EXPECT_TRUE(is_purple(0, 80, 240));   // hue exactly 220
-  EXPECT_FALSE(is_purple(0, 81, 240));  // 219.75
-  EXPECT_TRUE(is_purple(240, 0, 60));   // hue exactly 345
-  EXPECT_FALSE(is_purple(240, 0, 59));  // 345.25
+  EXPECT_TRUE(is_purple(0, 80, 240));      // hue exactly 220
+  EXPECT_FALSE(is_purple(0, 81, 240));     // 219.75
+  EXPECT_TRUE(is_purple(240, 0, 60));      // hue exactly 345
+  EXPECT_FALSE(is_purple(240, 0, 59));     // 345.25
   EXPECT_TRUE(is_purple(200, 184, 200));   // S = 16/200 = 0.08
   EXPECT_FALSE(is_purple(200, 185, 200));  // S = 0.075
   EXPECT_EQ(purple_fraction(nullptr, 0), 0.0);
@@ -221,8 +227,8 @@ TEST(ReadImage, AlphaGreySixteenBitDecodeAsDocumentedAndOtherKindsAreRefusedByNa
   }
   // Grey and grey + alpha: R = G = B.
   std::vector<uint8_t> grey(40 * 30), grey_alpha;
-  for (size_t i = 0; i < grey.size(); ++i) grey[i] = static_cast<uint8_t>(i % 251), grey_alpha.push_back(grey[i]),
-                                           grey_alpha.push_back(9);
+  for (size_t i = 0; i < grey.size(); ++i)
+    grey[i] = static_cast<uint8_t>(i % 251), grey_alpha.push_back(grey[i]), grey_alpha.push_back(9);
   for (const auto& [bytes, bands] : {std::pair{&grey, 1}, std::pair{&grey_alpha, 2}}) {
     const RgbImage g = read_image(save_png(wrap(bytes->data(), bytes->size(), 40, 30, bands, VIPS_FORMAT_UCHAR),
                                            "grey" + std::to_string(bands) + ".png"));
@@ -253,8 +259,9 @@ TEST(ReadImage, AlphaGreySixteenBitDecodeAsDocumentedAndOtherKindsAreRefusedByNa
                                               "(e.g. PNG) first");
   }
   std::ofstream(dir / "text.png") << "not an image at all\n";
-  EXPECT_EQ(refused(dir / "text.png"),
-            (dir / "text.png").string() + ": not a TIFF, PNG or JPEG image (by its first bytes); convert it to PNG first");
+  EXPECT_EQ(
+      refused(dir / "text.png"),
+      (dir / "text.png").string() + ": not a TIFF, PNG or JPEG image (by its first bytes); convert it to PNG first");
   const std::string png = test::slurp(dir / "rgba.png");
   std::ofstream(dir / "cut.png", std::ios::binary) << png.substr(0, png.size() / 2);
   EXPECT_NE(refused(dir / "cut.png").find((dir / "cut.png").string() + ": "), std::string::npos);
@@ -301,15 +308,17 @@ TEST(Predict, KagglePatchesGiveEvaluatesProbabilitiesExactly) {
     SCOPED_TRACE(input);
     const auto ev = test::run_wsi({"evaluate", evaluate_input, "-m", kDemo, "-o", (dir / "ev").string(), "-q"});
     ASSERT_EQ(ev.code, 0) << ev.err;
-    const auto pr = predict({input, "-m", kDemo, "-o", (dir / "pr").string(), "--kaggle-submission",
-                             (dir / "submission.csv").string()});
+    const auto pr = predict(
+        {input, "-m", kDemo, "-o", (dir / "pr").string(), "--kaggle-submission", (dir / "submission.csv").string()});
     ASSERT_EQ(pr.code, 0) << pr.err;
     const Csv want = read_csv(dir / "ev" / "predictions.csv"), got = read_csv(dir / "pr" / "predictions.csv");
     ASSERT_EQ(got.rows.size(), want.rows.size());
     EXPECT_EQ(got.column("id"), want.column("id"));
     EXPECT_EQ(got.column("probability"), want.column("probability"));  // the same floats, as text
-    if (input == train.string()) EXPECT_EQ(got.column("truth"), want.column("label"));
-    else EXPECT_EQ(got.column("truth"), std::vector<std::string>(ids.size(), ""));
+    if (input == train.string())
+      EXPECT_EQ(got.column("truth"), want.column("label"));
+    else
+      EXPECT_EQ(got.column("truth"), std::vector<std::string>(ids.size(), ""));
     // Kaggle's format: header id,label, one row per id without extension, label = probability.
     const std::string sub = test::slurp(dir / "submission.csv");
     EXPECT_EQ(sub.substr(0, 9), "id,label\n");
@@ -395,14 +404,15 @@ TEST(Predict, TilesOfAThreeByTwoPatchImageEqualTheCutPatchesAndResizeGivesOneRow
   auto each = predict(args);
   ASSERT_EQ(each.code, 0) << each.err;
   const Csv t = read_csv(dir / "tiles" / "predictions.csv"), c = read_csv(dir / "cut" / "predictions.csv");
-  EXPECT_EQ(t.column("id"), (std::vector<std::string>{"big@0_0", "big@96_0", "big@192_0", "big@0_96", "big@96_96",
-                                                      "big@192_96"}));
+  EXPECT_EQ(t.column("id"),
+            (std::vector<std::string>{"big@0_0", "big@96_0", "big@192_0", "big@0_96", "big@96_96", "big@192_96"}));
   EXPECT_EQ(t.column("probability"), c.column("probability"));
   EXPECT_EQ(t.column("x"), (std::vector<std::string>{"0", "96", "192", "0", "96", "192"}));
   EXPECT_EQ(t.column("y"), (std::vector<std::string>{"0", "0", "0", "96", "96", "96"}));
   EXPECT_EQ(t.column("width"), std::vector<std::string>(6, "96"));
   // --resize: the whole image, one row.
-  auto resized = predict({(dir / "big.png").string(), "-m", kDemo, "-o", (dir / "resized").string(), "--resize", "area"});
+  auto resized =
+      predict({(dir / "big.png").string(), "-m", kDemo, "-o", (dir / "resized").string(), "--resize", "area"});
   ASSERT_EQ(resized.code, 0) << resized.err;
   const Csv rs = read_csv(dir / "resized" / "predictions.csv");
   ASSERT_EQ(rs.rows.size(), 1u);
@@ -421,8 +431,9 @@ TEST(Predict, TilesOfAThreeByTwoPatchImageEqualTheCutPatchesAndResizeGivesOneRow
   write_png(tissue(0, 0, 80, 100), dir / "small.png");
   const auto small = predict({(dir / "small.png").string(), "-m", kDemo, "-o", (dir / "small").string()});
   EXPECT_EQ(small.code, 1);
-  EXPECT_EQ(small.err, "wsi-heatmap: error: " + (dir / "small.png").string() +
-                           ": 80x100 px is smaller than the model's 96x96 px patch; give images of at least that size\n");
+  EXPECT_EQ(small.err,
+            "wsi-heatmap: error: " + (dir / "small.png").string() +
+                ": 80x100 px is smaller than the model's 96x96 px patch; give images of at least that size\n");
   EXPECT_FALSE(fs::exists(dir / "small" / "predictions.csv"));
 }
 
@@ -488,9 +499,8 @@ TEST(Predict, MinPurpleSkipsBackgroundAndTheSubmissionKeepsItsIdAsZero) {
   for (int64_t y = 0; y < 96; ++y) std::copy_n(glass.at(0, y), 96 * 3, white.at(0, y));
   write_png(tissue(0, 0, 96, 96), dir / "a.png");
   write_png(white, dir / "b.png");
-  const auto r = predict({(dir / "a.png").string(), (dir / "b.png").string(), "-m", kDemo, "-o",
-                          (dir / "out").string(), "--min-purple", "0.25", "--kaggle-submission",
-                          (dir / "sub.csv").string()});
+  const auto r = predict({(dir / "a.png").string(), (dir / "b.png").string(), "-m", kDemo, "-o", (dir / "out").string(),
+                          "--min-purple", "0.25", "--kaggle-submission", (dir / "sub.csv").string()});
   ASSERT_EQ(r.code, 0) << r.err;
   const Csv p = read_csv(dir / "out" / "predictions.csv");
   EXPECT_EQ(p.column("id"), std::vector<std::string>{"a"});
@@ -524,8 +534,8 @@ TEST(Predict, PatchSetsWithLabelsGiveTruthWithoutThemOpenTooAndAMissingKagglePat
   write_striped_tiff(px[0], dir / "k" / "train" / "a.tif");
   write_striped_tiff(px[2], dir / "k" / "train" / "b.tif");
   std::ofstream(dir / "k" / "train_labels.csv") << "id,label\na,0\ngone,1\nb,1\n";
-  const auto r = predict({(dir / "t_test_x.h5").string(), (dir / "x" / "u_x.h5").string(), (dir / "k").string(),
-                          "-m", kDemo, "-o", (dir / "out").string()});
+  const auto r = predict({(dir / "t_test_x.h5").string(), (dir / "x" / "u_x.h5").string(), (dir / "k").string(), "-m",
+                          kDemo, "-o", (dir / "out").string()});
   ASSERT_EQ(r.code, 0) << r.err;
   const Csv p = read_csv(dir / "out" / "predictions.csv");
   EXPECT_EQ(p.column("id"), (std::vector<std::string>{"t_test_x.h5#0", "t_test_x.h5#1", "t_test_x.h5#2", "u_x.h5#0",

@@ -1,5 +1,7 @@
 // `wsi-heatmap predict INPUT... -o DIR --model M.pt`: a model on patch images (TIFF, PNG, JPEG of
 // any size), folders of them (Kaggle's test/), and labelled patch sets (PCam HDF5, Kaggle layout).
+#include "wsi/predict.hpp"
+
 #include <cmath>
 #include <iomanip>
 #include <iostream>
@@ -11,7 +13,6 @@
 #include "progress.hpp"
 #include "wsi/error.hpp"
 #include "wsi/model.hpp"
-#include "wsi/predict.hpp"
 
 namespace wsi::cli {
 namespace {
@@ -35,22 +36,32 @@ std::string number(double v) {
 void run_predict_cli(const PredictCli& c) {
   PredictOptions o;
   if (c.batch < 1) throw UsageError("--batch must be >= 1");
-  if (!(c.threshold >= 0 && c.threshold <= 1)) throw UsageError("--threshold must be in 0..1, not " + number(c.threshold));
+  if (!(c.threshold >= 0 && c.threshold <= 1))
+    throw UsageError("--threshold must be in 0..1, not " + number(c.threshold));
   if (!(c.min_purple >= 0 && c.min_purple <= 1))
-    throw UsageError("--min-purple must be in 0..1 (the fraction of purple pixels a patch needs; 0 = keep every "
-                     "patch), not " + number(c.min_purple));
+    throw UsageError(
+        "--min-purple must be in 0..1 (the fraction of purple pixels a patch needs; 0 = keep every "
+        "patch), not " +
+        number(c.min_purple));
   if (c.mpp && !(*c.mpp > 0 && std::isfinite(*c.mpp)))
-    throw UsageError("--mpp must be a positive number of micrometres per pixel of the images (e.g. 0.25 for a 40x "
-                     "scan), not " + number(*c.mpp));
+    throw UsageError(
+        "--mpp must be a positive number of micrometres per pixel of the images (e.g. 0.25 for a 40x "
+        "scan), not " +
+        number(*c.mpp));
   if (!c.resize.empty()) {
-    if (c.resize == "area") o.patching.resize = ResizeMode::area;
-    else if (c.resize == "bilinear") o.patching.resize = ResizeMode::bilinear;
-    else if (c.resize == "nearest") o.patching.resize = ResizeMode::nearest;
-    else throw UsageError("--resize must be area, bilinear or nearest, not '" + c.resize + "'");
+    if (c.resize == "area")
+      o.patching.resize = ResizeMode::area;
+    else if (c.resize == "bilinear")
+      o.patching.resize = ResizeMode::bilinear;
+    else if (c.resize == "nearest")
+      o.patching.resize = ResizeMode::nearest;
+    else
+      throw UsageError("--resize must be area, bilinear or nearest, not '" + c.resize + "'");
   }
   if (c.mpp && o.patching.resize)
-    throw UsageError("--mpp and --resize exclude each other (--mpp cuts images into tiles at the model's "
-                     "resolution, --resize shrinks each whole); give one");
+    throw UsageError(
+        "--mpp and --resize exclude each other (--mpp cuts images into tiles at the model's "
+        "resolution, --resize shrinks each whole); give one");
   if (!c.submission.empty()) {
     const fs::path s(c.submission), dir = s.parent_path();
     if (fs::is_directory(s))
@@ -90,7 +101,8 @@ void run_predict_cli(const PredictCli& c) {
             << " at or above " << c.threshold;
   if (s.auc) std::cout << ", ROC AUC " << std::fixed << std::setprecision(4) << *s.auc << std::defaultfloat;
   std::cout << "\n";
-  if (s.skipped_inputs) std::cout << "skipped " << s.skipped_inputs << " (see " << (out / "skipped.csv").string() << ")\n";
+  if (s.skipped_inputs)
+    std::cout << "skipped " << s.skipped_inputs << " (see " << (out / "skipped.csv").string() << ")\n";
   if (s.below_min_purple) std::cout << s.below_min_purple << " patches below --min-purple " << c.min_purple << "\n";
   std::cout << "wrote " << (out / "predictions.csv").string() << ", skipped.csv, summary.json";
   if (!c.submission.empty()) std::cout << ", " << c.submission;

@@ -102,9 +102,9 @@ PatchedImage patch_image(RgbImage image, const std::string& source, const std::s
 struct PredictOptions {
   std::vector<std::filesystem::path> inputs;
   ImagePatching patching;
-  int batch = 64;            // patches per forward pass
-  double threshold = 0.5;    // label = probability >= threshold
-  double min_purple = 0.0;   // patches with a smaller purple fraction are skipped; 0 = keep all
+  int batch = 64;           // patches per forward pass
+  double threshold = 0.5;   // label = probability >= threshold
+  double min_purple = 0.0;  // patches with a smaller purple fraction are skipped; 0 = keep all
   // Kaggle's submission format (histopathologic-cancer-detection): header `id,label`, one row per
   // patch, id without extension. The competition scores ROC AUC on `label`, which may hold
   // probabilities, so probabilities are written (6 significant digits) unless submission_labels

@@ -46,8 +46,9 @@ FileKind sniff(const fs::path& path) {
 }
 
 void check_pixels(const fs::path& path, int64_t w, int64_t h) {
-  if (w < 1 || h < 1) throw ConfigError(path.string() + ": the image has no pixels (" + std::to_string(w) + "x" +
-                                        std::to_string(h) + ")");
+  if (w < 1 || h < 1)
+    throw ConfigError(path.string() + ": the image has no pixels (" + std::to_string(w) + "x" + std::to_string(h) +
+                      ")");
   if (w * h > kMaxImagePixels)
     throw ConfigError(path.string() + ": " + std::to_string(w) + "x" + std::to_string(h) +
                       " px is more than predict decodes at once (16384x16384); for a whole-slide image run the "
@@ -91,8 +92,9 @@ TiffRoute tiff_route(TIFF* t, const fs::path& path) {
     throw ConfigError(p + "a TIFF of " + (format == SAMPLEFORMAT_INT ? "signed" : "floating-point") + " " +
                       std::to_string(bps) + "-bit samples; convert it to 8-bit RGB (e.g. PNG) first");
   if (has_photometric && photometric == PHOTOMETRIC_SEPARATED)
-    throw ConfigError(p + "a CMYK TIFF; convert it to RGB with its colour profile first (e.g. `vips icc_transform IN "
-                          "OUT.png srgb`)");
+    throw ConfigError(p +
+                      "a CMYK TIFF; convert it to RGB with its colour profile first (e.g. `vips icc_transform IN "
+                      "OUT.png srgb`)");
   if (has_photometric && photometric != PHOTOMETRIC_MINISWHITE && photometric != PHOTOMETRIC_MINISBLACK &&
       photometric != PHOTOMETRIC_RGB && photometric != PHOTOMETRIC_PALETTE && photometric != PHOTOMETRIC_YCBCR)
     throw ConfigError(p + "a TIFF in colour space " + std::to_string(photometric) +
@@ -167,7 +169,8 @@ RgbImage read_with_vips(const fs::path& path, FileKind kind) {
     case VIPS_INTERPRETATION_RGB16:
       break;
     case VIPS_INTERPRETATION_CMYK:
-      throw ConfigError(p + "a CMYK " + what + "; convert it to RGB with its colour profile first (e.g. `vips "
+      throw ConfigError(p + "a CMYK " + what +
+                        "; convert it to RGB with its colour profile first (e.g. `vips "
                         "icc_transform IN OUT.png srgb`)");
     default:
       throw ConfigError(p + "a " + what + " in colour space " + interpretation_name(interp) +
@@ -189,8 +192,7 @@ RgbImage read_with_vips(const fs::path& path, FileKind kind) {
   RgbImage img(w, h);
   const auto put = [&](auto sample) {
     for (size_t k = 0; k < n; ++k)
-      for (size_t c = 0; c < 3; ++c)
-        img.pixels[3 * k + c] = sample(k * static_cast<size_t>(bands) + (grey ? 0 : c));
+      for (size_t c = 0; c < 3; ++c) img.pixels[3 * k + c] = sample(k * static_cast<size_t>(bands) + (grey ? 0 : c));
   };
   if (format == VIPS_FORMAT_UCHAR) {
     const auto* s = static_cast<const uint8_t*>(mem);

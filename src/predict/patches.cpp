@@ -14,9 +14,12 @@ bool is_purple(uint8_t r, uint8_t g, uint8_t b) {
   if (v < kPurpleMinValue || v > kPurpleMaxValue) return false;
   if (d < kPurpleMinSaturation * mx || d == 0) return false;
   double h;  // HSV hue in degrees
-  if (mx == r) h = 60.0 * (g - b) / d + (g < b ? 360.0 : 0.0);
-  else if (mx == g) h = 60.0 * (b - r) / d + 120.0;
-  else h = 60.0 * (r - g) / d + 240.0;
+  if (mx == r)
+    h = 60.0 * (g - b) / d + (g < b ? 360.0 : 0.0);
+  else if (mx == g)
+    h = 60.0 * (b - r) / d + 120.0;
+  else
+    h = 60.0 * (r - g) / d + 240.0;
   return h >= kPurpleHueMin && h <= kPurpleHueMax;
 }
 

@@ -1,5 +1,7 @@
 // `predict`: inputs -> patches -> batches through the model -> predictions, skips, submission,
 // Grad-CAM files.
+#include "wsi/predict.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -17,7 +19,6 @@
 #include "wsi/gradcam.hpp"
 #include "wsi/image_io.hpp"
 #include "wsi/metrics.hpp"
-#include "wsi/predict.hpp"
 
 namespace wsi {
 namespace fs = std::filesystem;
@@ -31,7 +32,8 @@ struct Input {
 
 bool is_image_name(const fs::path& p) {
   std::string ext = p.extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return ext == ".tif" || ext == ".tiff" || ext == ".png" || ext == ".jpg" || ext == ".jpeg";
 }
 
@@ -58,8 +60,9 @@ std::vector<Input> expand_inputs(const std::vector<fs::path>& paths) {
         images.push_back(e.path());
     if (ec) throw UsageError(p.string() + ": cannot list the directory: " + ec.message());
     if (images.empty())
-      throw UsageError(p.string() + ": no images (.tif, .tiff, .png, .jpg, .jpeg) and no train_labels.csv in this "
-                                    "directory");
+      throw UsageError(p.string() +
+                       ": no images (.tif, .tiff, .png, .jpg, .jpeg) and no train_labels.csv in this "
+                       "directory");
     std::sort(images.begin(), images.end());
     for (auto& i : images) inputs.push_back({std::move(i), false});
   }
@@ -151,7 +154,8 @@ class Runner {
       const size_t plane = static_cast<size_t>(P_) * static_cast<size_t>(P_);
       for (int64_t i = 0; i < n; ++i) {
         std::string name = file_name_for(rows_[batch_rows_[static_cast<size_t>(i)]].id);
-        for (int k = 2; !cam_names_.insert(name).second; ++k) name = file_name_for(rows_[batch_rows_[static_cast<size_t>(i)]].id) + "~" + std::to_string(k);
+        for (int k = 2; !cam_names_.insert(name).second; ++k)
+          name = file_name_for(rows_[batch_rows_[static_cast<size_t>(i)]].id) + "~" + std::to_string(k);
         const float* cam = g.cams.data() + static_cast<size_t>(i) * plane;
         write_npy(cam, P_, P_, o_.gradcam_dir / (name + ".npy"));
         write_png(patch_beside_cam(batch_px_.data() + static_cast<size_t>(i) * patch_bytes_, cam, P_),
@@ -241,8 +245,10 @@ class Runner {
       const size_t decoded = std::min(next.load(), n);  // every index handed out below n was decoded
       for (size_t k = 0; k < decoded; ++k) {
         const Input& in = first[done + k];
-        if (out[k].error) skip_input(in.path.stem().string(), in.path.string(), out[k].error);
-        else add_tiles(*out[k].image, in.path.string());
+        if (out[k].error)
+          skip_input(in.path.stem().string(), in.path.string(), out[k].error);
+        else
+          add_tiles(*out[k].image, in.path.string());
         out[k].image.reset();
         tick(1);
       }
@@ -253,7 +259,8 @@ class Runner {
   void add_tiles(const PatchedImage& img, const std::string& source) {
     for (const ImageTile& t : img.tiles) {
       for (int64_t y = 0; y < P_; ++y)
-        std::copy_n(img.pixels.at(t.px, t.py + y), static_cast<size_t>(P_) * 3, slot() + static_cast<size_t>(y) * P_ * 3);
+        std::copy_n(img.pixels.at(t.px, t.py + y), static_cast<size_t>(P_) * 3,
+                    slot() + static_cast<size_t>(y) * P_ * 3);
       Row row;
       row.id = t.id;
       row.source = source;
@@ -296,8 +303,8 @@ PredictSummary run_predict(const Model& model, const PredictOptions& o, const fs
   if (!(o.min_purple >= 0 && o.min_purple <= 1)) throw UsageError("--min-purple must be in 0..1");
   if (o.patching.mpp && o.patching.resize) throw UsageError("--mpp and --resize exclude each other; give one");
   if (!o.gradcam_dir.empty() && !model.has_gradcam())
-    throw UsageError("--gradcam: " + model.path().string() + " has no Grad-CAM split: " +
-                     model.gradcam_unavailable_reason());
+    throw UsageError("--gradcam: " + model.path().string() +
+                     " has no Grad-CAM split: " + model.gradcam_unavailable_reason());
   const std::vector<Input> inputs = expand_inputs(o.inputs);
 
   Runner r(model, o);
@@ -365,7 +372,9 @@ PredictSummary run_predict(const Model& model, const PredictOptions& o, const fs
   }
 
   nlohmann::json j;
-  j["model"] = {{"path", model.path().string()}, {"name", model.spec().name}, {"patch_size", model.spec().patch_size},
+  j["model"] = {{"path", model.path().string()},
+                {"name", model.spec().name},
+                {"patch_size", model.spec().patch_size},
                 {"mpp", model.spec().mpp}};
   j["inputs"] = s.inputs;
   j["predicted"] = s.predicted;
@@ -376,7 +385,8 @@ PredictSummary run_predict(const Model& model, const PredictOptions& o, const fs
   j["min_purple"] = o.min_purple;
   j["mpp"] = o.patching.mpp ? nlohmann::json(*o.patching.mpp) : nlohmann::json(nullptr);
   static const char* kModes[] = {"none", "nearest", "bilinear", "area"};
-  j["resize"] = o.patching.resize ? nlohmann::json(kModes[static_cast<int>(*o.patching.resize)]) : nlohmann::json(nullptr);
+  j["resize"] =
+      o.patching.resize ? nlohmann::json(kModes[static_cast<int>(*o.patching.resize)]) : nlohmann::json(nullptr);
   j["with_truth"] = static_cast<int64_t>(truth.size());
   j["auc"] = s.auc ? nlohmann::json(*s.auc) : nlohmann::json(nullptr);
 
@@ -388,7 +398,8 @@ PredictSummary run_predict(const Model& model, const PredictOptions& o, const fs
     sub << "id,label\n";
     for (const auto& [id, index] : r.submission_) {
       sub << csv_field(id) << ",";
-      if (index < 0) sub << "0\n";
+      if (index < 0)
+        sub << "0\n";
       else {
         const float p = r.rows_[static_cast<size_t>(index)].probability;
         sub << (o.submission_labels ? (p >= o.threshold ? "1" : "0") : probability_text(p)) << "\n";
