@@ -196,6 +196,41 @@ TEST(PurpleRule, ColoursInsideAndJustOutsideEachBound) {
   EXPECT_EQ(purple_fraction(nullptr, 0), 0.0);
 }
 
+// The HSV definition as the header states it, in doubles.
+bool purple_by_definition(int r, int g, int b) {
+  const int mx = std::max({r, g, b}), mn = std::min({r, g, b});
+  const double d = mx - mn, v = mx / 255.0, s = mx ? d / mx : 0.0;
+  double h = 0;
+  if (d > 0) {
+    if (mx == r) h = std::fmod(60.0 * (g - b) / d + 360.0, 360.0);
+    else if (mx == g) h = 60.0 * (b - r) / d + 120.0;
+    else h = 60.0 * (r - g) / d + 240.0;
+  }
+  return d > 0 && h >= kPurpleHueMin && h <= kPurpleHueMax && s >= kPurpleMinSaturation && v >= kPurpleMinValue &&
+         v <= kPurpleMaxValue;
+}
+
+TEST(PurpleRule, FastFormEqualsTheHsvDefinitionOnEveryColour) {
+  int64_t purple = 0, differ = 0;
+  std::vector<uint8_t> line(256 * 3);
+  for (int r = 0; r < 256; ++r)
+    for (int g = 0; g < 256; ++g) {
+      int64_t in_line = 0;
+      for (int b = 0; b < 256; ++b) {
+        const bool want = purple_by_definition(r, g, b);
+        differ += want != is_purple(static_cast<uint8_t>(r), static_cast<uint8_t>(g), static_cast<uint8_t>(b));
+        in_line += want;
+        line[3 * b] = static_cast<uint8_t>(r), line[3 * b + 1] = static_cast<uint8_t>(g),
+                 line[3 * b + 2] = static_cast<uint8_t>(b);
+      }
+      purple += in_line;
+      // purple_fraction over the 256 colours of the line counts the same pixels.
+      ASSERT_EQ(std::lround(purple_fraction(line.data(), 256) * 256), in_line) << r << "," << g;
+    }
+  EXPECT_EQ(differ, 0);
+  EXPECT_GT(purple, 0);
+}
+
 // ---- Decoding ----
 
 TEST(ReadImage, AlphaGreySixteenBitDecodeAsDocumentedAndOtherKindsAreRefusedByName) {

@@ -8,25 +8,43 @@
 
 namespace wsi {
 
-bool is_purple(uint8_t r, uint8_t g, uint8_t b) {
-  const int mx = std::max({r, g, b}), mn = std::min({r, g, b}), d = mx - mn;
-  const double v = mx / 255.0;
-  if (v < kPurpleMinValue || v > kPurpleMaxValue) return false;
-  if (d < kPurpleMinSaturation * mx || d == 0) return false;
-  double h;  // HSV hue in degrees
-  if (mx == r)
-    h = 60.0 * (g - b) / d + (g < b ? 360.0 : 0.0);
-  else if (mx == g)
-    h = 60.0 * (b - r) / d + 120.0;
-  else
-    h = 60.0 * (r - g) / d + 240.0;
-  return h >= kPurpleHueMin && h <= kPurpleHueMax;
+// The header's rule in integers, exactly (tested on every colour against the HSV definition):
+// V in [0.30, 0.96] is 77 <= M <= 244; S >= 0.08 = 2/25 is 25 (M - m) >= 2 M; with R the maximum,
+// H = 360 - 60 (B - G) / d when G < B (else H <= 60), and H <= 345 is 4 (B - G) >= d; with G the
+// maximum H is 60..180; with B the maximum H = 240 + 60 (R - G) / d, and H >= 220 is
+// 3 (G - R) <= d. Written without branches, so that the compiler vectorises it.
+namespace {
+
+static_assert(kPurpleHueMin == 220.0 && kPurpleHueMax == 345.0 && kPurpleMinSaturation == 0.08 &&
+                  kPurpleMinValue == 0.30 && kPurpleMaxValue == 0.96,
+              "purple()'s integer form encodes these thresholds");
+
+inline int purple(int R, int G, int B) {
+  const int mx = std::max(R, std::max(G, B)), mn = std::min(R, std::min(G, B)), d = mx - mn;
+  const int hue = mx == R ? ((G < B) & (4 * (B - G) >= d))  // R max: hue 300..345 when G < B
+                          : ((mx != G) & (3 * (G - R) <= d));  // B max: hue 220..300
+  return (mx >= 77) & (mx <= 244) & (25 * d >= 2 * mx) & hue;
 }
+
+// Pixels de-interleaved first: the planar loop vectorises (40 µs a 96 px patch against 100).
+constexpr int kChunk = 1024;
+int purple_in_chunk(const uint8_t* __restrict rgb, int n) {
+  uint8_t r[kChunk], g[kChunk], b[kChunk];
+  for (int i = 0; i < n; ++i) r[i] = rgb[3 * i], g[i] = rgb[3 * i + 1], b[i] = rgb[3 * i + 2];
+  int count = 0;
+  for (int i = 0; i < n; ++i) count += purple(r[i], g[i], b[i]);
+  return count;
+}
+
+}  // namespace
+
+bool is_purple(uint8_t r, uint8_t g, uint8_t b) { return purple(r, g, b) != 0; }
 
 double purple_fraction(const uint8_t* rgb, int64_t pixels) {
   if (pixels <= 0) return 0.0;
   int64_t n = 0;
-  for (int64_t i = 0; i < pixels; ++i) n += is_purple(rgb[3 * i], rgb[3 * i + 1], rgb[3 * i + 2]);
+  for (int64_t at = 0; at < pixels; at += kChunk)
+    n += purple_in_chunk(rgb + 3 * at, static_cast<int>(std::min<int64_t>(kChunk, pixels - at)));
   return static_cast<double>(n) / static_cast<double>(pixels);
 }
 
