@@ -153,6 +153,34 @@ const fs::path& predict_images() {
   return fixtures();
 }
 
+// view: the demo model's results for the slide, and results folders broken in one way each.
+const fs::path& view_results() {
+  static const bool made = [] {
+    const fs::path S = fixtures();
+    const std::string s = S.string();
+    run_ok({s + "/slide.tif", "-o", s + "/heat", "-q", "--threads", "2"});
+    run_ok({"synth", "--out", s + "/small.tif", "--size", "512x512", "--mpp", "0.5", "--seed", "3"});
+    run_ok({"synth", "--out", s + "/fine.tif", "--size", "1024x1024", "--mpp", "0.25", "--seed", "3"});
+    const auto copy = [&](const std::string& to) { fs::copy(S / "heat", S / to, fs::copy_options::recursive); };
+    copy("heat_gone");
+    json summary = json::parse(test::slurp(S / "heat" / "slide.summary.json"));
+    summary["slide"]["path"] = s + "/gone.tif";
+    write(S / "heat_gone" / "slide.summary.json", summary.dump(2));
+    copy("heat_two");
+    fs::copy_file(S / "heat" / "slide.summary.json", S / "heat_two" / "other.summary.json");
+    copy("heat_badjson");
+    write(S / "heat_badjson" / "slide.summary.json", "{bad\n");
+    copy("heat_noprob");
+    fs::remove(S / "heat_noprob" / "slide.prob.tif");
+    copy("heat_mixed");  // a probability raster of another slide's size
+    fs::copy_file(S / "small.tif", S / "heat_mixed" / "slide.prob.tif", fs::copy_options::overwrite_existing);
+    test::run_wsi({"batch", s + "/text.svs", "-o", s + "/b", "-q"});  // one failed slide
+    return true;
+  }();
+  (void)made;
+  return fixtures();
+}
+
 std::string fill(std::string s, const fs::path& out_dir) {
   const std::pair<std::string, std::string> vars[] = {{"{S}", fixtures().string()},
                                                       {"{O}", out_dir.string()},
@@ -458,6 +486,11 @@ TEST(CliErrorTable, Evaluate) {
       {"batch-zero", eval(pcam, {"--batch", "0"}), 2, "--batch must be >= 1"},
       {"threshold-out-of-range", eval(pcam, {"--threshold", "2"}), 2, "--threshold must be in 0..1"},
       {"gallery-negative", eval(pcam, {"--gallery", "-1"}), 2, "--gallery must be 0 (none) or more, not -1"},
+      {"feature-maps-negative", eval(pcam, {"--feature-maps", "-1"}), 2,
+       "--feature-maps must be 0 (none) to 256 patches, not -1"},
+      {"feature-maps-too-many", eval(pcam, {"--feature-maps", "257"}), 2,
+       "--feature-maps must be 0 (none) to 256 patches, not 257"},
+      {"feature-maps-word", eval(pcam, {"--feature-maps", "all"}), 2, "Could not convert: --feature-maps = all" + kHelp},
       {"device-unknown", eval(pcam, {"--device", "tpu"}), 2, "unknown device 'tpu': use cpu or cuda"},
       {"fp16-on-cpu", eval(pcam, {"--precision", "fp16"}), 2,
        "--precision fp16 needs --device cuda; on a CPU use bf16"},
@@ -731,6 +764,67 @@ TEST(CliErrorTable, EvaluateSlides) {
        kIsAFile},
       {"unwritable-directory", {"evaluate-slides", "-r", results, "-t", "{S}/slide_mask.tif", "-o", "{S}/ro"}, 2,
        kUnwritable, "", true},
+  });
+}
+
+TEST(CliErrorTable, View) {
+  view_results();
+  const auto view = [](const std::string& results, std::vector<std::string> extra) {
+    std::vector<std::string> a = {"view", results, "-o", "{O}/v", "-q"};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  };
+  const std::string heat = "{S}/heat";
+  run_table("view", {
+      {"results-missing", view("{S}/nope", {}), 2,
+       "{S}/nope: no such directory; give the folder the heatmap job wrote (-o DIR)"},
+      {"no-summary", view("{S}/dir", {}), 2,
+       "{S}/dir: no NAME.summary.json here; the summary is written last, so the heatmap job did not finish in this "
+       "folder (run wsi-heatmap SLIDE -o {S}/dir)"},
+      {"slide-of-another-size", view(heat, {"--slide", "{S}/small.tif"}), 2,
+       "{S}/small.tif is 512x512 px, but the results in {S}/heat were made from a 1024x1024 px slide "
+       "(slide.summary.json); pass the slide they were made from with --slide"},
+      {"slide-of-another-mpp", view(heat, {"--slide", "{S}/fine.tif"}), 2,
+       "{S}/fine.tif has 0.25 µm/px, but the results in {S}/heat were made at 0.5 µm/px (slide.summary.json); pass "
+       "the slide they were made from, or --mpp 0.5 if the heatmap job was given --mpp"},
+      {"slide-not-there", view("{S}/heat_gone", {}), 2,
+       "the results in {S}/heat_gone name the slide {S}/gone.tif, which is not there (a relative path is taken from "
+       "the current folder); pass --slide SLIDE, or --no-slide to show slide.overlay.tif instead"},
+      {"slide-option-missing", view(heat, {"--slide", "{S}/nope.tif"}), 2, "--slide {S}/nope.tif: no such file; check the path"},
+      {"slide-and-no-slide", view(heat, {"--slide", "{S}/slide.tif", "--no-slide"}), 2,
+       "--slide and --no-slide contradict each other; give one"},
+      {"several-results", view("{S}/heat_two", {}), 2,
+       "{S}/heat_two holds the results of 2 slides (other, slide): pick one with --name NAME"},
+      {"name-unknown", view(heat, {"--name", "other"}), 2, "{S}/heat: no other.summary.json for --name other"},
+      {"summary-not-json", view("{S}/heat_badjson", {}), 1,
+       "{S}/heat_badjson/slide.summary.json is not valid JSON (a heatmap summary): parse error at line 1, column 2: "
+       "syntax error while parsing object key - invalid literal; last read: '{b'; expected string literal"},
+      {"probability-missing", view("{S}/heat_noprob", {}), 1,
+       "{S}/heat_noprob/slide.prob.tif: missing; the results folder is incomplete (rerun the heatmap job)"},
+      {"probability-not-from-wsi-heatmap", view("{S}/heat_mixed", {}), 1,
+       "{S}/heat_mixed/slide.prob.tif: not a raster wsi-heatmap wrote (its description gives no "
+       "level0_pixels_per_pixel); rerun the heatmap job"},
+      {"tile-mpp-finer-than-the-slide", view(heat, {"--tile-mpp", "0.1"}), 2,
+       "--tile-mpp 0.1 is finer than the slide's own 0.5 µm/px; give at least 0.5"},
+      {"tile-mpp-zero", view(heat, {"--tile-mpp", "0"}), 2, "--tile-mpp must be a positive number of µm per pixel"},
+      {"tile-mpp-word", view(heat, {"--tile-mpp", "fine"}), 2, "Could not convert: --tile-mpp = fine" + kHelp},
+      {"quality-out-of-range", view(heat, {"--quality", "0"}), 2, "--quality must be 1..100"},
+      {"evaluation-missing", view(heat, {"--evaluation", "{S}/nope"}), 2, "--evaluation {S}/nope: no such directory"},
+      {"evaluation-without-curves", view(heat, {"--evaluation", "{S}/dir"}), 2,
+       "--evaluation {S}/dir: no evaluation.json or curves (*roc*.svg) there; give the folder evaluate-slides -o wrote"},
+      {"batch-with-name", {"view", "{S}/b", "--name", "text", "-o", "{O}/v"}, 2,
+       "{S}/b is a batch folder: its slides come from its manifest; leave out --slide and --name"},
+      {"out-is-a-file", {"view", heat, "-o", "{S}/slide.tif"}, 2, "{S}/slide.tif: is a file; give -o a folder for the viewer"},
+      {"out-is-not-a-viewer", {"view", heat, "-o", "{S}/models"}, 2,
+       "{S}/models: exists and is not a viewer wsi-heatmap wrote; give -o a new folder (a viewer folder is replaced "
+       "whole)"},
+      {"out-under-a-file", {"view", heat, "-o", "{S}/slide.tif/v"}, 2,
+       "{S}/slide.tif: cannot create the folder for the viewer: Not a directory; check the path and its permissions"},
+      {"batch-html-with-extract", {"batch", "{S}/slide.tif", "-o", "{O}/b", "--html", "--extract", "--unlabelled"}, 2,
+       "--html shows heatmaps; it does not go with --extract"},
+      {"unwritable-directory", {"view", heat, "-o", "{S}/ro/v"}, 2,
+       "{S}/ro: the folder is not writable, so the viewer v cannot be written there; fix its permissions or give -o "
+       "another folder", "", true},
   });
 }
 

@@ -50,7 +50,7 @@ struct BatchCli {
   std::string out, model, preset, device, precision, shard = "1/1";
   int batch = 0, threads = 0;
   double timeout = 0;
-  bool no_gradcam = false, retry_failed = false, quiet = false, list = false;
+  bool no_gradcam = false, retry_failed = false, quiet = false, list = false, html = false;
   // --extract: per-slide parts, then one dataset.
   bool extract = false, merge_only = false, augment = false;
   std::string split = "train=1", balance = "none", ratio = "1:1", format = "pcam", prefix = "patches";
@@ -367,6 +367,7 @@ int run_batch(BatchCli& c) {
   if (c.list) return list_slides(c);
   if (!c.mpp_csv.empty()) c.mpp_of = read_mpp_csv(c.mpp_csv);
   if (c.out.empty()) throw UsageError("batch needs an output directory: -o DIR");
+  if (c.html && c.extract) throw UsageError("--html shows heatmaps; it does not go with --extract");
   std::signal(SIGINT, on_batch_signal);
   std::signal(SIGTERM, on_batch_signal);
   const ShardSpec shard = ShardSpec::parse(c.shard);
@@ -504,6 +505,8 @@ int run_batch(BatchCli& c) {
     print_error("interrupted; finished slides are recorded, a rerun goes on from there");
     return 130;
   }
+  // The viewers and index.html: failed slides listed with their reasons.
+  const int html_rc = c.html ? write_batch_index_after_run(out, c.quiet) : 0;
   int merged = 0;
   if (c.extract && shard.whole()) {
     merged = merge_parts(c, out, sel, manifest);
@@ -511,7 +514,7 @@ int run_batch(BatchCli& c) {
     std::cout << "  dataset: not merged in a shard; when every shard has finished, run the same command with "
                  "--merge-only instead of --shard\n";
   }
-  return failures.empty() && merged == 0 ? 0 : 1;
+  return failures.empty() && merged == 0 && html_rc == 0 ? 0 : 1;
 }
 
 }  // namespace
@@ -540,6 +543,8 @@ void setup_batch(CLI::App& app) {
   sub->add_option("--shard", c->shard, "Only shard I of N (I/N, 1 <= I <= N; e.g. a Slurm array task)")
       ->capture_default_str();
   sub->add_flag("--quiet,-q", c->quiet, "No progress bar");
+  sub->add_flag("--html", c->html, "After the run, an offline HTML viewer per done slide (DIR/NAME/NAME.viewer) and "
+                "DIR/index.html listing every slide by score, failed ones with their reasons (see wsi-heatmap view)");
   sub->add_flag("--list", c->list, "Print NAME<TAB>SLIDE for each slide a run would process (this shard) and exit; in SLIDE a backslash, "
                 "tab, newline or carriage return is written \\\\, \\t, \\n or \\r");
 

@@ -44,7 +44,15 @@ void setup_evaluate_slides(CLI::App& app);
 void setup_train(CLI::App& app);
 void setup_heatmap(CLI::App& app, bool parse_only = false);
 void setup_batch(CLI::App& app);
+void setup_view(CLI::App& app);
 void setup_predict(CLI::App& app);
+
+// --html of heatmap and batch (tools/view.cpp): the viewer of one slide's fresh results
+// (RESULTS/NAME.viewer), and a batch's viewers and index.html (returns 1 when a viewer failed).
+// Print what they wrote; throw wsi::Error.
+void write_viewer_after_run(const std::filesystem::path& results, const std::string& name,
+                            const std::filesystem::path& slide, bool quiet);
+int write_batch_index_after_run(const std::filesystem::path& dir, bool quiet);
 
 // --threads bound to `threads` (0 = one per core): negative values are refused when parsed, and
 // a count above the cores this process may run on is said on stderr (tools/threads_option.cpp).

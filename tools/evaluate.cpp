@@ -1,6 +1,6 @@
 // `wsi-heatmap evaluate DATA --model M.pt -o DIR`: a model on a labelled patch set (PCam HDF5 or
 // Kaggle layout): ROC AUC and curve, confusion matrix, classification report, predictions, and a
-// gallery of the worst mistakes with their Grad-CAM.
+// gallery of the worst mistakes with their Grad-CAM, and on request feature-map grids of chosen patches.
 #include <algorithm>
 #include <cmath>
 #include <iomanip>
@@ -17,6 +17,7 @@
 #include "progress.hpp"
 #include "wsi/dataset.hpp"
 #include "wsi/error.hpp"
+#include "wsi/feature_maps.hpp"
 #include "wsi/gradcam.hpp"
 #include "wsi/image_io.hpp"
 #include "wsi/metrics.hpp"
@@ -28,7 +29,7 @@ namespace fs = std::filesystem;
 
 struct EvaluateOptions {
   std::string data, model, out, device = "cpu", precision = "fp32";
-  int batch = 64, threads = 0, gallery = 16;
+  int batch = 64, threads = 0, gallery = 16, feature_maps = 0;
   double threshold = 0.5;
   bool quiet = false;
 };
@@ -87,10 +88,52 @@ RgbImage gallery(const PatchSet& set, const Model& model, const std::vector<int6
   return img;
 }
 
+constexpr int kMaxFeatureMaps = 256;  // two PNGs each; more is a typo rather than a wish
+
+nlohmann::json layer_json(const std::optional<FeatureLayer>& l, const std::string& unavailable) {
+  if (!l) return {{"skipped", unavailable}};
+  return {{"layer", l->name}, {"kind", l->kind}, {"channels", l->channels}, {"height", l->height}, {"width", l->width}};
+}
+
+// Feature-map grids (feature_maps.hpp) of `n` chosen patches: DIR/<id>.conv1.png (the first
+// convolution layer) and DIR/<id>.features.png (the Grad-CAM layer), those the model has.
+nlohmann::json write_feature_maps(const PatchSet& set, const Model& model, const FeatureMaps& layers,
+                                  const std::vector<float>& prob, int n, const fs::path& dir) {
+  prepare_output_dir(dir);
+  const int P = set.patch_size();
+  std::vector<uint8_t> px(static_cast<size_t>(P * P * 3));
+  nlohmann::json j = {{"first_conv", layer_json(layers.first_conv, layers.first_conv_unavailable)},
+                      {"features", layer_json(layers.features, layers.features_unavailable)},
+                      {"patches", nlohmann::json::array()}};
+  for (const int64_t i : choose_feature_map_patches(prob, set.labels(), n)) {
+    const auto k = static_cast<size_t>(i);
+    set.read(i, 1, px.data());
+    const FeatureMaps f = feature_maps(model, px.data(), 1);
+    std::ostringstream p;
+    p << std::fixed << std::setprecision(3) << prob[k];
+    const std::vector<std::string> caption = {
+        "patch " + set.id(i),
+        std::string("label ") + (set.labels()[k] ? "tumour" : "normal") + ", p(tumour) " + p.str()};
+    const std::string stem = feature_map_file_stem(set.id(i));
+    nlohmann::json files = nlohmann::json::array();
+    for (const auto& [layer, suffix] :
+         {std::pair{&f.first_conv, ".conv1.png"}, std::pair{&f.features, ".features.png"}}) {
+      if (!*layer) continue;
+      write_png(render_feature_grid(px.data(), P, **layer, 0, caption), dir / (stem + suffix));
+      files.push_back("feature_maps/" + stem + suffix);
+    }
+    j["patches"].push_back({{"id", set.id(i)}, {"label", set.labels()[k]}, {"probability", prob[k]}, {"files", files}});
+  }
+  return j;
+}
+
 void run_evaluate(const EvaluateOptions& opt) {
   if (opt.batch < 1) throw UsageError("--batch must be >= 1");
   if (!(opt.threshold >= 0 && opt.threshold <= 1)) throw UsageError("--threshold must be in 0..1");
   if (opt.gallery < 0) throw UsageError("--gallery must be 0 (none) or more, not " + std::to_string(opt.gallery));
+  if (opt.feature_maps < 0 || opt.feature_maps > kMaxFeatureMaps)
+    throw UsageError("--feature-maps must be 0 (none) to " + std::to_string(kMaxFeatureMaps) + " patches, not " +
+                     std::to_string(opt.feature_maps));
   const auto set = open_patch_set(opt.data);
   ModelOptions mo;
   mo.device = parse_device(opt.device);
@@ -100,6 +143,8 @@ void run_evaluate(const EvaluateOptions& opt) {
   if (model.spec().patch_size != set->patch_size())
     throw ConfigError(set->describe() + " has " + std::to_string(set->patch_size()) + " px patches but " +
                       opt.model + " expects patch_size " + std::to_string(model.spec().patch_size));
+  // Before the long pass: the layers exist and run (a model with neither is refused here).
+  const FeatureMaps layers = opt.feature_maps > 0 ? feature_maps(model, nullptr, 0) : FeatureMaps{};
   const fs::path out(opt.out);
   prepare_output_dir(out);
 
@@ -172,9 +217,21 @@ void run_evaluate(const EvaluateOptions& opt) {
     j["gallery"] = model.has_gradcam() ? "top_losses.png (patch | Grad-CAM)"
                                        : "top_losses.png (no Grad-CAM: " + model.gradcam_unavailable_reason() + ")";
   }
+  std::string maps_note;
+  if (opt.feature_maps > 0 && n > 0) {
+    j["feature_maps"] = write_feature_maps(*set, model, layers, prob, opt.feature_maps, out / "feature_maps");
+    maps_note = ", feature_maps/ (" + std::to_string(j["feature_maps"]["patches"].size()) + " patches)";
+  }
   detail::write_text_file(out / "metrics.json", detail::json_text(j, 2) + "\n");
   std::cout << text.str() << "wrote " << (out / "report.txt").string() << ", metrics.json, predictions.csv"
-            << (both ? ", roc.csv, roc.svg" : "") << (opt.gallery > 0 ? ", top_losses.png" : "") << "\n";
+            << (both ? ", roc.csv, roc.svg" : "") << (opt.gallery > 0 ? ", top_losses.png" : "") << maps_note << "\n";
+  if (opt.feature_maps > n && n > 0)
+    std::cout << "feature maps: the set has " << n << " patches, fewer than --feature-maps " << opt.feature_maps
+              << "; showing all\n";
+  if (opt.feature_maps > 0 && !layers.first_conv)
+    std::cout << "feature maps: no first-convolution grids: " << layers.first_conv_unavailable << "\n";
+  if (opt.feature_maps > 0 && !layers.features)
+    std::cout << "feature maps: no features grids: " << layers.features_unavailable << "\n";
 }
 
 }  // namespace
@@ -190,6 +247,10 @@ void setup_evaluate(CLI::App& app) {
   sub->add_option("--threshold", opt->threshold, "Probability at or above which a patch counts as tumour")
       ->capture_default_str();
   sub->add_option("--gallery", opt->gallery, "Worst mistakes to show in top_losses.png (0 = none)")
+      ->capture_default_str();
+  sub->add_option("--feature-maps", opt->feature_maps,
+                  "Patches to show the first conv layer's and the Grad-CAM layer's activations of, as PNG grids in "
+                  "DIR/feature_maps/ (0 = none; both classes, from the most confident to the worst)")
       ->capture_default_str();
   sub->add_option("--device", opt->device, "cpu or cuda")->capture_default_str();
   sub->add_option("--precision", opt->precision, "fp32, bf16 or fp16 (CUDA)")->capture_default_str();

@@ -33,7 +33,7 @@ struct HeatmapCli {
   std::string out = ".", model, device = "cpu", precision = "fp32", preset;
   GridOptions grid;
   HeatmapParams params;
-  bool no_gradcam = false, print_config = false, quiet = false;
+  bool no_gradcam = false, print_config = false, quiet = false, html = false;
 };
 
 fs::path exe_dir() {
@@ -184,6 +184,7 @@ int run_heatmap_cli(CLI::App& sub, HeatmapCli& c) {
                 << s.tumour_area_mm2 << " mm2" << std::defaultfloat << "\n";
       if (!s.note.empty()) std::cout << "  note: " << s.note << "\n";
       std::cout << "  wrote " << s.outputs.summary.string() << " and the heatmaps beside it\n";
+      if (c.html) write_viewer_after_run(c.out, s.name, slide, c.quiet);
     } catch (const UsageError&) {
       throw;
     } catch (const Error& e) {
@@ -229,6 +230,7 @@ void setup_heatmap(CLI::App& app, bool parse_only) {
   sub->add_option("--preset", c->preset, "Parameter preset: a name in pipelines/presets/ (e.g. camelyon16) or a JSON file");
   sub->add_flag("--print-config", c->print_config, "Print the effective parameters (after --preset) and exit");
   sub->add_flag("--quiet,-q", c->quiet, "No progress bar");
+  sub->add_flag("--html", c->html, "Also write an offline HTML viewer of each slide: DIR/NAME.viewer/index.html (see wsi-heatmap view)");
   add_tissue_options(*sub, c->params.tissue);
   sub->callback([c, sub, parse_only] {
     if (parse_only) {

@@ -19,11 +19,13 @@ PACKAGES=(
   libopenblas0-pthread
   openslide-tools libvips-tools hdf5-tools
   python3-h5py python3-openslide python3-numpy python3-torch python3-torchvision
+  python3-optuna python3-matplotlib  # pipelines/tune/tune.py: the Bayesian search and its plot
 )
 # Only the test suite needs these: the workflow engines whose scripts in pipelines/ it runs
 # (Snakemake locally; a single-node Slurm, started by tests/slurm_array.sh), and SciPy for the
-# Python port of the official Camelyon16 FROC script (tests/camelyon_froc_official.py).
-TEST_PACKAGES=(snakemake slurmctld slurmd slurm-client munge python3-scipy)
+# Python port of the official Camelyon16 FROC script (tests/camelyon_froc_official.py), and
+# Chromium, which the viewer's browser tests drive headless over its DevTools pipe (ctest -L browser).
+TEST_PACKAGES=(snakemake slurmctld slurmd slurm-client munge python3-scipy chromium)
 # Only the fuzz preset needs these: clang and its libFuzzer/sanitizer runtimes (tests/fuzz).
 FUZZ_PACKAGES=(clang libclang-rt-14-dev)
 
@@ -72,6 +74,8 @@ demo() {
   log "how well it found the generated tumours (evaluate-slides against the slide's mask)"
   build/wsi-heatmap evaluate-slides --results build/demo/heatmap --truth build/demo/demo-slide_mask.tif \
     --slides "$slide" -o build/demo/evaluation
+  log "the offline viewer (open it in a browser; see README, See the result)"
+  build/wsi-heatmap view build/demo/heatmap --evaluation build/demo/evaluation
   log "outputs:"
   ls -l build/demo/heatmap
 }

@@ -192,6 +192,7 @@ class Model final : public Classifier {
  private:
   friend struct GradcamBatch gradcam(const Model& model, const uint8_t* patches, int64_t count, int side);
   friend class TorchSlot;
+  friend struct ModelInternals;  // the torch library's other files (feature_maps.cpp)
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

@@ -149,4 +149,27 @@ void check_tiff_is_whole(const std::filesystem::path& tmp, const std::filesystem
   TIFFClose(t);
 }
 
+TextMask render_text(const std::string& utf8, int pixel_size) {
+  ensure_vips_started();
+  TextMask m;
+  if (utf8.empty()) return m;
+  // vips_text reads Pango markup: escape it so ids such as "a<b&c" print as written. At 72 dpi a
+  // point is a pixel.
+  gchar* escaped = g_markup_escape_text(utf8.c_str(), static_cast<gssize>(utf8.size()));
+  const std::string font = "sans " + std::to_string(pixel_size) + "px";
+  VipsImage* text = nullptr;
+  const int rc = vips_text(&text, escaped, "font", font.c_str(), "dpi", 72, nullptr);
+  g_free(escaped);
+  if (rc != 0) throw Error("cannot render text with libvips: " + take_vips_error());
+  size_t bytes = 0;
+  void* mem = vips_image_write_to_memory(text, &bytes);
+  m.width = vips_image_get_width(text);
+  m.height = vips_image_get_height(text);
+  g_object_unref(text);
+  if (!mem) throw Error("cannot render text with libvips: " + take_vips_error());
+  m.ink.assign(static_cast<const uint8_t*>(mem), static_cast<const uint8_t*>(mem) + bytes);
+  g_free(mem);
+  return m;
+}
+
 }  // namespace wsi::detail

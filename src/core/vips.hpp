@@ -1,9 +1,11 @@
 // Private: libvips start-up and error capture shared by the stages that use libvips.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <string>
+#include <vector>
 
 typedef struct _VipsTarget VipsTarget;
 
@@ -29,5 +31,16 @@ void save_through_target(const std::filesystem::path& final_path, const std::fun
 // Checks a TIFF written by libvips: every directory opens, and every tile or strip lies within
 // the file. Throws WriteError naming `final_path` (messages) when not.
 void check_tiff_is_whole(const std::filesystem::path& tmp, const std::filesystem::path& final_path);
+
+// One line of text as libvips renders it (Pango, the system's sans-serif font through fontconfig;
+// Debian's fontconfig always brings one): an 8-bit coverage mask, row-major, 0 = paper, 255 = ink,
+// antialiased. `pixel_size` is the font size in pixels (about the height of a capital plus
+// descender). Plain text: no Pango markup is interpreted. Thread-safe (libvips serialises Pango).
+// Throws wsi::Error when libvips cannot render it.
+struct TextMask {
+  int64_t width = 0, height = 0;
+  std::vector<uint8_t> ink;
+};
+TextMask render_text(const std::string& utf8, int pixel_size);
 
 }  // namespace wsi::detail

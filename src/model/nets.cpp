@@ -34,7 +34,8 @@ class SepConv : public nn::Module {
         dw_(register_module("dw", nn::Conv2d(nn::Conv2dOptions(in, in, 3).padding(1).groups(in).bias(false)))),
         pw_(register_module("pw", nn::Conv2d(nn::Conv2dOptions(in, out, 1)))),
         bn_(register_module("bn", nn::BatchNorm2d(out))) {}
-  torch::Tensor forward(const torch::Tensor& x) { return bn_(torch::relu(pw_(dw_(x)))); }
+  torch::Tensor forward(const torch::Tensor& x) { return bn_(conv_relu(x)); }
+  torch::Tensor conv_relu(const torch::Tensor& x) { return torch::relu(pw_(dw_(x))); }
   double macs(int64_t side) const { return conv_macs(in_, in_, 3, in_, side) + conv_macs(in_, out_, 1, 1, side); }
 
  private:
@@ -71,6 +72,9 @@ class CancerNet : public NetImpl {
         h = torch::dropout(torch::max_pool2d(h, 2), dropout_ / 2, is_training());
     }
     return h;
+  }
+  NetLayer first_layer(const torch::Tensor& x) override {
+    return {"s0c0", "separable conv + ReLU, before batch norm", convs_.front()->conv_relu(x)};
   }
   torch::Tensor classify(const torch::Tensor& a) override {
     torch::Tensor h = a.mean({2, 3});
@@ -155,6 +159,9 @@ class ResNet : public NetImpl {
     torch::Tensor h = torch::relu(stembn_(stem_(x)));
     for (auto& b : blocks_) h = b->forward(h);
     return h;
+  }
+  NetLayer first_layer(const torch::Tensor& x) override {
+    return {"stem", "conv + batch norm + ReLU", torch::relu(stembn_(stem_(x)))};
   }
   torch::Tensor classify(const torch::Tensor& a) override {
     torch::Tensor h = a.mean({2, 3});

@@ -25,9 +25,18 @@
 
 namespace wsi::detail {
 
+// A layer's output with its name and what it is (feature_maps.hpp's FeatureLayer).
+struct NetLayer {
+  std::string name, kind;
+  torch::Tensor output;
+};
+
 class NetImpl : public torch::nn::Module {
  public:
   virtual torch::Tensor features(const torch::Tensor& x) = 0;
+  // The first block, as Keras shows a network's first layer (feature_maps.hpp): cancernet's
+  // "s0c0" separable convolution + ReLU before its batch norm; resnet's "stem" conv + BN + ReLU.
+  virtual NetLayer first_layer(const torch::Tensor& x) = 0;
   virtual torch::Tensor classify(const torch::Tensor& a) = 0;
   torch::Tensor forward(const torch::Tensor& x) { return classify(features(x)); }
   // Multiply-accumulates of one forward pass on a 1 x 3 x S x S input (convolutions and dense).

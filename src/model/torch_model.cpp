@@ -26,6 +26,7 @@
 #include "wsi/error.hpp"
 #include "wsi/gradcam.hpp"
 #include "wsi/model.hpp"
+#include "model/model_internals.hpp"
 #include "model/nets.hpp"
 
 #if __has_include(<torch/cuda.h>)
@@ -589,5 +590,18 @@ GradcamBatch gradcam(const Model& model, const uint8_t* patches, int64_t count, 
   out.cams.assign(cam.data_ptr<float>(), cam.data_ptr<float>() + cam.numel());
   return out;
 }
+
+// ---- ModelInternals (model/model_internals.hpp) ----
+
+torch::Tensor ModelInternals::input(const Model& model, const uint8_t* patches, int64_t count, int side) {
+  return model.impl_->input(patches, count, side);
+}
+torch::Tensor ModelInternals::call(const Model& model, const std::string& method, const torch::Tensor& x) {
+  return model.impl_->call(method, x);
+}
+const torch::jit::Module* ModelInternals::module(const Model& model) {
+  return model.impl_->net ? nullptr : &model.impl_->module;
+}
+detail::NetImpl* ModelInternals::net(const Model& model) { return model.impl_->net.get(); }
 
 }  // namespace wsi
