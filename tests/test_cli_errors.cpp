@@ -21,9 +21,11 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "test_support.hpp"
+#include "wsi/image_io.hpp"
 
 namespace wsi {
 namespace {
@@ -129,6 +131,22 @@ const fs::path& patch_sets() {
     run_ok({"extract", s + "/slide.tif", "--unlabelled", "-o", s + "/pcam_normal", "-q", "--min-tissue", "0.1"});
     write(fixtures() / "pcam" / "only_x.h5", test::slurp(fixtures() / "pcam" / "patches_train_x.h5"));
     write(fixtures() / "empty_x.h5", "");
+    return true;
+  }();
+  (void)made;
+  return fixtures();
+}
+
+// Images for predict (the demo model's patches are 96 x 96): one patch, larger and smaller images.
+const fs::path& predict_images() {
+  static const bool made = [] {
+    const fs::path I = fixtures() / "images";
+    fs::create_directories(I);
+    for (const auto& [name, w, h] : {std::tuple{"patch.png", 96, 96}, {"big.png", 200, 150}, {"small.png", 64, 64}}) {
+      RgbImage img(w, h);
+      for (size_t i = 0; i < img.pixels.size(); ++i) img.pixels[i] = static_cast<uint8_t>(i * 37 % 256);
+      write_png(img, I / name);
+    }
     return true;
   }();
   (void)made;
@@ -577,6 +595,76 @@ TEST(CliErrorTable, Train) {
   run_table("train", rows);
 }
 
+TEST(CliErrorTable, Predict) {
+  patch_sets();
+  predict_images();
+  const auto pred = [](const std::string& input, std::vector<std::string> extra = {}) {
+    std::vector<std::string> a = {"predict", input, "-m", "{S}/models/demo.pt", "-o", "{O}", "-q"};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  };
+  const std::string patch = "{S}/images/patch.png";
+  const auto model = [&](const std::string& name) {
+    return std::vector<std::string>{"predict", patch, "-m", "{S}/models/" + name + ".pt", "-o", "{O}", "-q"};
+  };
+  run_table("predict", {
+      {"no-input", {"predict", "-m", "{S}/models/demo.pt", "-o", "{O}"}, 2, "inputs is required" + kHelp},
+      {"missing-input", pred("{S}/nope.png"), 2, "{S}/nope.png: no such file or directory; check the path"},
+      {"folder-without-images", pred("{S}/dir"), 2,
+       "{S}/dir: no images (.tif, .tiff, .png, .jpg, .jpeg) and no train_labels.csv in this directory"},
+      {"not-an-image", pred("{S}/text.tif"), 1,
+       "{S}/text.tif: not a TIFF, PNG or JPEG image (by its first bytes); convert it to PNG first"},
+      {"empty-image", pred("{S}/empty.svs"), 1,
+       "{S}/empty.svs: the file is empty (0 bytes); it was probably cut short while copying"},
+      {"too-small-image", pred("{S}/images/small.png"), 1,
+       "{S}/images/small.png: 64x64 px is smaller than the model's 96x96 px patch; give images of at least that "
+       "size"},
+      {"too-small-at-mpp", pred("{S}/images/big.png", {"--mpp", "0.4"}), 1,
+       "{S}/images/big.png: 200x150 px at --mpp 0.4 is 82x62 px at the model's 0.972 µm/px, smaller than its 96x96 "
+       "px patch; give larger images (or check --mpp)"},
+      {"larger-image-without-mpp-or-resize", pred("{S}/images/big.png"), 2,
+       "{S}/images/big.png: 200x150 px is larger than the model's 96x96 px patch; give --mpp (the image's µm per "
+       "pixel) to cut it into tiles at the model's 0.972 µm/px, or --resize area|bilinear|nearest to shrink it whole"},
+      {"two-inputs-both-bad", {"predict", "{S}/images/small.png", "{S}/text.tif", "-m", "{S}/models/demo.pt", "-o",
+                               "{O}", "-q"}, 1,
+       "none of the 2 inputs could be predicted; the first: {S}/images/small.png: 64x64 px is smaller than the "
+       "model's 96x96 px patch; give images of at least that size"},
+      {"kaggle-label-not-binary", pred("{S}/kaggle_label"), 1,
+       "{S}/kaggle_label/train_labels.csv: line 2: label must be 0 or 1, not '2'"},
+      {"patch-size-mismatch", pred("{S}/pcam64/patches_train_x.h5"), 1,
+       "PCam {S}/pcam64/patches_train_x.h5 (14 patches of 64x64) has 64 px patches but {S}/models/demo.pt expects "
+       "patch_size 96"},
+      {"mpp-and-resize", pred(patch, {"--mpp", "0.5", "--resize", "area"}), 2,
+       "--mpp and --resize exclude each other (--mpp cuts images into tiles at the model's resolution, --resize "
+       "shrinks each whole); give one"},
+      {"resize-unknown", pred(patch, {"--resize", "cubic"}), 2, "--resize must be area, bilinear or nearest, not 'cubic'"},
+      {"mpp-zero", pred(patch, {"--mpp", "0"}), 2,
+       "--mpp must be a positive number of micrometres per pixel of the images (e.g. 0.25 for a 40x scan), not 0"},
+      {"min-purple-out-of-range", pred(patch, {"--min-purple", "2"}), 2,
+       "--min-purple must be in 0..1 (the fraction of purple pixels a patch needs; 0 = keep every patch), not 2"},
+      {"min-purple-word", pred(patch, {"--min-purple", "some"}), 2, "Could not convert: --min-purple = some" + kHelp},
+      {"threshold-out-of-range", pred(patch, {"--threshold", "1.5"}), 2, "--threshold must be in 0..1, not 1.5"},
+      {"batch-zero", pred(patch, {"--batch", "0"}), 2, "--batch must be >= 1"},
+      {"threads-negative", pred(patch, {"--threads", "-1"}), 2, kThreads},
+      {"device-unknown", pred(patch, {"--device", "tpu"}), 2, "unknown device 'tpu': use cpu or cuda"},
+      {"fp16-on-cpu", pred(patch, {"--precision", "fp16"}), 2,
+       "--precision fp16 needs --device cuda; on a CPU use bf16"},
+      {"missing-model", model("nope"), 2, "{S}/models/nope.pt: no such model file"},
+      {"model-is-a-directory", {"predict", patch, "-m", "{S}/dir", "-o", "{O}"}, 2,
+       "{S}/dir: is a directory, not a model file; pass NAME.pt"},
+      {"model-without-sidecar", model("nosidecar"), 2, kNoSidecar},
+      {"sidecar-unknown-key", model("unknown_key"), 1, kUnknownKey},
+      {"model-not-a-weight-file", model("text"), 1, kNotAWeightFile},
+      {"submission-in-missing-directory", pred(patch, {"--kaggle-submission", "{O}/missing/sub.csv"}), 2,
+       "--kaggle-submission {O}/missing/sub.csv: the directory {O}/missing does not exist; create it first"},
+      {"submission-is-a-directory", pred(patch, {"--kaggle-submission", "{S}/dir"}), 2,
+       "--kaggle-submission {S}/dir: is a directory; give a file name, e.g. {S}/dir/submission.csv"},
+      {"out-is-a-file", {"predict", patch, "-m", "{S}/models/demo.pt", "-o", "{S}/slide.tif"}, 2, kIsAFile},
+      {"unwritable-directory", {"predict", patch, "-m", "{S}/models/demo.pt", "-o", "{S}/ro"}, 2, kUnwritable, "",
+       true},
+  });
+}
+
 TEST(CliErrorTable, Heatmap) {
   const auto heatmap = [](std::vector<std::string> extra) {
     std::vector<std::string> a = {"{S}/slide.tif", "-o", "{O}", "-q"};
@@ -588,7 +676,8 @@ TEST(CliErrorTable, Heatmap) {
       {"no-slide", {"heatmap", "-o", "{O}"}, 2, "no slide given (usage: wsi-heatmap SLIDE... [-o DIR])"},
       {"missing-slide", {"{S}/nope.tif", "-o", "{O}"}, 2, "{S}/nope.tif: no such file; check the path"},
       {"directory", {"{S}/dir", "-o", "{O}"}, 2,
-       "{S}/dir: is a directory, not a file; pass slide files (wsi-heatmap batch DIR runs every slide of a directory)"},
+       "{S}/dir: is a directory, not a file; pass slide files (wsi-heatmap batch DIR runs every slide of a directory; "
+       "wsi-heatmap predict DIR predicts a folder of patches or images)"},
       {"empty-svs", {"{S}/empty.svs", "-o", "{O}", "-q"}, 1, "{S}/empty.svs: " + kEmptySlide},
       {"text-named-svs", {"{S}/text.svs", "-o", "{O}", "-q"}, 1, "{S}/text.svs: " + kNotASlide},
       {"striped-tiff", {"{T}/broken/kidney-48-5.tif", "-o", "{O}", "-q"}, 1, kStriped},

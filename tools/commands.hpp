@@ -45,6 +45,7 @@ void setup_train(CLI::App& app);
 void setup_heatmap(CLI::App& app, bool parse_only = false);
 void setup_batch(CLI::App& app);
 void setup_view(CLI::App& app);
+void setup_predict(CLI::App& app);
 
 // --html of heatmap and batch (tools/view.cpp): the viewer of one slide's fresh results
 // (RESULTS/NAME.viewer), and a batch's viewers and index.html (returns 1 when a viewer failed).

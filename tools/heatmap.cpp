@@ -203,7 +203,8 @@ void setup_heatmap(CLI::App& app, bool parse_only) {
   CLI::App* sub = app.add_subcommand(
       "heatmap", "Tumour-probability and Grad-CAM heatmaps of slides (the default: wsi-heatmap SLIDE -o DIR)");
   sub->add_option("slides", c->slides, "Slides (any format OpenSlide reads)")
-      ->check(existing_file("", "pass slide files (wsi-heatmap batch DIR runs every slide of a directory)"));
+      ->check(existing_file("", "pass slide files (wsi-heatmap batch DIR runs every slide of a directory; "
+                                "wsi-heatmap predict DIR predicts a folder of patches or images)"));
   sub->add_option("--out,-o", c->out, "Output directory (created if missing)")->capture_default_str();
   sub->add_option("--model,-m", c->model, "Model NAME.pt with its NAME.json sidecar (default: the bundled demo model)");
   sub->add_option("--device", c->device, "cpu or cuda")->capture_default_str();

@@ -92,7 +92,7 @@ class PatchSet {
   virtual ~PatchSet() = default;
   virtual int patch_size() const = 0;
   virtual int64_t size() const = 0;
-  virtual const std::vector<int>& labels() const = 0;  // 0 / 1
+  virtual const std::vector<int>& labels() const = 0;  // 0 / 1 (-1: unknown, see open_patch_set)
   virtual std::string id(int64_t index) const = 0;     // Kaggle id, or "<x.h5>#<row>"
   // Reads patches [first, first + count) into `rgb` (count * P * P * 3 bytes, HWC RGB).
   // Throws SlideError/ConfigError naming the file.
@@ -106,8 +106,10 @@ class PatchSet {
 //   * Kaggle: a labels CSV (`id,label`; a leading pandas index column is accepted), or a directory
 //     holding `train_labels.csv`; images are `<dir>/<split>/<id>.tif` (split = the CSV name
 //     without `_labels.csv`) or `<dir>/<id>.tif`.
-// Throws UsageError (missing path) or ConfigError (what is wrong and where).
-std::unique_ptr<PatchSet> open_patch_set(const std::filesystem::path& path);
+// With require_labels false, a PCam *_x.h5 without its *_y.h5 opens too, every label -1
+// (unknown; `predict` reads unlabelled sets so). Throws UsageError (missing path) or ConfigError
+// (what is wrong and where).
+std::unique_ptr<PatchSet> open_patch_set(const std::filesystem::path& path, bool require_labels = true);
 
 // Reads back a meta CSV the writers wrote (pcam `<prefix>_<split>_meta.csv` or kaggle
 // `<split>_meta.csv`), one entry per row in file order, i.e. in the order of the patches in the

@@ -41,6 +41,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "wsi/classifier.hpp"
@@ -102,6 +103,9 @@ void preprocess(const uint8_t* patches, int64_t count, const ModelSpec& spec, fl
 // W · X · Wᵀ per channel, which is how a device resizes a whole batch (two matrix products).
 // `mode` none needs in == out (the identity).
 std::vector<float> resize_weights(int in, int out, ResizeMode mode);
+// The same resize as sparse taps: for each output sample, its (input index, weight) pairs (an
+// image's rows and columns resize with these without a dense in x out matrix).
+std::vector<std::vector<std::pair<int, float>>> resize_taps(int in, int out, ResizeMode mode);
 
 // ---- Running a model (library wsi::torch; this header includes no LibTorch) ----
 

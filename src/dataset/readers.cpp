@@ -1,15 +1,14 @@
 // Readers of labelled patch sets: PCam HDF5 pairs and Kaggle TIFF folders.
 #include <hdf5.h>
-#include <tiffio.h>
 
-#include <cstdarg>
-#include <cstdio>
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
 #include "dataset/meta_csv.hpp"
 #include "wsi/dataset.hpp"
 #include "wsi/error.hpp"
+#include "wsi/image_io.hpp"
 
 namespace wsi {
 namespace fs = std::filesystem;
@@ -43,7 +42,7 @@ std::vector<hsize_t> dims_of(hid_t dataset) {
 
 class PcamSet final : public PatchSet {
  public:
-  explicit PcamSet(const fs::path& x_path) : x_path_(x_path) {
+  PcamSet(const fs::path& x_path, bool require_labels) : x_path_(x_path) {
     H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
     std::string name = x_path.filename().string();
     const auto at = name.rfind("_x.h5");
@@ -60,6 +59,10 @@ class PcamSet final : public PatchSet {
     n_ = static_cast<int64_t>(d[0]);
     p_ = static_cast<int>(d[1]);
     // Labels.
+    if (!require_labels && !fs::exists(y_path)) {
+      labels_.assign(static_cast<size_t>(n_), -1);
+      return;
+    }
     H5Handle yf(H5Fopen(y_path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
     if (yf.get() < 0) throw ConfigError(x_path.string() + ": its labels file " + y_path.string() + " cannot be opened");
     H5Handle y(H5Dopen2(yf.get(), "y", H5P_DEFAULT), H5Dclose);
@@ -107,15 +110,6 @@ class PcamSet final : public PatchSet {
 };
 
 // ---- Kaggle ----
-
-int quiet_tiff(TIFF*, void* data, const char*, const char* fmt, va_list ap) {
-  if (data) {
-    char buf[512];
-    std::vsnprintf(buf, sizeof buf, fmt, ap);
-    *static_cast<std::string*>(data) = buf;
-  }
-  return 1;
-}
 
 std::vector<std::string> split_line(const std::string& line) {
   std::vector<std::string> out;
@@ -177,38 +171,18 @@ class KaggleSet final : public PatchSet {
   }
 
  private:
-  // Reads patch i into `rgb` (when given) and returns its side.
+  // Reads patch i into `rgb` (when given) and returns its side. Decoded by read_image(), which
+  // `predict` shares, so a patch gives the same pixels as a file there as listed here.
   uint32_t read_one(int64_t i, uint8_t* rgb) const {
     const fs::path path = dir_ / (ids_[static_cast<size_t>(i)] + ".tif");
-    std::string err;
-    TIFFOpenOptions* opts = TIFFOpenOptionsAlloc();
-    TIFFOpenOptionsSetErrorHandlerExtR(opts, quiet_tiff, &err);
-    TIFFOpenOptionsSetWarningHandlerExtR(opts, quiet_tiff, nullptr);
-    TIFF* t = TIFFOpenExt(path.c_str(), "r", opts);
-    TIFFOpenOptionsFree(opts);
-    if (!t) throw ConfigError(path.string() + ": cannot open the patch listed in " + csv_.string() + " (" + err + ")");
-    uint32_t w = 0, h = 0;
-    TIFFGetField(t, TIFFTAG_IMAGEWIDTH, &w);
-    TIFFGetField(t, TIFFTAG_IMAGELENGTH, &h);
-    if (w != h || w == 0 || (p_ && static_cast<int>(w) != p_)) {
-      TIFFClose(t);
-      throw ConfigError(path.string() + ": patches must be square and all the same size (" + std::to_string(w) + "x" +
-                        std::to_string(h) + ")");
-    }
-    if (rgb) {
-      std::vector<uint32_t> raster(static_cast<size_t>(w) * h);
-      const int ok = TIFFReadRGBAImageOriented(t, w, h, raster.data(), ORIENTATION_TOPLEFT, 0);
-      TIFFClose(t);
-      if (!ok) throw ConfigError(path.string() + ": cannot decode the patch (" + err + ")");
-      for (size_t k = 0; k < raster.size(); ++k) {
-        rgb[3 * k] = static_cast<uint8_t>(TIFFGetR(raster[k]));
-        rgb[3 * k + 1] = static_cast<uint8_t>(TIFFGetG(raster[k]));
-        rgb[3 * k + 2] = static_cast<uint8_t>(TIFFGetB(raster[k]));
-      }
-    } else {
-      TIFFClose(t);
-    }
-    return w;
+    if (!fs::exists(path))
+      throw ConfigError(path.string() + ": cannot open the patch listed in " + csv_.string() + " (no such file)");
+    const RgbImage img = read_image(path);
+    if (img.width != img.height || (p_ && img.width != p_))
+      throw ConfigError(path.string() + ": patches must be square and all the same size (" +
+                        std::to_string(img.width) + "x" + std::to_string(img.height) + ")");
+    if (rgb) std::copy(img.pixels.begin(), img.pixels.end(), rgb);
+    return static_cast<uint32_t>(img.width);
   }
 
   fs::path csv_, dir_;
@@ -219,13 +193,13 @@ class KaggleSet final : public PatchSet {
 
 }  // namespace
 
-std::unique_ptr<PatchSet> open_patch_set(const fs::path& path) {
+std::unique_ptr<PatchSet> open_patch_set(const fs::path& path, bool require_labels) {
   if (!fs::exists(path)) throw UsageError(path.string() + ": no such file or directory");
   if (fs::is_directory(path)) {
     if (fs::exists(path / "train_labels.csv")) return std::make_unique<KaggleSet>(path / "train_labels.csv");
     throw UsageError(path.string() + ": a directory must hold train_labels.csv (Kaggle layout); for PCam give the *_x.h5 file");
   }
-  if (path.extension() == ".h5" || path.extension() == ".hdf5") return std::make_unique<PcamSet>(path);
+  if (path.extension() == ".h5" || path.extension() == ".hdf5") return std::make_unique<PcamSet>(path, require_labels);
   if (path.extension() == ".csv") return std::make_unique<KaggleSet>(path);
   throw UsageError(path.string() + ": give a PCam *_x.h5 file, a Kaggle labels CSV, or a directory with train_labels.csv");
 }

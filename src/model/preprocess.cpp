@@ -71,6 +71,13 @@ std::vector<float> resize_weights(int in, int out, ResizeMode mode) {
   return w;
 }
 
+std::vector<std::vector<std::pair<int, float>>> resize_taps(int in, int out, ResizeMode mode) {
+  if (in < 1 || out < 1 || (mode == ResizeMode::none && in != out))
+    throw std::invalid_argument("resize_taps: cannot resize " + std::to_string(in) + " samples to " +
+                                std::to_string(out) + (mode == ResizeMode::none ? " without a resize mode" : ""));
+  return make_taps(in, out, mode).of;
+}
+
 void preprocess(const uint8_t* patches, int64_t count, const ModelSpec& spec, float* out, int side) {
   const int S = spec.input_size;
   if (side != 0 && side != spec.patch_size && side != S)
