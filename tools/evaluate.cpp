@@ -72,18 +72,12 @@ RgbImage gallery(const PatchSet& set, const Model& model, const std::vector<int6
         uint8_t* q = img.at(ox + x, y);
         q[0] = 200, q[1] = 40, q[2] = 40;
       }
-    for (int y = 0; y < P; ++y)
-      for (int x = 0; x < P; ++x) {
-        const uint8_t* p = px + (y * P + x) * 3;
-        std::copy_n(p, 3, img.at(ox + x, oy + y));
-        if (with_cam) {
-          const float a = 0.6f * cam[static_cast<size_t>(y * P + x)];
-          uint8_t* q = img.at(ox + P + 2 + x, oy + y);
-          q[0] = static_cast<uint8_t>(std::lround(p[0] * (1 - a) + 255 * a));
-          q[1] = static_cast<uint8_t>(std::lround(p[1] * (1 - a)));
-          q[2] = static_cast<uint8_t>(std::lround(p[2] * (1 - a)));
-        }
-      }
+    std::vector<uint8_t> blended(with_cam ? bytes : 0);
+    if (with_cam) blend_cam(px, cam, P * P, blended.data());
+    for (int y = 0; y < P; ++y) {
+      std::copy_n(px + y * P * 3, P * 3, img.at(ox, oy + y));
+      if (with_cam) std::copy_n(blended.data() + y * P * 3, P * 3, img.at(ox + P + 2, oy + y));
+    }
   }
   return img;
 }
