@@ -550,6 +550,17 @@ TEST(Predict, MinPurpleSkipsBackgroundAndTheSubmissionKeepsItsIdAsZero) {
   EXPECT_EQ(nlohmann::json::parse(test::slurp(dir / "out" / "summary.json"))["below_min_purple"], 1);
 }
 
+TEST(Predict, SubmissionAndGradcamInsideTheNewOutputFolderAreAccepted) {
+  // `-o out --kaggle-submission out/submission.csv --gradcam out/cams`, out not there yet.
+  test::ScratchDir dir;
+  write_png(tissue(0, 0, 96, 96), dir / "a.png");
+  const auto r = predict({(dir / "a.png").string(), "-m", kDemo, "-o", (dir / "out").string(), "--kaggle-submission",
+                          (dir / "out" / "submission.csv").string(), "--gradcam", (dir / "out" / "cams").string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(read_csv(dir / "out" / "submission.csv").column("id"), std::vector<std::string>{"a"});
+  EXPECT_TRUE(fs::exists(dir / "out" / "cams" / "a.npy"));
+}
+
 TEST(Predict, PatchSetsWithLabelsGiveTruthWithoutThemOpenTooAndAMissingKagglePatchSkipsOnlyItself) {
   test::ScratchDir dir;
   std::vector<RgbImage> px = {tissue(0, 0, 96, 96), tissue(96, 0, 96, 96), tissue(192, 0, 96, 96)};

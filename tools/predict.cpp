@@ -67,7 +67,9 @@ void run_predict_cli(const PredictCli& c) {
     if (fs::is_directory(s))
       throw UsageError("--kaggle-submission " + c.submission + ": is a directory; give a file name, e.g. " +
                        (s / "submission.csv").string());
-    if (!dir.empty() && !fs::is_directory(dir))
+    // The output folder itself is created below, so a submission inside it is fine (the README's example).
+    const bool in_out = !dir.empty() && fs::weakly_canonical(dir) == fs::weakly_canonical(fs::path(c.out));
+    if (!dir.empty() && !in_out && !fs::is_directory(dir))
       throw UsageError("--kaggle-submission " + c.submission + ": the directory " + dir.string() +
                        " does not exist; create it first");
   }
