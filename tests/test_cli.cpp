@@ -108,6 +108,47 @@ TEST(CliHelp, HelpAndVersionExitZero) {
   EXPECT_NE(v.out.find("wsi-heatmap"), std::string::npos);
 }
 
+TEST(CliHelp, EverySubcommandsHelpEndsWithExamplesThatUseItsOwnOptions) {
+  // The subcommands as the main --help lists them, each with an "Examples:" footer whose lines
+  // start with wsi-heatmap and name only options that subcommand has.
+  const CliRun top = run_cli({"--help"});
+  ASSERT_EQ(top.code, 0);
+  const std::string list = top.out.substr(top.out.find("Subcommands:"));
+  std::istringstream lines(list);
+  std::string line;
+  std::getline(lines, line);
+  int checked = 0;
+  while (std::getline(lines, line)) {
+    std::istringstream words(line);
+    std::string sub;
+    if (!(words >> sub)) continue;
+    const CliRun h = run_cli({sub, "--help"});
+    ASSERT_EQ(h.code, 0) << sub;
+    const auto at = h.out.find("\nExamples:\n");
+    ASSERT_NE(at, std::string::npos) << sub << " --help has no examples";
+    std::istringstream ex(h.out.substr(at + 11));
+    std::string example;
+    int examples = 0;
+    while (std::getline(ex, example)) {
+      if (example.empty()) continue;
+      ++examples;
+      EXPECT_EQ(example.rfind("  wsi-heatmap ", 0), 0u) << sub << ": " << example;
+      std::istringstream tokens(example.substr(0, example.find('#')));
+      std::string t;
+      const std::string options = h.out.substr(0, at);  // the help above the footer
+      while (tokens >> t) {
+        if (t.rfind("--", 0) != 0) continue;
+        const bool listed = options.find(" " + t + " ") != std::string::npos ||
+                            options.find("," + t + " ") != std::string::npos;
+        EXPECT_TRUE(listed) << sub << " has no option " << t;
+      }
+    }
+    EXPECT_GE(examples, 1) << sub;
+    ++checked;
+  }
+  EXPECT_GE(checked, 11);
+}
+
 TEST(CliSynth, WritesSlideMaskAndAnnotationsThatInfoOpens) {
   test::ScratchDir dir;
   const auto slide = (dir / "s.tif").string(), mask = (dir / "m.tif").string(), xml = (dir / "a.xml").string();

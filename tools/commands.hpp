@@ -54,6 +54,10 @@ void write_viewer_after_run(const std::filesystem::path& results, const std::str
                             const std::filesystem::path& slide, bool quiet);
 int write_batch_index_after_run(const std::filesystem::path& dir, bool quiet);
 
+// Gives every subcommand registered on `app` a --help footer with examples (tools/help_examples.cpp);
+// throws std::logic_error naming a subcommand that has none.
+void add_help_examples(CLI::App& app);
+
 // --threads bound to `threads` (0 = one per core): negative values are refused when parsed, and
 // a count above the cores this process may run on is said on stderr (tools/threads_option.cpp).
 CLI::Option* add_threads_option(CLI::App& app, int& threads, const std::string& help);
