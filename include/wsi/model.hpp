@@ -50,6 +50,7 @@ namespace wsi {
 
 enum class ResizeMode { none, nearest, bilinear, area };
 enum class OutputKind { logit, probability, softmax };
+const char* resize_mode_name(ResizeMode mode);  // "none" | "nearest" | "bilinear" | "area", as in the sidecar
 
 struct ModelSpec {
   std::string name = "model";

@@ -6,10 +6,10 @@
 #include <torch/script.h>
 
 #include <optional>
-#include <sstream>
 
 #include "model/model_internals.hpp"
 #include "model/nets.hpp"
+#include "model/torch_messages.hpp"
 #include "wsi/error.hpp"
 #include "wsi/model.hpp"
 
@@ -32,20 +32,8 @@ std::optional<Conv> first_conv2d(const torch::jit::Module& m) {
   return std::nullopt;
 }
 
-// LibTorch's messages carry a backtrace or a TorchScript traceback after the reason.
-std::string reason_of(const std::exception& e) {
-  std::string s = e.what();
-  if (const auto at = s.rfind("Error: "); at != std::string::npos) s = s.substr(s.rfind('\n', at) + 1);
-  return s.substr(0, s.find('\n'));
-}
-
-std::string shape_of(const torch::Tensor& t) {
-  std::ostringstream s;
-  s << "[";
-  for (int64_t i = 0; i < t.dim(); ++i) s << (i ? ", " : "") << t.size(i);
-  s << "]";
-  return s.str();
-}
+using detail::shape_of;
+std::string reason_of(const std::exception& e) { return detail::torch_first_line(e.what()); }
 
 FeatureLayer to_layer(const Model& model, std::string name, std::string kind, const torch::Tensor& t, bool keep) {
   if (t.dim() != 4)

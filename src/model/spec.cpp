@@ -20,15 +20,6 @@ namespace {
 
 const char* kFormat = "wsi-heatmap-model/1";
 
-const char* resize_name(ResizeMode r) {
-  switch (r) {
-    case ResizeMode::none: return "none";
-    case ResizeMode::nearest: return "nearest";
-    case ResizeMode::bilinear: return "bilinear";
-    case ResizeMode::area: return "area";
-  }
-  return "none";
-}
 
 const char* output_name(OutputKind o) {
   switch (o) {
@@ -86,6 +77,16 @@ class Reader {
 };
 
 }  // namespace
+
+const char* resize_mode_name(ResizeMode r) {
+  switch (r) {
+    case ResizeMode::none: return "none";
+    case ResizeMode::nearest: return "nearest";
+    case ResizeMode::bilinear: return "bilinear";
+    case ResizeMode::area: return "area";
+  }
+  return "none";
+}
 
 fs::path sidecar_path(const fs::path& model_path) {
   fs::path p = model_path;
@@ -241,7 +242,7 @@ std::string ModelSpec::to_json() const {
   j["patch_size"] = patch_size;
   j["mpp"] = mpp;
   j["input_size"] = input_size;
-  j["resize"] = resize_name(resize);
+  j["resize"] = resize_mode_name(resize);
   j["scale"] = scale;
   j["mean"] = mean;
   j["std"] = std;

@@ -28,6 +28,7 @@
 #include "wsi/model.hpp"
 #include "model/model_internals.hpp"
 #include "model/nets.hpp"
+#include "model/torch_messages.hpp"
 
 #if __has_include(<torch/cuda.h>)
 #include <torch/cuda.h>
@@ -39,27 +40,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// c10::Error messages carry a C++ backtrace after the first line, and TorchScript interpreter
-// errors a TorchScript traceback before the Python-style "RuntimeError: ..." line; users need
-// that one line (without LibTorch's "PytorchStreamReader failed reading zip archive: " before
-// the reason, "not a ZIP archive").
-std::string first_line(const std::string& s) {
-  const auto at = s.rfind("Error: ");
-  const std::string tail = at == std::string::npos ? s : s.substr(s.rfind('\n', at) + 1);
-  const auto nl = tail.find('\n');
-  std::string line = nl == std::string::npos ? tail : tail.substr(0, nl);
-  if (const std::string reader = "PytorchStreamReader failed reading zip archive: "; line.rfind(reader, 0) == 0)
-    line.erase(0, reader.size());
-  return line;
-}
-
-std::string shape_of(const torch::Tensor& t) {
-  std::ostringstream s;
-  s << "[";
-  for (int64_t i = 0; i < t.dim(); ++i) s << (i ? ", " : "") << t.size(i);
-  s << "]";
-  return s.str();
-}
+using detail::shape_of;
 
 // Converts 4-D weights to NHWC in place, so convolutions see matching layouts.
 template <typename Params>
@@ -227,7 +208,7 @@ struct Model::Impl {
       std::ostringstream m;
       m << method << "() failed on a " << shape_of(x) << " float32 input";
       if (method == "forward") m << " (NCHW, input_size from its sidecar)";
-      m << ": " << first_line(e.what()) << ". Check input_size, patch_size and resize in "
+      m << ": " << detail::torch_first_line(e.what()) << ". Check input_size, patch_size and resize in "
         << sidecar_path(path).string();
       throw ModelError(path, m.str());
     }
@@ -496,7 +477,7 @@ Model::Model(const fs::path& path, const ModelOptions& options) : impl_(std::mak
       m.module = torch::jit::load(path.string(), m.device);
     } catch (const c10::Error& e) {
       throw ModelError(path, "not a TorchScript file LibTorch " + std::string(TORCH_VERSION) + " can load (" +
-                                 first_line(e.what()) + "); save it with torch.jit.script(model).save(...)");
+                                 detail::torch_first_line(e.what()) + "); save it with torch.jit.script(model).save(...)");
     }
     m.module.eval();
     if (m.dtype != torch::kFloat32) m.module.to(m.dtype);

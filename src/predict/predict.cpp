@@ -384,9 +384,7 @@ PredictSummary run_predict(const Model& model, const PredictOptions& o, const fs
   j["below_min_purple"] = s.below_min_purple;
   j["min_purple"] = o.min_purple;
   j["mpp"] = o.patching.mpp ? nlohmann::json(*o.patching.mpp) : nlohmann::json(nullptr);
-  static const char* kModes[] = {"none", "nearest", "bilinear", "area"};
-  j["resize"] =
-      o.patching.resize ? nlohmann::json(kModes[static_cast<int>(*o.patching.resize)]) : nlohmann::json(nullptr);
+  j["resize"] = o.patching.resize ? nlohmann::json(resize_mode_name(*o.patching.resize)) : nlohmann::json(nullptr);
   j["with_truth"] = static_cast<int64_t>(truth.size());
   j["auc"] = s.auc ? nlohmann::json(*s.auc) : nlohmann::json(nullptr);
 

@@ -26,6 +26,7 @@
 #include "core/pending_file.hpp"
 #include "core/svg_plot.hpp"
 #include "model/nets.hpp"
+#include "model/torch_messages.hpp"
 #include "train/finetune.hpp"
 #include "train/train_net.hpp"
 #include "wsi/dataset.hpp"
@@ -188,11 +189,7 @@ torch::Device train_device(Device d) {
   return d == Device::cpu ? torch::Device(torch::kCPU) : torch::Device(torch::kCUDA, 0);
 }
 
-std::string shape_of(const torch::Tensor& t) {
-  std::string s = "[";
-  for (int64_t i = 0; i < t.dim(); ++i) s += (i ? ", " : "") + std::to_string(t.size(i));
-  return s + "]";
-}
+using detail::shape_of;
 
 // The log-odds of tumour z of n patches from the network's output, by the sidecar's "output".
 // Binary cross-entropy with logits on z is then BCE with logits (logit), the cross-entropy with
