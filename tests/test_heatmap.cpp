@@ -557,7 +557,7 @@ TEST(HeatmapCli, PrintConfigShowsThePresetUnderTheCommandLine) {
   const auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["stride"], 48);       // from the preset
   EXPECT_EQ(j["batch"], 16);        // the command line wins
-  EXPECT_DOUBLE_EQ(j["mpp-tolerance"].get<double>(), 0.03);
+  EXPECT_DOUBLE_EQ(j["mpp_tolerance"].get<double>(), 0.03);
   EXPECT_EQ(j["preset"], "camelyon16-overlap");
 }
 
@@ -590,7 +590,7 @@ TEST(HeatmapCli, BadInputsAreOneLineErrors) {
   std::ofstream(dir / "p.json") << R"({"strid": 48})";
   r = test::run_wsi({"heatmap", "--preset", (dir / "p.json").string(), "--print-config"});
   EXPECT_NE(r.code, 0);
-  EXPECT_NE(r.err.find("unknown option \"strid\""), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("unknown key \"strid\""), std::string::npos) << r.err;
 }
 
 }  // namespace

@@ -265,16 +265,16 @@ TEST(TissueParams, ValidateRejectsBadValuesNamingTheFieldAndRange) {
     change(p);
     cases.push_back({p, std::move(needle)});
   };
-  add([](TissueParams& p) { p.mask_mpp = 4; }, "mask-mpp must be between 8 and 32");
-  add([](TissueParams& p) { p.mask_mpp = 33; }, "mask-mpp must be between 8 and 32");
+  add([](TissueParams& p) { p.mask_mpp = 4; }, "--mask-mpp must be in 8..32");
+  add([](TissueParams& p) { p.mask_mpp = 33; }, "--mask-mpp must be in 8..32");
   add([](TissueParams& p) { p.mask_mpp = std::nan(""); }, "mask-mpp");
-  add([](TissueParams& p) { p.white_threshold = 300; }, "white-threshold must be between 0 and 255");
-  add([](TissueParams& p) { p.black_threshold = -1; }, "black-threshold must be between 0 and 255");
-  add([](TissueParams& p) { p.black_threshold = 230; }, "black-threshold must be below white-threshold");
-  add([](TissueParams& p) { p.min_saturation = 1.5; }, "min-saturation must be between 0 and 1");
-  add([](TissueParams& p) { p.closing_um = -1; }, "closing-um must be between 0 and 2000");
-  add([](TissueParams& p) { p.opening_um = 1e6; }, "opening-um must be between 0 and 2000");
-  add([](TissueParams& p) { p.max_hole_um2 = -5; }, "max-hole-um2 must be >= 0");
+  add([](TissueParams& p) { p.white_threshold = 300; }, "--white-threshold must be in 0..255");
+  add([](TissueParams& p) { p.black_threshold = -1; }, "--black-threshold must be in 0..255");
+  add([](TissueParams& p) { p.black_threshold = 230; }, "--black-threshold must be below --white-threshold");
+  add([](TissueParams& p) { p.min_saturation = 1.5; }, "--min-saturation must be in 0..1");
+  add([](TissueParams& p) { p.closing_um = -1; }, "--closing-um must be in 0..2000");
+  add([](TissueParams& p) { p.opening_um = 1e6; }, "--opening-um must be in 0..2000");
+  add([](TissueParams& p) { p.max_hole_um2 = -5; }, "--max-hole-um2 must be in 0..inf");
   add([](TissueParams& p) { p.min_component_um2 = std::numeric_limits<double>::infinity(); }, "min-component-um2");
   for (const Case& c : cases) {
     try {

@@ -75,4 +75,14 @@ void prepare_output_dir(const fs::path& dir) {
     throw UsageError(dir.string() + ": the output directory is not writable; fix its permissions or choose another");
 }
 
+fs::path find_data_file(const std::string& relative) {
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  const fs::path dir = ec ? fs::path(".") : exe.parent_path();
+  for (const fs::path& c : {dir / ".." / "share" / "wsi-heatmap" / relative, dir / ".." / relative,
+                            fs::path(WSI_SOURCE_DIR) / relative})
+    if (fs::exists(c)) return fs::weakly_canonical(c);
+  return {};
+}
+
 }  // namespace wsi::cli

@@ -8,28 +8,7 @@
 #include <optional>
 #include <string>
 
-namespace wsi {
-struct TissueParams;
-struct GridParams;
-}
-
 namespace wsi::cli {
-
-// The tissue-detection flags (tools/tissue_options.cpp), shared by mask and extract.
-void add_tissue_options(CLI::App& app, TissueParams& params);
-
-// The patch-grid flags (tools/grid_options.cpp), shared by extract and heatmap: --target-mpp,
-// --level, --stride, --min-tissue (bound to `grid`) and --edge. Target mpp and level stay
-// unset until given, so apply_grid_options() can tell "not given" from a value.
-struct GridOptions {
-  std::optional<double> target_mpp;
-  std::optional<int> level;
-  std::string edge = "inside";
-};
-void add_grid_options(CLI::App& app, GridParams& grid, GridOptions& options, const std::string& target_help);
-// Puts them into `grid`; without --target-mpp, the target is `default_target_mpp` (unset: the
-// caller decides, e.g. the model's mpp). Throws UsageError for an unknown --edge.
-void apply_grid_options(const GridOptions& options, GridParams& grid, std::optional<double> default_target_mpp);
 
 void setup_info(CLI::App& app);
 void setup_synth(CLI::App& app);
@@ -73,6 +52,11 @@ CLI::Validator number_at_least_zero(const std::string& option, const std::string
 // -o DIR of the subcommands that write into a directory: created if missing. Throws UsageError
 // (one line naming DIR) when it is a file, cannot be created or is not writable.
 void prepare_output_dir(const std::filesystem::path& dir);
+
+// A file shipped with wsi-heatmap (models/demo-cnn.pt, pipelines/presets/X.json): the first that
+// exists of the installed share dir, the source tree beside the build dir, the source tree this
+// binary was built from; empty when none (tools/checks.cpp).
+std::filesystem::path find_data_file(const std::string& relative);
 
 // Prints to stderr with the program prefix; the CLI is the only place that prints.
 void print_error(const std::string& message);

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "commands.hpp"
+#include "param_options.hpp"
 #include "progress.hpp"
 #include "wsi/error.hpp"
 #include "wsi/extract.hpp"
@@ -15,15 +16,10 @@
 namespace wsi::cli {
 namespace {
 
-constexpr double kPcamMpp = 0.972;  // PatchCamelyon's um per pixel (Camelyon16 level 2)
-
 struct ExtractCliOptions {
   std::vector<std::string> slides, masks, annotations;
-  ExtractParams params;
-  std::string format = "pcam", rule = "center", mask_values, exclusion = "normal", balance = "none",
-              ratio = "1:1", split = "train=1";
-  GridOptions grid;
-  std::optional<double> mpp;
+  ExtractParams params;  // defaults: 96 px at 0.972 um/px, PCam's
+  std::vector<BoundParam<ExtractParams>> bound;
   bool json = false, quiet = false;
 };
 
@@ -54,20 +50,7 @@ std::vector<std::optional<std::filesystem::path>> pair_with(const std::vector<st
 // all its slides): every value comes from a flag, so every problem is a usage error.
 std::vector<ExtractSource> resolve_options(ExtractCliOptions& opt) {
   ExtractParams& p = opt.params;
-  p.format = parse_dataset_format(opt.format);
-  p.rule = LabelRule::parse(opt.rule);
-  if (!opt.mask_values.empty()) p.mask_values = MaskValueMap::parse(opt.mask_values);
-  p.exclusion = parse_exclusion_policy(opt.exclusion);
-  p.balance.mode = parse_balance_mode(opt.balance);
-  p.balance.ratio = parse_ratio(opt.ratio);
-  p.split = SplitSpec::parse(opt.split);
-  apply_grid_options(opt.grid, p.grid, kPcamMpp);
-  if (opt.mpp && !(*opt.mpp > 0 && std::isfinite(*opt.mpp))) {
-    std::ostringstream m;
-    m << "--mpp must be a positive number of micrometres per level-0 pixel (e.g. 0.25 for a 40x scan), not " << *opt.mpp;
-    throw UsageError(m.str());
-  }
-  p.mpp_override = opt.mpp;
+  check_exclusive(opt.bound);
   try {
     p.validate();
   } catch (const ConfigError& e) {
@@ -127,39 +110,15 @@ void setup_extract(CLI::App& app, bool parse_only) {
       ->required()
       ->check(existing_file("", "pass slide files (wsi-heatmap batch DIR --extract takes a directory of slides)"));
   sub->add_option("--out,-o", opt->params.out_dir, "Output directory (created if missing)")->required();
-  sub->add_option("--mask", opt->masks,
-                  "Ground-truth mask TIFF: one per slide in order, or one pattern with {stem}");
+  sub->add_option("--mask", opt->masks, "Ground-truth mask TIFF: one per slide in order, or one pattern with {stem}");
   sub->add_option("--annotations", opt->annotations,
                   "ASAP XML / Camelyon JSON / GeoJSON: one per slide in order, or one pattern with {stem}");
-  sub->add_option("--annotation-scale", opt->params.annotation_options.coordinate_scale,
-                  "Divide annotation coordinates by this (32 for level-0 Camelyon annotations on a level-5 export)")
-      ->capture_default_str();
-  sub->add_option("--mask-values", opt->mask_values,
-                  "Mask value map, e.g. 0=normal,1=tumour,255=tumour,2=exclude (default: non-zero = tumour)");
-  sub->add_option("--exclusion", opt->exclusion, "Excluded areas: normal (not tumour) or skip (drop the patch)")
-      ->capture_default_str();
-  sub->add_flag("--unlabelled", opt->params.allow_unlabelled, "Allow slides without ground truth (label 0)");
-  sub->add_flag("--allow-no-tumour", opt->params.allow_no_tumour,
-                "Accept annotations without a tumour shape (the slide is then all normal); otherwise such a slide "
-                "fails with the groups found");
-  sub->add_option("--format", opt->format, "pcam (HDF5 x/y + meta CSV) or kaggle (train/<sha1>.tif + labels CSV)")
-      ->capture_default_str();
-  sub->add_option("--prefix", opt->params.prefix, "File prefix of the pcam files")->capture_default_str();
-  sub->add_option("--patch-size", opt->params.grid.patch_size, "Patch side in target pixels")->capture_default_str();
-  add_grid_options(*sub, opt->params.grid, opt->grid, "Target resolution, um per patch pixel (default: 0.972, PCam's)");
-  sub->add_option("--label-rule", opt->rule, "center[:N] (PCam), any, or fraction:T")->capture_default_str();
-  sub->add_option("--balance", opt->balance, "none, undersample or oversample")->capture_default_str();
-  sub->add_option("--ratio", opt->ratio, "positives:negatives after balancing")->capture_default_str();
-  sub->add_option("--max-per-slide", opt->params.balance.max_per_slide, "Cap patches per slide (0 = none)")
-      ->capture_default_str();
-  sub->add_option("--seed", opt->params.balance.seed, "Seed of every random choice")->capture_default_str();
-  sub->add_flag("--augment", opt->params.balance.augment, "Give oversampled copies a random flip / 90-degree rotation");
-  sub->add_option("--split", opt->split, "Split by slide, e.g. train=0.8,valid=0.1,test=0.1")->capture_default_str();
-  sub->add_option("--mpp", opt->mpp, "Level-0 um per pixel of every slide, overriding their metadata (needed where it is missing)");
+  opt->bound = add_param_options(*sub, extract_slide_param_table(), opt->params);
+  const auto dataset = add_param_options(*sub, dataset_param_table(), opt->params);
+  opt->bound.insert(opt->bound.end(), dataset.begin(), dataset.end());
   add_threads_option(*sub, opt->params.threads, "Worker threads (0 = one per core)");
   sub->add_flag("--json", opt->json, "Print the JSON summary instead of text");
   sub->add_flag("--quiet,-q", opt->quiet, "No progress bar");
-  add_tissue_options(*sub, opt->params.tissue);
   sub->callback([opt, parse_only] {
     if (parse_only) {
       ExtractCliOptions copy = *opt;

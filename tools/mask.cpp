@@ -12,6 +12,7 @@
 
 #include "core/json_text.hpp"
 #include "commands.hpp"
+#include "param_options.hpp"
 #include "wsi/error.hpp"
 #include "wsi/slide.hpp"
 #include "wsi/tissue.hpp"
@@ -115,7 +116,7 @@ void setup_mask(CLI::App& app) {
   sub->add_option("--overlay", opt->overlay, "Overlay PNG (default: OUT's stem + .overlay.png)");
   sub->add_option("--mpp", opt->mpp, "Override microns per level-0 pixel (when the metadata has none or is wrong)");
   sub->add_flag("--json", opt->json, "Print a JSON summary instead of one line");
-  add_tissue_options(*sub, opt->params);
+  add_param_options(*sub, tissue_param_table(), opt->params);
   sub->callback([opt] { run_mask(*opt); });
 }
 

@@ -64,6 +64,13 @@ struct ExtractParams {
   void validate() const;  // throws ConfigError / UsageError
 };
 
+// The flags, JSON keys, defaults, help and checks of ExtractParams (params.hpp), in two tables:
+// what each slide's patches are (grid with --patch-size, tissue, labels, --mpp, --max-per-slide:
+// what batch passes to each slide's extract) and how the dataset is made of them (format, prefix,
+// split, balance, ratio, seed, augment: batch applies these when it merges the slides' parts).
+const ParamTable<ExtractParams>& extract_slide_param_table();
+const ParamTable<ExtractParams>& dataset_param_table();
+
 struct SlideReport {
   std::filesystem::path slide;
   std::string name;            // file stem, the "wsi" column

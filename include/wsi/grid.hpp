@@ -36,6 +36,7 @@
 #include <string>
 #include <vector>
 
+#include "wsi/params.hpp"
 #include "wsi/patch_source.hpp"
 #include "wsi/region.hpp"
 #include "wsi/slide.hpp"
@@ -58,6 +59,11 @@ struct GridParams {
 
   void validate() const;  // throws ConfigError naming the option that sets the field (--stride, ...)
 };
+
+// The flags, JSON keys, defaults, help and checks of GridParams (params.hpp), but patch_size: a
+// heatmap takes it from the model, extract adds --patch-size. --level excludes --target-mpp.
+const ParamTable<GridParams>& grid_param_table();
+std::string to_string(EdgePolicy e);  // "inside" | "pad"
 
 // How patches are read, resolved against one slide.
 struct PatchGeometry {

@@ -65,6 +65,19 @@ struct HeatmapParams {
   void validate() const;           // throws UsageError naming the option
 };
 
+// The flags, JSON keys, defaults, help and checks of HeatmapParams (params.hpp), the tissue and
+// grid tables included: what `heatmap` and `batch` register, --print-config and presets use, and
+// the summary's `parameters` record. Not in it: name, threads, in_flight (they change no output), overlay_alpha and
+// overlay_min (no flags).
+const ParamTable<HeatmapParams>& heatmap_param_table();
+
+// A preset file (pipelines/presets/*.json): an object of heatmap_param_table() keys and values,
+// plus an optional "description". Sets each key into `params` unless keep(flag) (the command line
+// gave it). Throws ConfigError naming the file and the key: not JSON, an unknown key (a dashed
+// spelling is told its snake_case one), a value of the wrong type. Thread-safe for distinct params.
+void apply_heatmap_preset(const std::filesystem::path& file, HeatmapParams& params,
+                          const std::function<bool(const std::string& flag)>& keep);
+
 struct HeatmapOutputs {
   std::filesystem::path prob, prob_f32, cam, overlay, thumb, patches_csv, froc_csv, regions, summary;
 };

@@ -44,6 +44,7 @@
 #include <optional>
 #include <string>
 
+#include "wsi/params.hpp"
 #include "wsi/region.hpp"
 
 namespace wsi {
@@ -62,9 +63,12 @@ struct TissueParams {
   double min_component_um2 = 50000;  // drop tissue pieces smaller than this (≈ 0.05 mm²)
   double margin_um = 16.0;           // grow the final mask by a disc of this radius, µm (0 = none)
 
-  // Throws ConfigError naming the bad field and its allowed range.
+  // Throws ConfigError naming the flag that sets the bad field and its allowed range.
   void validate() const;
 };
+
+// The flags, JSON keys, defaults, help and checks of TissueParams (params.hpp).
+const ParamTable<TissueParams>& tissue_param_table();
 
 // Diagnostics of one mask computation (for the CLI, the JSON sidecar and tests).
 struct TissueStats {

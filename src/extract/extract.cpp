@@ -237,6 +237,7 @@ nlohmann::json params_json(const ExtractParams& p) {
 void ExtractParams::validate() const {
   tissue.validate();
   grid.validate();
+  if (const std::string m = first_problem(extract_slide_param_table(), *this); !m.empty()) throw ConfigError(m);
   balance.validate();
   if (prefix.empty() || prefix.find_first_of("/\\") != std::string::npos)
     throw UsageError("the dataset prefix '" + prefix + "' must be a plain file name part (no '/')");

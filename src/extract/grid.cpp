@@ -17,27 +17,6 @@ EdgePolicy parse_edge_policy(const std::string& s) {
   throw UsageError("unknown edge policy '" + s + "': use inside or pad");
 }
 
-// The messages name the command-line options (and preset keys) that set these fields.
-void GridParams::validate() const {
-  const auto fail = [](const std::string& option, double got, const std::string& what) {
-    std::ostringstream m;
-    m << option << " " << what << ", not " << got;
-    throw ConfigError(m.str());
-  };
-  if (patch_size < 8 || patch_size > 4096) fail("--patch-size", patch_size, "must be in 8..4096 pixels");
-  if (stride < 1 || stride > patch_size * 4)
-    fail("--stride", stride, "must be in 1.." + std::to_string(patch_size * 4) + " patch pixels (up to 4 patch sides)");
-  if (!level && !target_mpp)
-    throw ConfigError("give --target-mpp (micrometres per patch pixel) or --level");
-  if (!level && (!(*target_mpp > 0.0) || !std::isfinite(*target_mpp)))
-    fail("--target-mpp", *target_mpp, "must be a positive number of micrometres per pixel");
-  if (level && *level < 0) fail("--level", *level, "must be 0 (the full resolution) or more");
-  if (!(mpp_tolerance >= 0.0 && mpp_tolerance <= 0.25))
-    fail("--mpp-tolerance", mpp_tolerance, "must be in 0..0.25 (a fraction: 0.03 accepts a level 3 % coarser than the target)");
-  if (!(min_tissue >= 0.0 && min_tissue <= 1.0))
-    fail("--min-tissue", min_tissue, "must be in 0..1 (the tissue fraction of a patch; 0 = every patch)");
-}
-
 namespace {
 
 // Within the 1e-3 tolerance choose_level uses, a level is read 1:1 rather than resampled by 0.1 %.

@@ -5,35 +5,10 @@
 #include <sstream>
 
 #include "core/text.hpp"
-#include "tissue/params_json.hpp"
+#include "core/params_json.hpp"
 #include "wsi/error.hpp"
 
 namespace wsi {
-
-void HeatmapParams::validate() const {
-  const auto fail = [](const std::string& m) { throw UsageError(m); };
-  try {
-    grid.validate();
-    tissue.validate();
-  } catch (const ConfigError& e) {
-    fail(e.what());  // set by options of the same names: a usage error, found before any slide is read
-  }
-  if (batch < 1 || batch > 4096) fail("--batch must be in 1..4096");
-  if (cam_per_patch < 1 || cam_per_patch > 64) fail("--cam-resolution must be in 1..64 pixels per patch side");
-  if (!(overlay_mpp >= 0.25 && overlay_mpp <= 256)) fail("--overlay-mpp must be in 0.25..256 µm per pixel");
-  if (!(overlay_alpha >= 0 && overlay_alpha <= 1)) fail("--overlay-alpha must be in 0..1");
-  if (!(threshold > 0 && threshold <= 1)) fail("--threshold must be in (0, 1]");
-  if (!(froc_threshold >= 0 && froc_threshold <= 1)) fail("--froc-threshold must be in 0..1");
-  if (threads < 0) fail("--threads must be >= 0");
-  if (!(max_failed >= 0 && max_failed <= 1)) fail("--max-failed must be in 0..1 (a share of the tissue patches)");
-  if (mpp_override && !(*mpp_override > 0 && std::isfinite(*mpp_override))) {
-    std::ostringstream m;  // as the slide would say it, but before any slide is read
-    m << "--mpp must be a positive number of micrometres per level-0 pixel (e.g. 0.25 for a 40x scan), not "
-      << *mpp_override;
-    fail(m.str());
-  }
-}
-
 
 namespace detail {
 namespace fs = std::filesystem;
@@ -115,24 +90,17 @@ HeatmapPlan plan_heatmap(const SlideFacts& slide, const ModelFacts& model, const
   json& d = plan.description;
   d["slide"] = {{"name", plan.name}, {"width", plan.width}, {"height", plan.height}, {"mpp", plan.mpp0}};
   d["model"] = {{"name", spec.name}, {"path", model.path}, {"sha1", model.sha1}};
-  d["parameters"] = {{"patch_size", P},
-                     {"target_mpp", geo.target_mpp},
-                     {"mpp_tolerance", params.grid.mpp_tolerance},
-                     {"level", geo.level},
-                     {"read_level", read.level},
-                     {"read_size", read.read_size},
-                     {"read_side", read.patch_size},
-                     {"stride", params.grid.stride},
-                     {"stride_level0", geo.stride_level0},
-                     {"patch_size_level0", geo.size_level0},
-                     {"min_tissue", params.grid.min_tissue},
-                     {"edge", params.grid.edge == EdgePolicy::inside ? "inside" : "pad"},
-                     {"batch", params.batch},
-                     {"gradcam", plan.gradcam},
-                     {"cam_per_patch", params.cam_per_patch},
-                     {"threshold", params.threshold},
-                     {"max_failed", params.max_failed},
-                     {"tissue", tissue_params_json(params.tissue)}};
+  // The table's values as run, with what the slide and the model resolved them to.
+  json& pj = d["parameters"] = params_json(heatmap_param_table(), params);
+  pj.update({{"patch_size", P},
+             {"target_mpp", geo.target_mpp},
+             {"level", geo.level},
+             {"read_level", read.level},
+             {"read_size", read.read_size},
+             {"read_side", read.patch_size},
+             {"stride_level0", geo.stride_level0},
+             {"patch_size_level0", geo.size_level0},
+             {"gradcam", plan.gradcam}});
   return plan;
 }
 

@@ -102,24 +102,6 @@ int64_t radius_px(double um, double um_per_pixel) {
 
 }  // namespace
 
-void TissueParams::validate() const {
-  auto bad = [](const std::string& field, const std::string& range, double got) {
-    throw ConfigError("tissue parameter " + field + " must be " + range + " (got " + num(got) + ")");
-  };
-  if (!(mask_mpp >= 8.0 && mask_mpp <= 32.0)) bad("mask-mpp", "between 8 and 32 µm per mask pixel", mask_mpp);
-  if (white_threshold < 0 || white_threshold > 255) bad("white-threshold", "between 0 and 255", white_threshold);
-  if (black_threshold < 0 || black_threshold > 255) bad("black-threshold", "between 0 and 255", black_threshold);
-  if (black_threshold >= white_threshold)
-    bad("black-threshold", "below white-threshold (" + std::to_string(white_threshold) + ")", black_threshold);
-  if (!(min_saturation >= 0.0 && min_saturation <= 1.0)) bad("min-saturation", "between 0 and 1", min_saturation);
-  if (!(closing_um >= 0.0 && closing_um <= 2000.0)) bad("closing-um", "between 0 and 2000 µm", closing_um);
-  if (!(opening_um >= 0.0 && opening_um <= 2000.0)) bad("opening-um", "between 0 and 2000 µm", opening_um);
-  if (!(margin_um >= 0.0 && margin_um <= 2000.0)) bad("margin-um", "between 0 and 2000 µm", margin_um);
-  if (!(max_hole_um2 >= 0.0)) bad("max-hole-um2", ">= 0 µm² (inf = fill every hole)", max_hole_um2);
-  if (!(min_component_um2 >= 0.0 && std::isfinite(min_component_um2)))
-    bad("min-component-um2", "a finite number >= 0 µm²", min_component_um2);
-}
-
 double TissueMask::fraction_in(int64_t x, int64_t y, int64_t w, int64_t h) const {
   if (w <= 0 || h <= 0 || mask.width == 0 || mask.height == 0) return 0.0;
   // Per-axis overlap lengths (level-0 px) between [a, a+len) and the mask cells it touches.

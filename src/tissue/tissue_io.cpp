@@ -167,22 +167,8 @@ void save_pixels(const std::vector<uint8_t>& pixels, int64_t w, int64_t h, int b
     detail::save_through_target(out, [&](VipsTarget* t) { return vips_pngsave_target(img.img, t, "compression", 6, nullptr); });
 }
 
-nlohmann::json number_or_null(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
 
 }  // namespace
-
-nlohmann::json detail::tissue_params_json(const TissueParams& params) {
-  return {{"mask_mpp", params.mask_mpp},
-          {"white_threshold", params.white_threshold},
-          {"black_threshold", params.black_threshold},
-          {"min_saturation", params.min_saturation},
-          {"remove_pen", params.remove_pen},
-          {"closing_um", params.closing_um},
-          {"opening_um", params.opening_um},
-          {"margin_um", params.margin_um},
-          {"max_hole_um2", number_or_null(params.max_hole_um2)},  // null = fill every hole
-          {"min_component_um2", params.min_component_um2}};
-}
 
 TissueMask compute_tissue_mask(const Slide& slide, const TissueParams& params) {
   return compute_tissue_mask(slide, params, nullptr);
