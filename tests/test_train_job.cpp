@@ -118,8 +118,9 @@ TEST(TrainOnFiles, SaysThePlanBeforeTheFirstEpochThenTrains) {
 TEST(TrainOnFiles, AValidationSetOfAnotherPatchSizeIsRefusedBeforeThePlan) {
   test::ScratchDir dir;
   bool said = false;
+  const TrainOptions o;
   try {
-    train_on_files(grey_set(dir.path(), "t", 4), grey_set(dir.path(), "v", 2, 64), TrainOptions{}, dir / "m",
+    train_on_files(grey_set(dir.path(), "t", 4), grey_set(dir.path(), "v", 2, 64), o, dir / "m",
                    [&](const std::string&) { said = true; });
     FAIL() << "a 64 px validation set was accepted for 96 px training patches";
   } catch (const UsageError& e) {
