@@ -4,16 +4,13 @@
 #include <unistd.h>
 
 #include <filesystem>
-#include <iomanip>
 #include <iostream>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "commands.hpp"
 #include "progress.hpp"
-#include "wsi/dataset.hpp"
 #include "wsi/error.hpp"
 #include "wsi/train.hpp"
 
@@ -26,25 +23,6 @@ struct TrainCli {
   bool no_augment = false, no_class_weights = false, quiet = false;
   std::vector<std::string> given;  // the options on the command line that --init refuses
 };
-
-// --init's summary line and what the stages train.
-void say_init(const TrainOptions& o, const InitSummary& s, const PatchSet& data) {
-  std::cout << "fine-tuning " << o.init.string() << " (" << s.kind << ", " << s.parameters << " parameters) on "
-            << data.describe() << "\n";
-  std::ostringstream lr1, lr2;
-  lr1 << o.lr;
-  lr2 << o.stage2_lr();
-  const std::string bn = o.bn_frozen() ? "batch norm frozen" : "batch norm trained";
-  if (o.freeze == "features") {
-    std::string head;
-    for (const auto& h : s.head) head += (head.empty() ? "" : ", ") + h;
-    const int n = o.stage1_epochs();
-    std::cout << (n == 1 ? "epoch 1" : "epochs 1-" + std::to_string(n)) << ": the head only (" << head << "; " << s.head_parameters
-              << " parameters) at lr " << lr1.str() << "; then everything at lr " << lr2.str() << "; " << bn << "\n";
-  } else {
-    std::cout << "everything trained at lr " << lr1.str() << "; " << bn << "\n";
-  }
-}
 
 // -o OUT names the model file (OUT.pt, with OUT.json and the logs beside it).
 void check_model_path(const std::string& out) {
@@ -83,45 +61,19 @@ void run_train(TrainCli& c) {
   check_out_is_not_init(o, c.out);
   check_train_device(o.device);
 
-  const auto train_set = open_patch_set(c.data);
-  std::unique_ptr<PatchSet> val_set;
-  if (!c.val.empty()) val_set = open_patch_set(c.val);
-  if (val_set && val_set->patch_size() != train_set->patch_size())  // as train_model says it, before "training ..."
-    throw UsageError("the validation set has " + std::to_string(val_set->patch_size()) + " px patches, the training set " +
-                     std::to_string(train_set->patch_size()) + " px: use sets extracted with the same patch size");
-  std::ostringstream fraction;
-  fraction << o.val_fraction;
-  if (!o.init.empty())
-    say_init(o, inspect_init(o, train_set.get()), *train_set);
-  else
-    std::cout << "training " << o.arch.name << " (width " << o.arch.width
-              << (o.arch.name == "resnet" ? ", " + std::to_string(o.arch.blocks) + " blocks/stage" : std::string())
-              << ") on " << train_set->describe() << "\n";
-  std::cout << "validating on " << (val_set ? val_set->describe() : "a random " + fraction.str() + " of it")
-            << std::endl;
-
   ProgressBar bar("epoch 1", !c.quiet && ::isatty(STDERR_FILENO) != 0);
+  const auto say = [](const std::string& text) { std::cout << text << std::flush; };
   const auto progress = [&](const TrainProgress& p) {
     bar.set_label("epoch " + std::to_string(p.epoch) + "/" + std::to_string(p.epochs) + (p.head_only ? " (head)" : ""));
-    std::ostringstream extra;
-    extra << std::fixed << std::setprecision(4) << "loss " << p.loss;
-    if (p.best_val_auc > 0) extra << "  best val AUC " << p.best_val_auc;
-    if (p.validating) extra << "  validating...";
-    bar.update(p.done, p.total, extra.str());
+    bar.update(p.done, p.total, progress_text(p));
   };
   const auto on_epoch = [&](const EpochRecord& e) {
     bar.finish();
-    std::cout << "epoch " << e.epoch << ": lr " << std::setprecision(3) << e.lr << std::fixed << std::setprecision(4)
-              << "  train loss " << e.train_loss << " AUC " << e.train_auc << "  val loss " << e.val_loss << " AUC "
-              << e.val_auc << " acc " << e.val_accuracy << std::setprecision(1) << "  " << e.seconds << " s"
-              << (e.head_only ? "  (head only)" : "") << (e.best ? "  (best, saved)" : "") << std::defaultfloat
-              << std::endl;
+    say(epoch_text(e));
   };
-  const TrainResult r = train_model(*train_set, val_set.get(), o, c.out, progress, on_epoch);
+  const TrainResult r = train_on_files(c.data, c.val, o, c.out, say, progress, on_epoch);
   bar.finish();
-  std::cout << r.stop_reason << "; best epoch " << r.best_epoch << ", validation AUC " << std::fixed
-            << std::setprecision(4) << r.best_val_auc << "\nwrote " << r.model.string() << " (+ .json), "
-            << r.log_csv.string() << ", " << r.curve_svg.string() << "\n";
+  std::cout << train_summary_text(r);
 }
 
 }  // namespace

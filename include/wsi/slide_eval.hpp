@@ -27,16 +27,23 @@
 // Dice = 2TP / (2TP + FP + FN) over patches, undefined (absent) when there is neither a tumour
 // patch nor a predicted one; AUC is absent when one class is missing.
 //
+// The whole evaluation (evaluate_slides, below, in library wsi::slide_eval, which also reads
+// slides, masks and annotations) labels each patch from its ground truth and writes
+// evaluation.json (and the FROC curve) into an output directory.
+//
 // Thread-safety: everything here is a pure function of its arguments, except that read_* read
-// their file and find_slide_results lists a directory.
+// their file, find_slide_results lists a directory, and evaluate_slides reads its inputs and
+// writes its outputs (run concurrent evaluations into different output directories).
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "wsi/labels.hpp"
 #include "wsi/metrics.hpp"
 
 namespace wsi {
@@ -110,5 +117,73 @@ std::optional<double> dice(const ConfusionMatrix& cm);
 
 // `probability` and `label` (0/1) per patch. Throws ConfigError when sizes differ.
 PatchScores score_patches(const std::vector<double>& probability, const std::vector<int>& label, double threshold);
+
+// ---- Evaluating a results directory against ground truth (library wsi::slide_eval) ----
+
+// Samples per patch side when labelling a patch from its ground truth: PCam's 96, so the default
+// `center` rule looks at the central 32 x 32 of them, as `extract` does.
+inline constexpr int kSlideEvalLabelSamples = 96;
+// The FROC's lesion maps are read at the coarsest power-of-two downsample of level 0 that stays at
+// or under this many µm per pixel (Camelyon16 used level 5 of a 0.243 µm scan: 7.8 µm).
+inline constexpr double kLesionMapMaxUm = 10.0;
+// That downsample for level-0 `mpp` (µm per pixel): the largest power of two d with
+// mpp * d <= kLesionMapMaxUm, at least 1.
+double lesion_map_downsample(double mpp);
+
+struct SlideEvalOptions {
+  std::filesystem::path results;    // directory of NAME.patches.csv and/or NAME.froc.csv
+  // Ground-truth files and directories (their regular, non-hidden files of a known truth_kind,
+  // sorted; not recursive), as given: messages name them so. Paired by match_truth.
+  std::vector<std::string> truth;
+  // Slides (files or directories of slide files, matched to NAME case-insensitively): only their
+  // level-0 size (for masks that are a downsample) and mpp are read.
+  std::vector<std::string> slides;
+  std::filesystem::path out;        // output directory; empty = `results`
+  LabelRule rule;                   // on kSlideEvalLabelSamples samples per patch side
+  double threshold = 0.5;           // a patch is predicted tumour at probability >= threshold
+  double mpp = 0;                   // level-0 µm per pixel of every slide; 0 = from the slide or mask
+  bool normal_if_missing = false;   // a NAME without a truth file is a normal slide
+  bool allow_no_tumour = false;     // accept annotation files without a tumour shape
+  FrocDefinition froc = FrocDefinition::official;
+};
+
+// One slide's part of the evaluation.
+struct SlideEvalEntry {
+  std::string name;                       // NAME of its result files
+  std::string truth;                      // its ground truth, described ("none: ..." for a normal slide)
+  std::optional<PatchScores> patches;     // with NAME.patches.csv: its patch-level scores
+  int64_t lesions = 0, itc_excluded = 0;  // with NAME.froc.csv: lesions counted, ITCs excluded
+  std::vector<std::string> notes;         // e.g. why a score is absent
+};
+
+struct SlideEvaluation {
+  std::vector<SlideEvalEntry> slides;     // sorted by NAME
+  std::optional<PatchScores> pooled;      // all slides' patches together (with patch CSVs)
+  std::optional<FrocResult> froc;         // over all slides (with FROC CSVs)
+  int64_t itc_excluded = 0;               // over all slides
+  // Everything the user should read: choices made (which truth file), scores undefined, truth
+  // files unused, slides taken as normal; per-slide notes prefixed "NAME: ".
+  std::vector<std::string> notes;
+  std::filesystem::path out;              // the output directory
+  // What was written into `out`: evaluation.json, then froc_curve.csv and froc_curve.svg with
+  // FROC CSVs.
+  std::vector<std::string> written;
+};
+
+// Reads the results in options.results (find_slide_results), pairs them with options.truth
+// (match_truth), labels each patch from its truth with options.rule (a patch must be square and
+// overlap the truth's extent), scores each slide and all together (score_patches), computes the
+// Camelyon16 FROC over the slides' lesion maps (lesion_map_downsample; needs each slide's mpp:
+// options.mpp, else a slide's or mask's own), and writes `out`/evaluation.json (the figures,
+// per slide and pooled, the FROC curve and the notes) plus froc_curve.csv and froc_curve.svg,
+// each under a temporary name and renamed when complete.
+// `prepare_out` is called with the output directory once every input is checked and before
+// anything is read at length or written (the CLI checks and creates it there); without it the
+// directory is created. Throws UsageError (bad options, missing files, no truth for a slide
+// without normal_if_missing, unknown mpp for the FROC), ConfigError (bad CSV rows, patches that
+// are not square or lie outside their truth, ambiguous truth files), SlideError for unreadable
+// masks and slides, WriteError for the outputs.
+SlideEvaluation evaluate_slides(const SlideEvalOptions& options,
+                                const std::function<void(const std::filesystem::path&)>& prepare_out = {});
 
 }  // namespace wsi

@@ -150,4 +150,29 @@ void check_train_device(Device device);
 std::string training_log_csv(const std::vector<EpochRecord>& epochs);
 std::string learning_curve_svg(const std::vector<EpochRecord>& epochs, const std::string& title);
 
+// ---- `wsi-heatmap train` in one call, and what it says (src/train/train_job.cpp) ----
+
+// Opens `data` and `val` (empty: no validation set) with open_patch_set (dataset.hpp), refuses a
+// validation set of another patch size (UsageError, as train_model says it), inspects the init
+// model when fine-tuning (inspect_init), hands training_plan_text to `say` before anything is
+// trained, then runs train_model. Throws what those throw.
+TrainResult train_on_files(const std::filesystem::path& data, const std::filesystem::path& val,
+                           const TrainOptions& options, const std::filesystem::path& out,
+                           const std::function<void(const std::string& text)>& say = {},
+                           const std::function<void(const TrainProgress&)>& progress = {},
+                           const std::function<void(const EpochRecord&)>& on_epoch = {});
+
+// The texts of `wsi-heatmap train` (pure; lines end in '\n' except progress_text's):
+// what is trained on what and what it is validated on; `init` is inspect_init's summary when
+// fine-tuning (then: the init model, its parameters, what each stage trains at which rate, and
+// whether batch norm is frozen).
+std::string training_plan_text(const TrainOptions& options, const PatchSet& train, const PatchSet* val,
+                               const InitSummary* init);
+// One epoch: "epoch 3: lr 0.000854  train loss 0.4123 AUC 0.9012  val loss ... 12.3 s  (best, saved)".
+std::string epoch_text(const EpochRecord& epoch);
+// The progress bar's tail: "loss 0.4123  best val AUC 0.9000  validating...".
+std::string progress_text(const TrainProgress& progress);
+// Why training stopped, the best epoch and its validation AUC, and the files written.
+std::string train_summary_text(const TrainResult& result);
+
 }  // namespace wsi

@@ -412,11 +412,8 @@ json recipe_json(const TrainOptions& o, const ModelSpec& spec, double dropout, i
   return r;
 }
 
-}  // namespace
-
-TrainResult train_model(const PatchSet& train, const PatchSet* val, const TrainOptions& o, const fs::path& out_arg,
-                        const std::function<void(const TrainProgress&)>& progress,
-                        const std::function<void(const EpochRecord&)>& on_epoch) {
+// OUT.pt of `out` (".pt" appended when missing), after the checks made before anything is read.
+fs::path checked_model_path(const PatchSet& train, const PatchSet* val, const TrainOptions& o, const fs::path& out_arg) {
   o.validate();
   const int P = train.patch_size();
   if (val && val->patch_size() != P)
@@ -426,25 +423,13 @@ TrainResult train_model(const PatchSet& train, const PatchSet* val, const TrainO
   if (out.extension() != ".pt") out += ".pt";
   if (!out.parent_path().empty() && !fs::is_directory(out.parent_path()))
     throw UsageError("output directory " + out.parent_path().string() + " does not exist");
-  fs::path base = out;
-  base.replace_extension();
   check_out_is_not_init(o, out);
+  return out;
+}
 
-  const torch::Device device = train_device(o.device);
-  // The network and its sidecar: the init model's, or a new built-in's.
-  std::optional<detail::InitModel> init;
-  if (!o.init.empty()) init = detail::load_init(o, &train);
-
-  TrainResult result;
-  const Parts parts = split_parts(train, val, o, result);
-  const PatchSet& vset = val ? *val : train;
-  const auto& train_labels = train.labels();
-  const auto& val_labels = vset.labels();
-  // Not lowered to the cores (resolve_threads): the count is part of what makes a run reproducible.
-  const int threads = o.threads > 0 ? o.threads : available_cores();
-  at::set_num_threads(threads);
-  torch::manual_seed(o.seed);
-
+// The trained model's sidecar: the init model's under the new name, or a new built-in's for
+// `patch_size` px patches.
+ModelSpec trained_spec(const TrainOptions& o, const std::optional<detail::InitModel>& init, int patch_size) {
   ModelSpec spec;
   if (init) {
     spec = init->summary.spec;
@@ -453,110 +438,178 @@ TrainResult train_model(const PatchSet& train, const PatchSet* val, const TrainO
   } else {
     spec.name = o.name;
     spec.description = "built-in " + o.arch.name + " trained by wsi-heatmap train";
-    spec.patch_size = P;
+    spec.patch_size = patch_size;
     spec.mpp = o.mpp;
     spec.input_size = o.input_size;
-    spec.resize = o.input_size == P ? ResizeMode::none : o.resize;
+    spec.resize = o.input_size == patch_size ? ResizeMode::none : o.resize;
     spec.output = OutputKind::logit;
     spec.architecture = o.arch;
   }
   spec.validate();
-  const double dropout =
-      o.dropout >= 0 ? o.dropout : spec.architecture ? detail::default_dropout(spec.architecture->name) : 0;
-  detail::TrainNet net = init ? init->net : detail::TrainNet::fresh(o.arch, dropout);
-  const json recipe = recipe_json(o, spec, dropout, threads, init);
-  const fs::path model_path = init ? o.init : out;  // named in messages about the network's output
-  net.to(device);
+  return spec;
+}
 
-  // Stage 1 of freeze "features" trains the head only; stage 2 (or the only stage) everything,
-  // each with an Adam of its own.
-  const int stage1 = o.stage1_epochs();
-  const std::vector<std::string> head = init ? init->summary.head : std::vector<std::string>{};
-  std::unique_ptr<torch::optim::Adam> opt;
-  const auto start_stage = [&](bool head_only, double lr) {
+// Scores (log-odds of tumour) and labels of the patches one pass saw, and its mean loss.
+struct Pass {
+  double loss = 0;
+  std::vector<double> scores;
+  std::vector<int> labels;
+};
+
+// One run of train_model: the network, its optimiser and both parts of the data, set up in the
+// order that makes runs reproducible (threads and seed before the network is made), then epochs.
+class Trainer {
+ public:
+  Trainer(const PatchSet& train, const PatchSet* val, const TrainOptions& o, const fs::path& out)
+      : train_(train), val_(val), vset_(val ? *val : train), o_(o), out_(out), device_(train_device(o.device)) {
+    // The network and its sidecar: the init model's, or a new built-in's.
+    if (!o.init.empty()) init_ = detail::load_init(o, &train);
+    parts_ = split_parts(train, val, o, result_);
+    // Not lowered to the cores (resolve_threads): the count is part of what makes a run reproducible.
+    const int threads = o.threads > 0 ? o.threads : available_cores();
+    at::set_num_threads(threads);
+    torch::manual_seed(o.seed);
+    spec_ = trained_spec(o, init_, train.patch_size());
+    const double dropout =
+        o.dropout >= 0 ? o.dropout : spec_.architecture ? detail::default_dropout(spec_.architecture->name) : 0;
+    net_.emplace(init_ ? init_->net : detail::TrainNet::fresh(o.arch, dropout));
+    recipe_ = recipe_json(o, spec_, dropout, threads, init_);
+    model_path_ = init_ ? o.init : out;  // named in messages about the network's output
+    net_->to(device_);
+    const double n_all = static_cast<double>(result_.positives + result_.negatives);
+    if (o.class_weights) {
+      w_pos_ = static_cast<float>(n_all / (2.0 * static_cast<double>(result_.positives)));
+      w_neg_ = static_cast<float>(n_all / (2.0 * static_cast<double>(result_.negatives)));
+    }
+    train_part_.emplace(train, parts_.train, o.cache_bytes);
+    val_part_.emplace(vset_, parts_.val, val ? o.cache_bytes : o.cache_bytes / 4);
+    per_epoch_ = o.max_patches_per_epoch > 0 ? std::min(o.max_patches_per_epoch, train_part_->size()) : train_part_->size();
+    fs::path base = out;
+    base.replace_extension();
+    result_.model = out;
+    result_.log_csv = base.string() + ".log.csv";
+    result_.curve_svg = base.string() + ".curve.svg";
+    title_ = o.name + (init_ ? " (fine-tuned from " + o.init.filename().string() + ")" : " (" + o.arch.name + ")");
+  }
+
+  TrainResult run(const std::function<void(const TrainProgress&)>& progress,
+                  const std::function<void(const EpochRecord&)>& on_epoch) {
+    // Stage 1 of freeze "features" trains the head only; stage 2 (or the only stage) everything.
+    const int stage1 = o_.stage1_epochs();
+    double lr = o_.lr, stage_lr = o_.lr;
+    int since_best = 0, since_plateau_cut = 0, stage_first = 1, stage_epochs = o_.epochs;
+    double best_auc = -1;
+    for (int epoch = 1; epoch <= o_.epochs; ++epoch) {
+      const auto t0 = std::chrono::steady_clock::now();
+      const bool head_only = epoch <= stage1;
+      if (epoch == 1 || epoch == stage1 + 1) {
+        stage_lr = lr = head_only || stage1 == 0 ? o_.lr : o_.stage2_lr();
+        stage_first = epoch;
+        stage_epochs = head_only ? stage1 : o_.epochs - stage1;
+        // Each stage keeps its own best, as the notebooks' second fit() with its own checkpoint did:
+        // stage 1 warms the head up, the model is stage 2's best. Early stopping waits for it too.
+        best_auc = -1;
+        since_best = since_plateau_cut = 0;
+        start_stage(head_only, lr);
+      }
+      if (o_.schedule == "cosine")
+        lr = stage_lr *
+             (0.01 + 0.99 * 0.5 * (1 + std::cos(std::numbers::pi * (epoch - stage_first) / std::max(1, stage_epochs))));
+      set_lr(*opt_, lr);
+      TrainProgress pr{epoch, o_.epochs, head_only, 0, per_epoch_, 0, std::max(0.0, best_auc), false};
+      const Pass trained = train_epoch(epoch, pr, progress);
+      pr.validating = true;
+      if (progress) progress(pr);
+      const Pass validated = validate();
+      EpochRecord rec = record(epoch, lr, head_only, trained, validated, t0);
+      if (rec.val_auc > best_auc) {
+        best_auc = rec.val_auc;
+        rec.best = true;
+        since_best = 0;
+        result_.best_epoch = epoch;
+        result_.best_val_auc = rec.val_auc;
+        save_checkpoint(rec);
+      } else {
+        ++since_best;
+      }
+      if (o_.schedule == "plateau" && !rec.best && ++since_plateau_cut >= 2) {
+        lr = std::max(lr * 0.5, 1e-6);
+        since_plateau_cut = 0;
+      } else if (rec.best) {
+        since_plateau_cut = 0;
+      }
+      result_.epochs.push_back(rec);
+      detail::write_text_file(result_.log_csv, training_log_csv(result_.epochs));
+      detail::write_text_file(result_.curve_svg, learning_curve_svg(result_.epochs, title_));
+      if (on_epoch) on_epoch(rec);
+      if (since_best >= o_.patience && epoch > stage1) {
+        result_.stop_reason = "early stop: validation AUC did not improve for " + std::to_string(o_.patience) +
+                              " epochs after epoch " + std::to_string(result_.best_epoch);
+        break;
+      }
+    }
+    if (result_.stop_reason.empty()) result_.stop_reason = "completed " + std::to_string(result_.epochs.size()) + " epochs";
+    return result_;
+  }
+
+ private:
+  // A fresh Adam over the parameters a stage trains (the head's only, or all); the others frozen.
+  void start_stage(bool head_only, double lr) {
+    const std::vector<std::string> head = init_ ? init_->summary.head : std::vector<std::string>{};
     std::vector<torch::Tensor> trained;
-    for (auto& [name, p] : net.named_parameters()) {
+    for (auto& [name, p] : net_->named_parameters()) {
       const bool on = !head_only || detail::TrainNet::in(head, name);
       p.requires_grad_(on);
       if (on) trained.push_back(p);
     }
-    opt = std::make_unique<torch::optim::Adam>(trained, torch::optim::AdamOptions(lr).weight_decay(o.weight_decay));
-  };
-  const double n_all = static_cast<double>(result.positives + result.negatives);
-  const float w_pos = o.class_weights ? static_cast<float>(n_all / (2.0 * static_cast<double>(result.positives))) : 1.f;
-  const float w_neg = o.class_weights ? static_cast<float>(n_all / (2.0 * static_cast<double>(result.negatives))) : 1.f;
+    opt_ = std::make_unique<torch::optim::Adam>(trained, torch::optim::AdamOptions(lr).weight_decay(o_.weight_decay));
+  }
 
-  PartReader train_part(train, parts.train, o.cache_bytes);
-  PartReader val_part(vset, parts.val, val ? o.cache_bytes : o.cache_bytes / 4);
-  const int64_t per_epoch =
-      o.max_patches_per_epoch > 0 ? std::min(o.max_patches_per_epoch, train_part.size()) : train_part.size();
-
-  const size_t bytes = static_cast<size_t>(P) * P * 3;
-  std::vector<uint8_t> augmented;
-  const int S = spec.input_size;
-  result.model = out;
-  result.log_csv = base.string() + ".log.csv";
-  result.curve_svg = base.string() + ".curve.svg";
-  const std::string title =
-      o.name + (init ? " (fine-tuned from " + o.init.filename().string() + ")" : " (" + o.arch.name + ")");
   // The network's input, on its device, from `n` patches in host memory.
-  const auto input = [&](const uint8_t* px, int64_t n) {
+  torch::Tensor input(const uint8_t* px, int64_t n) const {
+    const int S = spec_.input_size;
     torch::Tensor x = torch::empty({n, 3, S, S}, torch::kFloat32);
-    preprocess(px, n, spec, x.data_ptr<float>());
-    return x.to(device);
-  };
-  const auto host_scores = [](const torch::Tensor& z, std::vector<double>& scores) {
+    preprocess(px, n, spec_, x.data_ptr<float>());
+    return x.to(device_);
+  }
+
+  static void host_scores(const torch::Tensor& z, std::vector<double>& scores) {
     const torch::Tensor c = z.detach().to(torch::kCPU).contiguous();
     scores.insert(scores.end(), c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
-  };
-  double lr = o.lr, stage_lr = o.lr;
-  int since_best = 0, since_plateau_cut = 0, stage_first = 1, stage_epochs = o.epochs;
-  double best_auc = -1;
-  for (int epoch = 1; epoch <= o.epochs; ++epoch) {
-    const auto t0 = std::chrono::steady_clock::now();
-    const bool head_only = epoch <= stage1;
-    if (epoch == 1 || epoch == stage1 + 1) {
-      stage_lr = lr = head_only || stage1 == 0 ? o.lr : o.stage2_lr();
-      stage_first = epoch;
-      stage_epochs = head_only ? stage1 : o.epochs - stage1;
-      // Each stage keeps its own best, as the notebooks' second fit() with its own checkpoint did:
-      // stage 1 warms the head up, the model is stage 2's best. Early stopping waits for it too.
-      best_auc = -1;
-      since_best = since_plateau_cut = 0;
-      start_stage(head_only, lr);
-    }
-    if (o.schedule == "cosine")
-      lr = stage_lr *
-           (0.01 + 0.99 * 0.5 * (1 + std::cos(std::numbers::pi * (epoch - stage_first) / std::max(1, stage_epochs))));
-    set_lr(*opt, lr);
-    net.set_mode(true, o.bn_frozen());
-    TrainProgress pr{epoch, o.epochs, head_only, 0, per_epoch, 0, std::max(0.0, best_auc), false};
+  }
+
+  // One pass over (up to max_patches_per_epoch of) the training part, augmented, in the epoch's
+  // seeded order; `pr` counts the patches and the running loss.
+  Pass train_epoch(int epoch, TrainProgress& pr, const std::function<void(const TrainProgress&)>& progress) {
+    const int P = train_.patch_size();
+    const size_t bytes = static_cast<size_t>(P) * P * 3;
+    const auto& labels = train_.labels();
+    net_->set_mode(true, o_.bn_frozen());
+    Pass pass;
     double loss_sum = 0;
-    std::vector<double> tr_scores;
-    std::vector<int> tr_labels;
-    const uint64_t epoch_seed = mix_seed(o.seed, static_cast<uint64_t>(epoch));
-    train_part.for_each_batch(o.batch, true, epoch_seed, per_epoch, [&](const uint8_t* px, const std::vector<int64_t>& ids) {
+    const uint64_t epoch_seed = mix_seed(o_.seed, static_cast<uint64_t>(epoch));
+    train_part_->for_each_batch(o_.batch, true, epoch_seed, per_epoch_, [&](const uint8_t* px, const std::vector<int64_t>& ids) {
       const auto n = static_cast<int64_t>(ids.size());
-      augmented.resize(static_cast<size_t>(n) * bytes);
+      augmented_.resize(static_cast<size_t>(n) * bytes);
       at::parallel_for(0, n, 1, [&](int64_t b, int64_t e) {
         for (int64_t i = b; i < e; ++i)
-          augment_patch(px + static_cast<size_t>(i) * bytes, augmented.data() + static_cast<size_t>(i) * bytes, P,
-                        o.augment, mix_seed(epoch_seed, static_cast<uint64_t>(ids[static_cast<size_t>(i)]) + 1));
+          augment_patch(px + static_cast<size_t>(i) * bytes, augmented_.data() + static_cast<size_t>(i) * bytes, P,
+                        o_.augment, mix_seed(epoch_seed, static_cast<uint64_t>(ids[static_cast<size_t>(i)]) + 1));
       });
-      const torch::Tensor x = input(augmented.data(), n);
+      const torch::Tensor x = input(augmented_.data(), n);
       torch::Tensor y = torch::empty({n}, torch::kFloat32), w = torch::empty({n}, torch::kFloat32);
       for (int64_t i = 0; i < n; ++i) {
-        const int label = train_labels[static_cast<size_t>(ids[static_cast<size_t>(i)])];
+        const int label = labels[static_cast<size_t>(ids[static_cast<size_t>(i)])];
         y[i] = static_cast<float>(label);
-        w[i] = label ? w_pos : w_neg;
-        tr_labels.push_back(label);
+        w[i] = label ? w_pos_ : w_neg_;
+        pass.labels.push_back(label);
       }
-      opt->zero_grad();
-      const torch::Tensor z = log_odds(net.forward(x), n, spec, model_path);
-      const torch::Tensor loss = weighted_bce(z, y.to(device), w.to(device));
+      opt_->zero_grad();
+      const torch::Tensor z = log_odds(net_->forward(x), n, spec_, model_path_);
+      const torch::Tensor loss = weighted_bce(z, y.to(device_), w.to(device_));
       loss.backward();
-      opt->step();
-      host_scores(z, tr_scores);
+      opt_->step();
+      host_scores(z, pass.scores);
       loss_sum += loss.item<double>() * static_cast<double>(n);
       pr.done += n;
       pr.loss = loss_sum / static_cast<double>(pr.done);
@@ -564,79 +617,95 @@ TrainResult train_model(const PatchSet& train, const PatchSet* val, const TrainO
     });
     if (!std::isfinite(loss_sum))
       throw ConfigError("training diverged (loss is not finite) in epoch " + std::to_string(epoch) +
-                        ": lower --lr (now " + std::to_string(o.lr) + ")");
+                        ": lower --lr (now " + std::to_string(o_.lr) + ")");
+    pass.loss = pr.loss;
+    return pass;
+  }
 
-    // Validation: no augmentation, eval mode (batch-norm running statistics, no dropout).
-    pr.validating = true;
-    if (progress) progress(pr);
-    net.set_mode(false, false);
-    std::vector<double> va_scores;
-    std::vector<int> va_labels;
-    double va_loss = 0;
-    {
-      torch::NoGradGuard no_grad;
-      val_part.for_each_batch(256, false, 0, 0, [&](const uint8_t* px, const std::vector<int64_t>& ids) {
-        const auto n = static_cast<int64_t>(ids.size());
-        const torch::Tensor z = log_odds(net.forward(input(px, n)), n, spec, model_path);
-        torch::Tensor y = torch::empty({n}, torch::kFloat32);
-        for (int64_t i = 0; i < n; ++i) {
-          const int label = val_labels[static_cast<size_t>(ids[static_cast<size_t>(i)])];
-          y[i] = static_cast<float>(label);
-          va_labels.push_back(label);
-        }
-        va_loss += weighted_bce(z, y.to(device), torch::ones({n}, z.options())).item<double>() * static_cast<double>(n);
-        host_scores(z, va_scores);
-      });
-    }
+  // The validation part: no augmentation, eval mode (batch-norm running statistics, no dropout);
+  // the loss unweighted.
+  Pass validate() {
+    net_->set_mode(false, false);
+    const auto& labels = vset_.labels();
+    Pass pass;
+    double loss_sum = 0;
+    torch::NoGradGuard no_grad;
+    val_part_->for_each_batch(256, false, 0, 0, [&](const uint8_t* px, const std::vector<int64_t>& ids) {
+      const auto n = static_cast<int64_t>(ids.size());
+      const torch::Tensor z = log_odds(net_->forward(input(px, n)), n, spec_, model_path_);
+      torch::Tensor y = torch::empty({n}, torch::kFloat32);
+      for (int64_t i = 0; i < n; ++i) {
+        const int label = labels[static_cast<size_t>(ids[static_cast<size_t>(i)])];
+        y[i] = static_cast<float>(label);
+        pass.labels.push_back(label);
+      }
+      loss_sum += weighted_bce(z, y.to(device_), torch::ones({n}, z.options())).item<double>() * static_cast<double>(n);
+      host_scores(z, pass.scores);
+    });
+    pass.loss = loss_sum / static_cast<double>(pass.scores.size());
+    return pass;
+  }
+
+  static EpochRecord record(int epoch, double lr, bool head_only, const Pass& trained, const Pass& validated,
+                            std::chrono::steady_clock::time_point t0) {
     EpochRecord rec;
     rec.epoch = epoch;
     rec.lr = lr;
     rec.head_only = head_only;
-    rec.train_loss = pr.loss;
-    rec.train_auc = roc_auc(tr_scores, tr_labels);
-    rec.val_loss = va_loss / static_cast<double>(va_scores.size());
-    rec.val_auc = roc_auc(va_scores, va_labels);
-    const ConfusionMatrix cm = confusion_matrix(va_scores, va_labels, 0.0);  // log-odds 0 = probability 0.5
-    rec.val_accuracy = static_cast<double>(cm.tp + cm.tn) / static_cast<double>(va_scores.size());
+    rec.train_loss = trained.loss;
+    rec.train_auc = roc_auc(trained.scores, trained.labels);
+    rec.val_loss = validated.loss;
+    rec.val_auc = roc_auc(validated.scores, validated.labels);
+    const ConfusionMatrix cm = confusion_matrix(validated.scores, validated.labels, 0.0);  // log-odds 0 = probability 0.5
+    rec.val_accuracy = static_cast<double>(cm.tp + cm.tn) / static_cast<double>(validated.scores.size());
     rec.seconds = seconds_since(t0);
-    if (rec.val_auc > best_auc) {
-      best_auc = rec.val_auc;
-      rec.best = true;
-      since_best = 0;
-      result.best_epoch = epoch;
-      result.best_val_auc = rec.val_auc;
-      json t;
-      t["recipe"] = recipe;
-      t["data"] = {{"train", train.describe()}, {"validation", val ? val->describe() : "random " + std::to_string(o.val_fraction) + " of the training set"},
-                   {"train_patches", result.train_patches}, {"train_tumour", result.positives},
-                   {"val_patches", result.val_patches}, {"val_tumour", parts.val_tumour}};
-      t["best"] = {{"epoch", epoch}, {"val_auc", rec.val_auc}, {"val_loss", rec.val_loss},
-                   {"val_accuracy", rec.val_accuracy}};
-      t["software"] = {{"wsi_heatmap", WSI_VERSION}, {"libtorch", TORCH_VERSION}};
-      spec.training_json = t.dump();
-      net.save(out);
-      detail::write_text_file(sidecar_path(out), spec.to_json());
-    } else {
-      ++since_best;
-    }
-    if (o.schedule == "plateau" && !rec.best && ++since_plateau_cut >= 2) {
-      lr = std::max(lr * 0.5, 1e-6);
-      since_plateau_cut = 0;
-    } else if (rec.best) {
-      since_plateau_cut = 0;
-    }
-    result.epochs.push_back(rec);
-    detail::write_text_file(result.log_csv, training_log_csv(result.epochs));
-    detail::write_text_file(result.curve_svg, learning_curve_svg(result.epochs, title));
-    if (on_epoch) on_epoch(rec);
-    if (since_best >= o.patience && epoch > stage1) {
-      result.stop_reason = "early stop: validation AUC did not improve for " + std::to_string(o.patience) +
-                           " epochs after epoch " + std::to_string(result.best_epoch);
-      break;
-    }
+    return rec;
   }
-  if (result.stop_reason.empty()) result.stop_reason = "completed " + std::to_string(result.epochs.size()) + " epochs";
-  return result;
+
+  // OUT.pt and its sidecar, with the recipe, the data and this (best) epoch's metrics.
+  void save_checkpoint(const EpochRecord& rec) {
+    json t;
+    t["recipe"] = recipe_;
+    t["data"] = {{"train", train_.describe()},
+                 {"validation", val_ ? val_->describe() : "random " + std::to_string(o_.val_fraction) + " of the training set"},
+                 {"train_patches", result_.train_patches}, {"train_tumour", result_.positives},
+                 {"val_patches", result_.val_patches}, {"val_tumour", parts_.val_tumour}};
+    t["best"] = {{"epoch", rec.epoch}, {"val_auc", rec.val_auc}, {"val_loss", rec.val_loss},
+                 {"val_accuracy", rec.val_accuracy}};
+    t["software"] = {{"wsi_heatmap", WSI_VERSION}, {"libtorch", TORCH_VERSION}};
+    spec_.training_json = t.dump();
+    net_->save(out_);
+    detail::write_text_file(sidecar_path(out_), spec_.to_json());
+  }
+
+  const PatchSet& train_;
+  const PatchSet* val_;
+  const PatchSet& vset_;
+  const TrainOptions& o_;
+  const fs::path out_;
+  const torch::Device device_;
+  std::optional<detail::InitModel> init_;
+  TrainResult result_;
+  Parts parts_;
+  ModelSpec spec_;
+  std::optional<detail::TrainNet> net_;
+  json recipe_;
+  fs::path model_path_;
+  std::unique_ptr<torch::optim::Adam> opt_;
+  float w_pos_ = 1.f, w_neg_ = 1.f;
+  std::optional<PartReader> train_part_, val_part_;
+  int64_t per_epoch_ = 0;
+  std::string title_;
+  std::vector<uint8_t> augmented_;
+};
+
+}  // namespace
+
+TrainResult train_model(const PatchSet& train, const PatchSet* val, const TrainOptions& o, const fs::path& out,
+                        const std::function<void(const TrainProgress&)>& progress,
+                        const std::function<void(const EpochRecord&)>& on_epoch) {
+  Trainer trainer(train, val, o, checked_model_path(train, val, o, out));
+  return trainer.run(progress, on_epoch);
 }
 
 }  // namespace wsi
