@@ -93,7 +93,8 @@ TEST(BatchDataset, SplitOfANameDependsOnTheNameAndSeedAlone) {
   BatchDataset other = d;
   other.seed = 12;
   int moved = 0;
-  for (int i = 0; i < 100; ++i) moved += other.split_of("slide_" + std::to_string(i)) != d.split_of("slide_" + std::to_string(i));
+  for (int i = 0; i < 100; ++i)
+    moved += other.split_of("slide_" + std::to_string(i)) != d.split_of("slide_" + std::to_string(i));
   EXPECT_GT(moved, 0);
   BatchDataset bad;
   bad.prefix = "a/b";

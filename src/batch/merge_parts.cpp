@@ -49,8 +49,8 @@ BatchMergeReport merge_batch_dataset(const BatchJob& job, const ForwardedOptions
   }
   report.slides = parts.size();
   // What the dataset is the merge of: the parts' content and every setting that shapes it.
-  const nlohmann::json key = {{"parts", inputs}, {"split", d.split},   {"balance", d.balance}, {"ratio", d.ratio},
-                              {"seed", d.seed},  {"augment", d.augment}, {"format", d.format}, {"prefix", d.prefix}};
+  const nlohmann::json key = {{"parts", inputs}, {"split", d.split},     {"balance", d.balance}, {"ratio", d.ratio},
+                              {"seed", d.seed},  {"augment", d.augment}, {"format", d.format},   {"prefix", d.prefix}};
   report.dir = out / "dataset";
   const fs::path key_file = report.dir / "merge-inputs.json";
   std::error_code ec;

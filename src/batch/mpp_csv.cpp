@@ -35,7 +35,8 @@ std::map<std::string, std::string> read_mpp_csv(const fs::path& csv) {
       if (used != f[mpp_col].size()) v = 0;
     } catch (const std::logic_error&) {
     }
-    if (!(v > 0 && v < 100)) throw UsageError(where + "mpp '" + f[mpp_col] + "' is not a number of um per pixel (0..100)");
+    if (!(v > 0 && v < 100))
+      throw UsageError(where + "mpp '" + f[mpp_col] + "' is not a number of um per pixel (0..100)");
     if (!m.emplace(f[slide_col], f[mpp_col]).second) throw UsageError(where + f[slide_col] + " is listed twice");
   }
   return m;

@@ -50,8 +50,8 @@ std::vector<std::string> child_options(const BatchJob& job, const ForwardedOptio
     if (!v.empty()) a.insert(a.end(), {flag, v});
   };
   if (job.extract) {
-    a = {"--prefix", kBatchPartPrefix, "--split", job.dataset.split_of(name) + "=1", "--format", "pcam", "--balance",
-         "none", "--seed", std::to_string(job.dataset.seed), "-q"};
+    a = {"--prefix",  kBatchPartPrefix, "--split", job.dataset.split_of(name) + "=1", "--format", "pcam",
+         "--balance", "none",           "--seed",  std::to_string(job.dataset.seed),  "-q"};
   } else {
     const BatchHeatmapOptions& h = job.heatmap;
     a = {"--name", name, "-q"};
