@@ -1,4 +1,4 @@
-// Batch inputs: slides from files, directories and list files; safe unique names; shards.
+// Batch inputs: slides from files, directories and list files; safe unique names; shards; --list.
 #include <algorithm>
 #include <cctype>
 #include <fstream>
@@ -167,6 +167,29 @@ bool ShardSpec::contains(const std::string& name) const {
 
 std::string ShardSpec::suffix() const {
   return whole() ? "" : ".shard-" + std::to_string(index) + "-of-" + std::to_string(count);
+}
+
+BatchSelection select_slides(const std::vector<fs::path>& inputs, const fs::path& out, const ShardSpec& shard) {
+  BatchSelection s;
+  s.slides = collect_slides(inputs, out);
+  s.names = unique_safe_names(s.slides);
+  for (size_t i = 0; i < s.slides.size(); ++i)
+    if (shard.contains(s.names[i])) s.mine.push_back(i);
+  return s;
+}
+
+std::string escape_for_list(const std::string& path) {
+  std::string out;
+  for (const char ch : path) {
+    switch (ch) {
+      case '\\': out += "\\\\"; break;
+      case '\t': out += "\\t"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      default: out += ch;
+    }
+  }
+  return out;
 }
 
 }  // namespace wsi
