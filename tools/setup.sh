@@ -25,7 +25,8 @@ PACKAGES=(
 # (Snakemake locally; a single-node Slurm, started by tests/slurm_array.sh), and SciPy for the
 # Python port of the official Camelyon16 FROC script (tests/camelyon_froc_official.py), and
 # Chromium, which the viewer's browser tests drive headless over its DevTools pipe (ctest -L browser).
-TEST_PACKAGES=(snakemake slurmctld slurmd slurm-client munge python3-scipy chromium)
+# groff renders the generated man page in its test (ctest -L docs).
+TEST_PACKAGES=(snakemake slurmctld slurmd slurm-client munge python3-scipy chromium groff-base)
 # Only the fuzz preset needs these: clang and its libFuzzer/sanitizer runtimes (tests/fuzz).
 FUZZ_PACKAGES=(clang libclang-rt-14-dev)
 
