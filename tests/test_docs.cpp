@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <future>
 #include <map>
 #include <regex>
 #include <set>
@@ -47,12 +48,17 @@ const Cli& cli() {
     std::istringstream lines(top.out.substr(top.out.find("Subcommands:")));
     std::string line, sub;
     std::getline(lines, line);
+    // Each --help starts LibTorch (about a second), so they run side by side.
+    std::vector<std::pair<std::string, std::future<wsi::test::CliResult>>> helps;
     while (std::getline(lines, line)) {
       std::istringstream words(line);
       if (!(words >> sub)) continue;
-      const auto h = wsi::test::run_wsi({sub, "--help"});
-      if (h.code != 0) throw std::runtime_error("wsi-heatmap " + sub + " --help failed: " + h.err);
-      t[sub] = help_options(h.out);
+      helps.emplace_back(sub, std::async(std::launch::async, [sub] { return wsi::test::run_wsi({sub, "--help"}); }));
+    }
+    for (auto& [name, help] : helps) {
+      const auto h = help.get();
+      if (h.code != 0) throw std::runtime_error("wsi-heatmap " + name + " --help failed: " + h.err);
+      t[name] = help_options(h.out);
     }
     return t;
   }();

@@ -64,14 +64,11 @@ void write_option(std::ostringstream& out, const CLI::Option& opt) {
   else out << "\\fI" << roff(opt.get_name(true, false)) << "\\fR";
   if (opt.get_type_size() != 0 && !opt.get_type_name().empty()) out << " \\fI" << roff(opt.get_type_name()) << "\\fR";
   if (opt.get_expected_max() == CLI::detail::expected_max_vector_size) out << " ...";
-  out << "\n" << roff(opt.get_description());
-  std::string notes;
-  if (opt.get_required()) notes += "Required.";
-  if (!opt.get_default_str().empty()) notes += (notes.empty() ? "" : " ") + ("Default: " + opt.get_default_str() + ".");
-  if (!opt.get_envname().empty()) notes += (notes.empty() ? "" : " ") + ("Environment: " + opt.get_envname() + ".");
-  const std::string& help = opt.get_description();
-  if (!notes.empty() && !help.empty()) out << (std::string(".!?)").find(help.back()) == std::string::npos ? ". " : " ");
-  if (!notes.empty()) out << roff(notes);
+  if (!opt.get_description().empty()) out << "\n" << roff(opt.get_description());
+  // Each note on a line of its own, so a default such as "." stays readable.
+  if (opt.get_required()) out << "\n.br\nRequired.";
+  if (!opt.get_default_str().empty()) out << "\n.br\nDefault: \\fB" << roff(opt.get_default_str()) << "\\fR";
+  if (!opt.get_envname().empty()) out << "\n.br\nEnvironment: \\fB" << roff(opt.get_envname()) << "\\fR";
   out << "\n";
 }
 
