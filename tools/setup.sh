@@ -75,7 +75,7 @@ demo() {
   log "how well it found the generated tumours (evaluate-slides against the slide's mask)"
   build/wsi-heatmap evaluate-slides --results build/demo/heatmap --truth build/demo/demo-slide_mask.tif \
     --slides "$slide" -o build/demo/evaluation
-  log "the offline viewer (open it in a browser; see README, See the result)"
+  log "the offline viewer (open it in a browser; docs/commands/view.md)"
   build/wsi-heatmap view build/demo/heatmap --evaluation build/demo/evaluation
   log "outputs:"
   ls -l build/demo/heatmap
