@@ -37,6 +37,12 @@ int write_batch_index_after_run(const std::filesystem::path& dir, bool quiet);
 // throws std::logic_error naming a subcommand that has none.
 void add_help_examples(CLI::App& app);
 
+// wsi-heatmap.1 (roff) made from `app`: every visible subcommand with its options (type, default,
+// help, group) and --help examples (tools/man_page.cpp). setup_man_page registers the hidden
+// `man-page [-o FILE]` subcommand that writes it; CMake runs it after linking.
+std::string man_page(const CLI::App& app);
+void setup_man_page(CLI::App& app);
+
 // --threads bound to `threads` (0 = one per core): negative values are refused when parsed, and
 // a count above the cores this process may run on is said on stderr (tools/threads_option.cpp).
 CLI::Option* add_threads_option(CLI::App& app, int& threads, const std::string& help);

@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
   wsi::cli::setup_view(app);
   wsi::cli::setup_predict(app);
   wsi::cli::add_help_examples(app);
+  wsi::cli::setup_man_page(app);  // hidden, after the examples: it prints them
   // `wsi-heatmap SLIDE ...` means `wsi-heatmap heatmap SLIDE ...`: insert the default subcommand
   // when the first argument is neither a subcommand nor an option of the main program.
   std::vector<std::string> args(argv + 1, argv + argc);

@@ -25,7 +25,8 @@ PACKAGES=(
 # (Snakemake locally; a single-node Slurm, started by tests/slurm_array.sh), and SciPy for the
 # Python port of the official Camelyon16 FROC script (tests/camelyon_froc_official.py), and
 # Chromium, which the viewer's browser tests drive headless over its DevTools pipe (ctest -L browser).
-TEST_PACKAGES=(snakemake slurmctld slurmd slurm-client munge python3-scipy chromium)
+# groff renders the generated man page in its test (ctest -L docs).
+TEST_PACKAGES=(snakemake slurmctld slurmd slurm-client munge python3-scipy chromium groff-base)
 # Only the fuzz preset needs these: clang and its libFuzzer/sanitizer runtimes (tests/fuzz).
 FUZZ_PACKAGES=(clang libclang-rt-14-dev)
 
@@ -74,7 +75,7 @@ demo() {
   log "how well it found the generated tumours (evaluate-slides against the slide's mask)"
   build/wsi-heatmap evaluate-slides --results build/demo/heatmap --truth build/demo/demo-slide_mask.tif \
     --slides "$slide" -o build/demo/evaluation
-  log "the offline viewer (open it in a browser; see README, See the result)"
+  log "the offline viewer (open it in a browser; docs/commands/view.md)"
   build/wsi-heatmap view build/demo/heatmap --evaluation build/demo/evaluation
   log "outputs:"
   ls -l build/demo/heatmap
