@@ -78,26 +78,26 @@ TEST(BatchList, EscapesBackslashTabNewlineAndCarriageReturnOnly) {
 
 TEST(BatchDataset, SplitOfANameDependsOnTheNameAndSeedAlone) {
   BatchDataset d;
-  d.split = "train=0.5,valid=0.25,test=0.25";
-  d.seed = 11;
+  d.params.split = SplitSpec::parse("train=0.5,valid=0.25,test=0.25");
+  d.params.balance.seed = 11;
   std::map<std::string, int> counts;
   for (int i = 0; i < 400; ++i) {
     const std::string name = "slide_" + std::to_string(i);
     const std::string s = d.split_of(name);
     EXPECT_EQ(s, d.split_of(name));
-    EXPECT_EQ(s, split_for_name(name, SplitSpec::parse(d.split), 11));
+    EXPECT_EQ(s, split_for_name(name, d.params.split, 11));
     ++counts[s];
   }
   EXPECT_EQ(counts.size(), 3u);
   EXPECT_GT(counts["train"], 150);  // the fractions hold on average
   BatchDataset other = d;
-  other.seed = 12;
+  other.params.balance.seed = 12;
   int moved = 0;
   for (int i = 0; i < 100; ++i)
     moved += other.split_of("slide_" + std::to_string(i)) != d.split_of("slide_" + std::to_string(i));
   EXPECT_GT(moved, 0);
   BatchDataset bad;
-  bad.prefix = "a/b";
+  bad.params.prefix = "a/b";
   EXPECT_EQ(usage_error([&] { bad.validate(); }), "--prefix 'a/b' must be a plain file name part (no '/')");
   EXPECT_NO_THROW(d.validate());
 }
@@ -108,21 +108,19 @@ TEST(BatchChildCommand, LibraryOptionsThenTheCsvRowThenTheHooksInAStableOrder) {
   job.threads = 3;
   job.mpp_of = {{"a", "0.25"}};
   job.heatmap.model = "m.pt";
-  job.heatmap.batch = 16;
-  job.heatmap.no_gradcam = true;
   std::vector<bool> told;
   const ForwardedOptions hook = [&](const fs::path& slide, const std::string& name, bool mpp_from_csv) {
     told.push_back(mpp_from_csv);
-    return std::vector<std::string>{"--stride", slide.stem().string() + "/" + name};
+    return std::vector<std::string>{"--batch", "16", "--stride", slide.stem().string() + "/" + name};
   };
   EXPECT_EQ(joined(child_argv(job, hook, "/s/a.svs", "/o/a", "a")),
-            "/bin/wsi heatmap /s/a.svs -o /o/a --name a -q --model m.pt --batch 16 --no-gradcam --mpp 0.25 "
+            "/bin/wsi heatmap /s/a.svs -o /o/a --name a -q --model m.pt --mpp 0.25 --batch 16 "
             "--stride a/a --threads 3");
   EXPECT_EQ(child_settings(job, hook, "/s/b.svs", "b-2"),
-            "heatmap --name b-2 -q --model m.pt --batch 16 --no-gradcam --stride b/b-2");  // no --threads
+            "heatmap --name b-2 -q --model m.pt --batch 16 --stride b/b-2");  // no --threads
   EXPECT_EQ(told, (std::vector<bool>{true, false}));
   job.extract = true;
-  job.dataset.seed = 5;
+  job.dataset.params.balance.seed = 5;
   const std::string split = job.dataset.split_of("a");
   EXPECT_EQ(joined(child_options(job, {}, "/s/a.svs", "a")),
             "--prefix part --split " + split + "=1 --format pcam --balance none --seed 5 -q --mpp 0.25");
@@ -349,7 +347,7 @@ TEST(BatchMerge, DatasetIsUpToDateUntilAPartOrAMergeSettingChanges) {
   EXPECT_EQ(m.slides, 2u);
 
   // A merge setting (not a child's): merged again, and DIR/dataset swapped whole.
-  job.dataset.balance = "undersample";
+  job.dataset.params.balance.mode = BalanceMode::undersample;
   m = merge_batch_dataset(job, {}, sel, manifest);
   EXPECT_EQ(m.outcome, BatchMergeReport::Outcome::merged);
   EXPECT_EQ(m.splits[0].positives, 5);
@@ -370,7 +368,7 @@ TEST(BatchMerge, DatasetIsUpToDateUntilAPartOrAMergeSettingChanges) {
   EXPECT_FALSE(fs::exists(job.out / ".dataset.partial-1"));
 
   // Settings of the children changed (the seed is one): no part counts, nothing is written.
-  job.dataset.seed = 9;
+  job.dataset.params.balance.seed = 9;
   m = merge_batch_dataset(job, {}, sel, manifest);
   EXPECT_EQ(m.outcome, BatchMergeReport::Outcome::nothing_finished);
   EXPECT_EQ(m.left_out, 2u);

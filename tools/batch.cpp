@@ -9,13 +9,15 @@
 #include <csignal>
 #include <iomanip>
 #include <iostream>
-#include <list>
 #include <memory>
 
 #include "commands.hpp"
+#include "param_options.hpp"
 #include "progress.hpp"
 #include "wsi/batch.hpp"
 #include "wsi/error.hpp"
+#include "wsi/extract.hpp"
+#include "wsi/heatmap.hpp"
 
 namespace wsi::cli {
 namespace {
@@ -24,41 +26,29 @@ namespace fs = std::filesystem;
 volatile std::sig_atomic_t g_stop = 0;
 extern "C" void on_batch_signal(int) { g_stop = 1; }
 
-// An option of `heatmap` or `extract` that batch passes to every child as given.
-struct Forwarded {
-  enum Mode { both, heatmap, extract };
-  std::string flag;
-  Mode mode = both;
-  bool is_flag = false;
-  std::string value;  // options: as given
-  bool given = false;
-};
-
 struct BatchCli {
   std::vector<std::string> inputs;
-  std::string out, model, preset, device, precision, shard = "1/1";
-  int batch = 0, threads = 0;
+  std::string out, model, preset, device, precision, shard = "1/1", mpp_csv, mask, annotations;
+  int threads = 0;
   double timeout = 0;
-  bool no_gradcam = false, retry_failed = false, quiet = false, list = false, html = false;
-  // --extract: per-slide parts, then one dataset.
-  bool extract = false, merge_only = false, augment = false;
-  std::string split = "train=1", balance = "none", ratio = "1:1", format = "pcam", prefix = "patches";
-  uint64_t seed = 0;
-  std::list<Forwarded> forwarded;  // a list: CLI11 keeps pointers to the members
-  std::string mpp_csv;
+  bool retry_failed = false, quiet = false, list = false, html = false, extract = false, merge_only = false;
+  // Typed as heatmap and extract take them, so a bad value fails here before any slide runs;
+  // passed on to each child as written.
+  HeatmapParams heatmap;
+  ExtractParams slide;  // extract's own (labels, --patch-size, ...), and the dataset's
+  std::vector<BoundParam<HeatmapParams>> heatmap_bound;
+  std::vector<BoundParam<ExtractParams>> extract_bound;
 };
 
-// The pass-through options of one slide's child, after the library's own (wsi::child_options).
-// The only use of `forwarded`: the library calls it through ForwardedOptions.
+// The pass-through options of one slide's child, after the library's own (wsi::child_options):
+// the ones of heatmap_param_table() given (with --extract: those extract has too), then extract's.
 std::vector<std::string> forwarded_options(const BatchCli& c, bool mpp_from_csv) {
-  std::vector<std::string> a;
-  for (const Forwarded& f : c.forwarded) {
-    if (!f.given || (mpp_from_csv && f.flag == "--mpp")) continue;  // the slide's own row wins
-    if (f.is_flag)
-      a.push_back(f.flag);
-    else
-      a.insert(a.end(), {f.flag, f.value});
-  }
+  std::vector<std::string> a = given_arguments(c.heatmap_bound, mpp_from_csv ? "--mpp" : "");
+  if (!c.extract) return a;
+  if (!c.mask.empty()) a.insert(a.end(), {"--mask", c.mask});
+  if (!c.annotations.empty()) a.insert(a.end(), {"--annotations", c.annotations});
+  const std::vector<std::string> more = given_arguments(c.extract_bound);
+  a.insert(a.end(), more.begin(), more.end());
   return a;
 }
 
@@ -72,8 +62,8 @@ BatchJob job_of(const BatchCli& c) {
   job.retry_failed = c.retry_failed;
   job.merge_only = c.merge_only;
   job.extract = c.extract;
-  job.heatmap = {c.model, c.preset, c.device, c.precision, c.batch, c.no_gradcam};
-  job.dataset = {c.split, c.balance, c.ratio, c.format, c.prefix, c.seed, c.augment};
+  job.heatmap = {c.model, c.preset, c.device, c.precision};
+  job.dataset.params = c.slide;
   return job;
 }
 
@@ -82,26 +72,24 @@ BatchJob job_of(const BatchCli& c) {
 // parser, its action switched off.
 void check_child_options(const BatchCli& c, const BatchJob& job, const ForwardedOptions& forwarded,
                          const fs::path& some_slide) {
-  for (const Forwarded& f : c.forwarded)
-    if (f.given && f.mode != Forwarded::both && (f.mode == Forwarded::extract) != c.extract)
-      throw UsageError(f.flag + " is an option of " + (c.extract ? "the heatmap" : "--extract") + " runs, not of " +
-                       (c.extract ? "--extract" : "heatmap") + " runs");
+  for (const auto& b : c.heatmap_bound)
+    if (b.given() && c.extract && !has_flag(extract_slide_param_table(), b.param->flag))
+      throw UsageError(b.param->flag + " is an option of the heatmap runs, not of --extract runs");
+  for (const auto& b : c.extract_bound)
+    if (b.given() && !c.extract)
+      throw UsageError(b.param->flag + " is an option of --extract runs, not of heatmap runs");
   if (c.extract) {
-    const auto pattern = [&](const char* flag) -> const Forwarded* {
-      for (const Forwarded& f : c.forwarded)
-        if (f.flag == flag && f.given) return &f;
-      return nullptr;
-    };
-    const Forwarded* truth = pattern("--mask");
-    if (!truth) truth = pattern("--annotations");
-    if (pattern("--mask") && pattern("--annotations")) throw UsageError("give --mask or --annotations, not both");
-    if (truth && truth->value.find("{stem}") == std::string::npos)
-      throw UsageError(truth->flag + " " + truth->value + ": in a batch, give a pattern with {stem}, the slide's file "
-                       "name without extension (e.g. " + truth->flag + " 'masks/{stem}_mask.tif')");
-    if (!truth && !pattern("--unlabelled"))
+    if (!c.mask.empty() && !c.annotations.empty()) throw UsageError("give --mask or --annotations, not both");
+    const std::string flag = c.mask.empty() ? "--annotations" : "--mask", truth = c.mask.empty() ? c.annotations : c.mask;
+    if (!truth.empty() && truth.find("{stem}") == std::string::npos)
+      throw UsageError(flag + " " + truth + ": in a batch, give a pattern with {stem}, the slide's file name without "
+                       "extension (e.g. " + flag + " 'masks/{stem}_mask.tif')");
+    if (truth.empty() && !c.slide.allow_unlabelled)
       throw UsageError("--extract needs ground truth: --mask or --annotations with {stem} (e.g. --mask "
                        "'masks/{stem}_mask.tif'), or --unlabelled");
     job.dataset.validate();
+  } else if (!c.mask.empty() || !c.annotations.empty()) {
+    throw UsageError(std::string(c.mask.empty() ? "--annotations" : "--mask") + " is an option of --extract runs, not of heatmap runs");
   }
   CLI::App app;
   if (c.extract)
@@ -226,9 +214,7 @@ void setup_batch(CLI::App& app) {
   sub->add_option("--preset", c->preset, "Heatmap parameter preset (a name in pipelines/presets/ or a JSON file)");
   sub->add_option("--device", c->device, "cpu or cuda");
   sub->add_option("--precision", c->precision, "fp32, bf16 or fp16");
-  sub->add_option("--batch", c->batch, "Patches per forward pass (default: heatmap's)")->check(CLI::Range(1, 4096));
   add_threads_option(*sub, c->threads, "Threads per slide (0 = one per core)");
-  sub->add_flag("--no-gradcam", c->no_gradcam, "Skip Grad-CAM");
   sub->add_option("--timeout", c->timeout, "Stop a slide after this many seconds and record it as failed (0 = no limit)")
       ->check(number_at_least_zero("--timeout", "no limit"));
   sub->add_option("--mpp-csv", c->mpp_csv,
@@ -243,65 +229,22 @@ void setup_batch(CLI::App& app) {
                 "DIR/index.html listing every slide by score, failed ones with their reasons (see wsi-heatmap view)");
   sub->add_flag("--list", c->list, "Print NAME<TAB>SLIDE for each slide a run would process (this shard) and exit; in SLIDE a backslash, "
                 "tab, newline or carriage return is written \\\\, \\t, \\n or \\r");
-
+  sub->add_flag("--merge-only", c->merge_only,
+                "Run no slide: after the shards, write DIR/manifest.json of every shard's slides and, with --extract, "
+                "merge the finished parts of every shard into DIR/dataset");
+  // Each slide's own parameters, from the tables heatmap and extract register (see their --help).
+  c->heatmap_bound = add_param_options(*sub, heatmap_param_table(), c->heatmap, "Heatmap (each slide)");
   const char* ex = "Datasets (--extract)";
   sub->add_flag("--extract", c->extract,
                 "Extract labelled patches from every slide (DIR/NAME/part_*), then merge them into one balanced "
                 "dataset in DIR/dataset with splits by slide")
       ->group(ex);
-  sub->add_flag("--merge-only", c->merge_only,
-                "Run no slide: after the shards, write DIR/manifest.json of every shard's slides and, with --extract, "
-                "merge the finished parts of every shard into DIR/dataset");
-  sub->add_option("--split", c->split, "Splits by slide, e.g. train=0.8,valid=0.1,test=0.2 (each slide's split comes "
-                                       "from its name and --seed, so it never moves as the archive grows)")
-      ->capture_default_str()->group(ex);
-  sub->add_option("--balance", c->balance, "none, undersample or oversample, over all slides of a split")
-      ->capture_default_str()->group(ex);
-  sub->add_option("--ratio", c->ratio, "positives:negatives after balancing")->capture_default_str()->group(ex);
-  sub->add_option("--seed", c->seed, "Seed of every random choice (splits, caps, balancing)")->capture_default_str()->group(ex);
-  sub->add_flag("--augment", c->augment, "Give oversampled copies a random flip / 90-degree rotation")->group(ex);
-  sub->add_option("--format", c->format, "pcam (HDF5 x/y + meta CSV) or kaggle (train/<sha1>.tif + labels CSV)")
-      ->capture_default_str()->group(ex);
-  sub->add_option("--prefix", c->prefix, "File prefix of the pcam files")->capture_default_str()->group(ex);
-
-  // Passed to every child as given: see `wsi-heatmap extract --help` / `wsi-heatmap heatmap --help`.
-  struct Spec {
-    const char* flag;
-    Forwarded::Mode mode;
-    bool is_flag;
-  };
-  const Spec specs[] = {
-      {"--mpp", Forwarded::both, false},           {"--target-mpp", Forwarded::both, false},
-      {"--level", Forwarded::both, false},         {"--mpp-tolerance", Forwarded::both, false},
-      {"--stride", Forwarded::both, false},
-      {"--min-tissue", Forwarded::both, false},    {"--edge", Forwarded::both, false},
-      {"--mask-mpp", Forwarded::both, false},      {"--white-threshold", Forwarded::both, false},
-      {"--black-threshold", Forwarded::both, false}, {"--min-saturation", Forwarded::both, false},
-      {"--no-pen-removal", Forwarded::both, true}, {"--closing-um", Forwarded::both, false},
-      {"--opening-um", Forwarded::both, false},    {"--margin-um", Forwarded::both, false},
-      {"--max-hole-um2", Forwarded::both, false},  {"--min-component-um2", Forwarded::both, false},
-      {"--cam-resolution", Forwarded::heatmap, false}, {"--overlay-mpp", Forwarded::heatmap, false},
-      {"--threshold", Forwarded::heatmap, false},  {"--froc-threshold", Forwarded::heatmap, false},
-      {"--float32", Forwarded::heatmap, true},     {"--max-failed", Forwarded::heatmap, false},     {"--mask", Forwarded::extract, false},
-      {"--annotations", Forwarded::extract, false}, {"--annotation-scale", Forwarded::extract, false},
-      {"--mask-values", Forwarded::extract, false}, {"--exclusion", Forwarded::extract, false},
-      {"--unlabelled", Forwarded::extract, true},  {"--patch-size", Forwarded::extract, false},
-      {"--label-rule", Forwarded::extract, false}, {"--max-per-slide", Forwarded::extract, false},
-      {"--allow-no-tumour", Forwarded::extract, true},
-  };
-  for (const Spec& sp : specs) {
-    Forwarded& f = c->forwarded.emplace_back();
-    f.flag = sp.flag;
-    f.mode = sp.mode;
-    f.is_flag = sp.is_flag;
-    const std::string help = sp.mode == Forwarded::both      ? "as in heatmap / extract"
-                             : sp.mode == Forwarded::heatmap ? "as in heatmap"
-                                                             : "as in extract (--mask/--annotations: a pattern with {stem})";
-    const char* group = sp.mode == Forwarded::extract ? ex : "Passed to each slide's run";
-    CLI::Option* o = sp.is_flag ? sub->add_flag(sp.flag, f.given, help) : sub->add_option(sp.flag, f.value, help);
-    o->group(group);
-    if (!sp.is_flag) o->each([&f](const std::string&) { f.given = true; });
-  }
+  sub->add_option("--mask", c->mask, "Ground-truth mask of each slide: a pattern with {stem}, e.g. 'masks/{stem}_mask.tif'")
+      ->group(ex);
+  sub->add_option("--annotations", c->annotations, "Annotations of each slide: a pattern with {stem}, e.g. 'xml/{stem}.xml'")
+      ->group(ex);
+  c->extract_bound = add_param_options(*sub, extract_slide_param_table(), c->slide, ex);
+  add_param_options(*sub, dataset_param_table(), c->slide, ex);
   sub->callback([c] {
     const int rc = run_batch_command(*c);
     if (rc != 0) throw CLI::RuntimeError(rc);

@@ -21,9 +21,10 @@ struct BoundParam {
 
 // Registers every parameter of `table` on `app`, bound to `target` (which must outlive parsing).
 // Parameters whose flag `app` already has are left out (batch registers heatmap's and extract's
-// tables on one command).
+// tables on one command). Parameters without a group of their own go to `default_group`.
 template <class S>
-std::vector<BoundParam<S>> add_param_options(CLI::App& app, const ParamTable<S>& table, S& target) {
+std::vector<BoundParam<S>> add_param_options(CLI::App& app, const ParamTable<S>& table, S& target,
+                                             const std::string& default_group = "") {
   static const S defaults{};
   std::vector<BoundParam<S>> bound;
   for (const Param<S>& p : table) {
@@ -52,7 +53,7 @@ std::vector<BoundParam<S>> add_param_options(CLI::App& app, const ParamTable<S>&
       const std::string d = value_text(p, defaults);
       if (!d.empty()) o->default_str(d);
     }
-    if (!p.group.empty()) o->group(p.group);
+    if (!p.group.empty() || !default_group.empty()) o->group(p.group.empty() ? default_group : p.group);
     bound.push_back({&p, o});
   }
   return bound;
@@ -81,6 +82,28 @@ bool given_or_excluded(const std::vector<BoundParam<S>>& bound, const std::strin
     if (b.param->flag == flag || b.param->excludes == flag || (self && self->excludes == b.param->flag)) return true;
   }
   return false;
+}
+
+template <class S>
+bool has_flag(const ParamTable<S>& table, const std::string& flag) {
+  for (const Param<S>& p : table)
+    if (p.flag == flag) return true;
+  return false;
+}
+
+// The given options as the command line wrote them: a flag alone, an option with each value.
+template <class S>
+std::vector<std::string> given_arguments(const std::vector<BoundParam<S>>& bound, const std::string& leave_out = "") {
+  std::vector<std::string> a;
+  for (const BoundParam<S>& b : bound) {
+    if (!b.given() || b.param->flag == leave_out) continue;
+    if (std::holds_alternative<Field<S, bool>>(b.param->value)) {
+      a.push_back(b.param->flag);
+      continue;
+    }
+    for (const std::string& v : b.option->results()) a.insert(a.end(), {b.param->flag, v});
+  }
+  return a;
 }
 
 }  // namespace wsi::cli

@@ -171,24 +171,22 @@ struct BatchSelection {
 BatchSelection select_slides(const std::vector<std::filesystem::path>& inputs, const std::filesystem::path& out,
                              const ShardSpec& shard);
 
-// --extract: how the per-slide parts become one dataset in DIR/dataset (the texts as the user
-// gave them: they are part of what decides whether DIR/dataset is up to date).
+// --extract: how the per-slide parts become one dataset in DIR/dataset: the dataset parameters
+// of ExtractParams (dataset_param_table(): format, prefix, split, balance, ratio, seed, augment),
+// typed and checked as `extract` takes them; the rest of `params` is not used.
 struct BatchDataset {
-  std::string split = "train=1", balance = "none", ratio = "1:1", format = "pcam", prefix = "patches";
-  uint64_t seed = 0;
-  bool augment = false;
-  // Throws UsageError for a bad --split/--balance/--ratio/--format, or a --prefix with '/'.
+  ExtractParams params;
+  // Throws UsageError naming the flag (a --prefix with '/').
   void validate() const;
   // The split a slide's patches go to: from its name and the seed alone (split_for_name), so it
   // never changes as the archive grows or is sharded.
   std::string split_of(const std::string& name) const;
 };
 
-// The options of a heatmap batch's own that each child gets (empty / 0 / false: not passed).
+// The options of a heatmap batch's own that each child gets (empty: not passed); the heatmap's
+// parameters come through the ForwardedOptions hook.
 struct BatchHeatmapOptions {
   std::string model, preset, device, precision;
-  int batch = 0;
-  bool no_gradcam = false;
 };
 
 // The hook that gives one slide's child the user's pass-through options (heatmap's or extract's

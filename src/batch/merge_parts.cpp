@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/json_text.hpp"
+#include "core/params_json.hpp"
 #include "wsi/batch.hpp"
 #include "wsi/error.hpp"
 
@@ -13,16 +14,11 @@ namespace wsi {
 namespace fs = std::filesystem;
 
 void BatchDataset::validate() const {
-  SplitSpec::parse(split);
-  parse_balance_mode(balance);
-  parse_ratio(ratio);
-  parse_dataset_format(format);
-  if (prefix.empty() || prefix.find('/') != std::string::npos)
-    throw UsageError("--prefix '" + prefix + "' must be a plain file name part (no '/')");
+  if (const std::string m = first_problem(dataset_param_table(), params); !m.empty()) throw UsageError(m);
 }
 
 std::string BatchDataset::split_of(const std::string& name) const {
-  return split_for_name(name, SplitSpec::parse(split), seed);
+  return split_for_name(name, params.split, params.balance.seed);
 }
 
 BatchMergeReport merge_batch_dataset(const BatchJob& job, const ForwardedOptions& forwarded, const BatchSelection& sel,
@@ -49,14 +45,14 @@ BatchMergeReport merge_batch_dataset(const BatchJob& job, const ForwardedOptions
   }
   report.slides = parts.size();
   // What the dataset is the merge of: the parts' content and every setting that shapes it.
-  const nlohmann::json key = {{"parts", inputs}, {"split", d.split},     {"balance", d.balance}, {"ratio", d.ratio},
-                              {"seed", d.seed},  {"augment", d.augment}, {"format", d.format},   {"prefix", d.prefix}};
+  nlohmann::json key = detail::params_json(dataset_param_table(), d.params);
+  key["parts"] = inputs;
   report.dir = out / "dataset";
   const fs::path key_file = report.dir / "merge-inputs.json";
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(out, ec))  // left by a merge that was killed
     if (entry.path().filename().string().rfind(".dataset.", 0) == 0) fs::remove_all(entry.path(), ec);
-  if (fs::exists(key_file) && fs::exists(report.dir / (d.prefix + "_summary.json"))) {
+  if (fs::exists(key_file) && fs::exists(report.dir / (d.params.prefix + "_summary.json"))) {
     std::ifstream f(key_file);
     nlohmann::json old;
     try {
@@ -71,13 +67,13 @@ BatchMergeReport merge_batch_dataset(const BatchJob& job, const ForwardedOptions
   }
   if (parts.empty()) return report;  // nothing_finished
   MergeParams mp;
-  mp.split = SplitSpec::parse(d.split);
-  mp.balance.mode = parse_balance_mode(d.balance);
-  mp.balance.ratio = parse_ratio(d.ratio);
-  mp.balance.seed = d.seed;
-  mp.balance.augment = d.augment;
-  mp.format = parse_dataset_format(d.format);
-  mp.prefix = d.prefix;
+  mp.split = d.params.split;
+  mp.balance.mode = d.params.balance.mode;
+  mp.balance.ratio = d.params.balance.ratio;
+  mp.balance.seed = d.params.balance.seed;
+  mp.balance.augment = d.params.balance.augment;
+  mp.format = d.params.format;
+  mp.prefix = d.params.prefix;
   mp.out_dir = out / (".dataset.partial-" + std::to_string(::getpid()));
   MergeSummary m = merge_dataset_parts(parts, mp);
   {

@@ -51,7 +51,7 @@ std::vector<std::string> child_options(const BatchJob& job, const ForwardedOptio
   };
   if (job.extract) {
     a = {"--prefix",  kBatchPartPrefix, "--split", job.dataset.split_of(name) + "=1", "--format", "pcam",
-         "--balance", "none",           "--seed",  std::to_string(job.dataset.seed),  "-q"};
+         "--balance", "none",           "--seed",  std::to_string(job.dataset.params.balance.seed),  "-q"};
   } else {
     const BatchHeatmapOptions& h = job.heatmap;
     a = {"--name", name, "-q"};
@@ -59,8 +59,6 @@ std::vector<std::string> child_options(const BatchJob& job, const ForwardedOptio
     add("--preset", h.preset);
     add("--device", h.device);
     add("--precision", h.precision);
-    if (h.batch > 0) add("--batch", std::to_string(h.batch));
-    if (h.no_gradcam) a.push_back("--no-gradcam");
   }
   const std::string* mpp = mpp_for_slide(job.mpp_of, slide);
   if (mpp) add("--mpp", *mpp);

@@ -239,8 +239,7 @@ void ExtractParams::validate() const {
   grid.validate();
   if (const std::string m = first_problem(extract_slide_param_table(), *this); !m.empty()) throw ConfigError(m);
   balance.validate();
-  if (prefix.empty() || prefix.find_first_of("/\\") != std::string::npos)
-    throw UsageError("the dataset prefix '" + prefix + "' must be a plain file name part (no '/')");
+  if (const std::string m = first_problem(dataset_param_table(), *this); !m.empty()) throw UsageError(m);
   if (out_dir.empty()) throw UsageError("no output directory given (-o DIR)");
   if (chunk < 1) throw ConfigError("chunk must be >= 1");
   if (threads < 0) throw ConfigError("threads must be >= 0");

@@ -70,7 +70,7 @@ const ParamTable<ExtractParams>& dataset_param_table() {
           word<P>("--format", "pcam (HDF5 x/y + meta CSV) or kaggle (train/<sha1>.tif + labels CSV)",
                   [](const P& p) { return std::string(p.format == DatasetFormat::pcam ? "pcam" : "kaggle"); },
                   [](P& p, const std::string& s) { p.format = parse_dataset_format(s); }),
-          param(&P::prefix, "--prefix", "File prefix of the pcam files"),
+          param(&P::prefix, "--prefix", "File prefix of the pcam files"),  // checked below
           word<P>("--split",
                   "Splits by slide, e.g. train=0.8,valid=0.1,test=0.1 (a slide's split comes from its name and "
                   "--seed, so it never moves as the archive grows)",
@@ -88,6 +88,10 @@ const ParamTable<ExtractParams>& dataset_param_table() {
                          param(&BalanceParams::seed, "--seed", "Seed of every random choice (splits, caps, balancing)"),
                          flag(&BalanceParams::augment, "--augment",
                               "Give oversampled copies a random flip / 90-degree rotation")}));
+    t[1].check = [](const P& p) -> std::string {
+      if (!p.prefix.empty() && p.prefix.find_first_of("/\\") == std::string::npos) return {};
+      return "--prefix '" + p.prefix + "' must be a plain file name part (no '/')";
+    };
     return grouped(std::move(t), "Dataset");
   }();
   return table;
