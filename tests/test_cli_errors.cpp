@@ -738,7 +738,7 @@ TEST(CliErrorTable, Batch) {
        "no slides found in the inputs (extensions: .svs .tif .tiff .ndpi .mrxs ...)"},
       {"shard-out-of-range", batch({"--shard", "3/2"}), 2,
        "--shard 3/2: give I/N with 1 <= I <= N (e.g. 3/8 for the third of eight shards)"},
-      {"batch-zero", batch({"--batch", "0"}), 2, "--batch: Value 0 not in range 1 to 4096" + kHelp},
+      {"batch-zero", batch({"--batch", "0"}), 2, "--batch must be in 1..4096, not 0"},  // as heatmap says it
       {"timeout-negative", batch({"--timeout", "-1"}), 2,
        "--timeout must be a number, 0 or more (0 = no limit), not '-1'"},
       {"threads-negative", batch({"--threads", "-1"}), 2, kThreads},
@@ -751,7 +751,7 @@ TEST(CliErrorTable, Batch) {
       {"stride-zero", batch({"--stride", "0"}), 2,
        "--stride must be in 1..384 patch pixels (up to 4 patch sides), not 0"},
       {"stride-word", batch({"--stride", "wide"}), 2,
-       "an option for the slides is not accepted: Could not convert: --stride = wide"},
+       "Could not convert: --stride = wide" + kHelp},  // typed: refused when parsed
       {"model-without-sidecar", batch({"--model", "{S}/models/nosidecar.pt"}), 2, kNoSidecar},
       {"sidecar-unknown-key", batch({"--model", "{S}/models/unknown_key.pt"}), 1, kUnknownKey},
       {"device-unknown", batch({"--device", "tpu"}), 2, "unknown device 'tpu': use cpu or cuda"},

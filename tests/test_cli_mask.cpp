@@ -66,7 +66,7 @@ TEST(CliMask, WritesATiledTiffWithItsResolutionAndJsonSummary) {
   const auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["width"], 139);
   EXPECT_EQ(j["overlay"], overlay.string());
-  EXPECT_EQ(j["pen_pixels"], 0);
+  EXPECT_EQ(j["stats"]["pen_pixels"], 0);  // the sidecar's JSON, with the paths
   EXPECT_TRUE(std::filesystem::exists(overlay));
   EXPECT_FALSE(nlohmann::json::parse(test::slurp(dir / "m.tiff.json"))["params"]["remove_pen"].get<bool>());
   // The mask is a slide too: OpenSlide opens it and finds 8 um/px in its TIFF resolution.
@@ -86,7 +86,7 @@ TEST(CliMask, MppOverrideLetsASlideWithoutMppBeMasked) {
   const auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["width"], 278);       // ceil(4443 x 1.0 / 16)
   EXPECT_EQ(j["source_level"], 1);  // 2 um/px is the coarsest level finer than 16
-  EXPECT_GT(j["tissue_fraction"].get<double>(), 0.4);
+  EXPECT_GT(j["stats"]["tissue_fraction"].get<double>(), 0.4);
 }
 
 struct BadCase {

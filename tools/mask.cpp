@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "core/json_text.hpp"
+#include "tissue/params_json.hpp"
 #include "commands.hpp"
 #include "param_options.hpp"
 #include "wsi/error.hpp"
@@ -77,22 +78,8 @@ void run_mask(const MaskOptions& opt) {
   sidecar += ".json";
   const TissueStats& st = m.stats;
   if (opt.json) {
-    nlohmann::json j = {{"slide", slide.path().string()},
-                        {"mask", out.string()},
-                        {"sidecar", sidecar.string()},
-                        {"overlay", overlay.string()},
-                        {"width", m.mask.width},
-                        {"height", m.mask.height},
-                        {"mpp", m.mpp},
-                        {"downsample_x", m.downsample_x},
-                        {"downsample_y", m.downsample_y},
-                        {"source_level", m.source_level},
-                        {"tissue_fraction", st.tissue_fraction},
-                        {"otsu_threshold", st.otsu_threshold},
-                        {"used_threshold", st.used_threshold},
-                        {"pen_pixels", st.pen_pixels},
-                        {"removed_components", st.removed_components},
-                        {"seconds", secs}};
+    nlohmann::json j = detail::tissue_mask_json(m, opt.params, out, slide.path().string());
+    j.update({{"mask", out.string()}, {"sidecar", sidecar.string()}, {"overlay", overlay.string()}, {"seconds", secs}});
     std::cout << detail::json_text(j, 2) << "\n";
     return;
   }

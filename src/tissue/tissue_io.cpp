@@ -210,6 +210,13 @@ void write_tissue_mask(const TissueMask& mask, const TissueParams& params, const
   const bool tiff = lower_extension(out) != ".png";
   save_pixels(mask.mask.pixels, mask.mask.width, mask.mask.height, 1, mask.mpp, out, tiff);
 
+  fs::path sidecar = out;
+  sidecar += ".json";
+  detail::write_text_file(sidecar, detail::json_text(detail::tissue_mask_json(mask, params, out, slide_path), 2) + "\n");
+}
+
+nlohmann::json detail::tissue_mask_json(const TissueMask& mask, const TissueParams& params, const fs::path& out,
+                                        const std::string& slide_path) {
   nlohmann::json j;
   j["slide"] = slide_path;
   j["mask"] = out.filename().string();
@@ -223,15 +230,13 @@ void write_tissue_mask(const TissueMask& mask, const TissueParams& params, const
   j["frame"] =
       "mask pixel (i, j) covers the level-0 rectangle [i * downsample_x, (i + 1) * downsample_x) x "
       "[j * downsample_y, (j + 1) * downsample_y) of the whole level-0 image; pixels are mpp micrometres wide";
-  j["params"] = detail::tissue_params_json(params);
+  j["params"] = tissue_params_json(params);
   j["stats"] = {{"otsu_threshold", mask.stats.otsu_threshold},
                 {"used_threshold", mask.stats.used_threshold},
                 {"pen_pixels", mask.stats.pen_pixels},
                 {"removed_components", mask.stats.removed_components},
                 {"tissue_fraction", mask.stats.tissue_fraction}};
-  fs::path sidecar = out;
-  sidecar += ".json";
-  detail::write_text_file(sidecar, detail::json_text(j, 2) + "\n");
+  return j;
 }
 
 RgbImage read_rgb_image(const fs::path& path) {
