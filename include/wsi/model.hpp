@@ -191,9 +191,8 @@ class Model final : public Classifier {
   double gflops_per_patch() const;
 
  private:
-  friend struct GradcamBatch gradcam(const Model& model, const uint8_t* patches, int64_t count, int side);
   friend class TorchSlot;
-  friend struct ModelInternals;  // the torch library's other files (feature_maps.cpp)
+  friend struct ModelInternals;  // the torch library's other files (feature_maps.cpp, gradcam.cpp)
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

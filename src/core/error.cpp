@@ -2,6 +2,8 @@
 
 #include <sstream>
 
+#include "wsi/region.hpp"  // to_string(Region)
+
 namespace wsi {
 
 std::string to_string(const Region& r) {

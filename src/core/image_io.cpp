@@ -7,13 +7,12 @@
 #include <bit>
 #include <cerrno>
 #include <cmath>
-#include <cstdarg>
-#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <string>
 
 #include "core/pending_file.hpp"
+#include "core/tiff_handle.hpp"
 #include "core/vips.hpp"
 #include "wsi/error.hpp"
 
@@ -55,23 +54,6 @@ void check_pixels(const fs::path& path, int64_t w, int64_t h) {
                       "heatmap: wsi-heatmap SLIDE -o DIR");
 }
 
-int keep_tiff_message(TIFF*, void* data, const char*, const char* fmt, va_list ap) {
-  if (data) {
-    char buf[512];
-    std::vsnprintf(buf, sizeof buf, fmt, ap);
-    auto* s = static_cast<std::string*>(data);
-    if (s->empty()) *s = buf;  // the first message says what went wrong; later ones follow from it
-  }
-  return 1;
-}
-
-struct TiffCloser {
-  TIFF* t;
-  ~TiffCloser() {
-    if (t) TIFFClose(t);
-  }
-};
-
 std::string tiff_reason(const std::string& err) { return err.empty() ? std::string() : " (libtiff: " + err + ")"; }
 
 // How a TIFF is read: libtiff's RGBA interface for the 8-bit kinds it gives as stored, libvips
@@ -110,14 +92,16 @@ TiffRoute tiff_route(TIFF* t, const fs::path& path) {
   return TiffRoute::vips;  // alpha or other extra samples, 16-bit samples
 }
 
-RgbImage read_tiff_rgba(TIFF* t, const fs::path& path, std::string& err) {
+RgbImage read_tiff_rgba(const detail::TiffHandle& tiff, const fs::path& path) {
+  TIFF* t = tiff.get();
   uint32_t w = 0, h = 0;
   TIFFGetField(t, TIFFTAG_IMAGEWIDTH, &w);
   TIFFGetField(t, TIFFTAG_IMAGELENGTH, &h);
   check_pixels(path, w, h);
   std::vector<uint32_t> raster(static_cast<size_t>(w) * h);
   if (!TIFFReadRGBAImageOriented(t, w, h, raster.data(), ORIENTATION_TOPLEFT, 1))
-    throw ConfigError(path.string() + ": cannot decode the TIFF; it is damaged or cut short" + tiff_reason(err));
+    throw ConfigError(path.string() + ": cannot decode the TIFF; it is damaged or cut short" +
+                      tiff_reason(tiff.first_error_text()));
   RgbImage img(w, h);
   for (size_t k = 0; k < raster.size(); ++k) {
     img.pixels[3 * k] = static_cast<uint8_t>(TIFFGetR(raster[k]));
@@ -212,16 +196,12 @@ RgbImage read_image(const fs::path& path) {
   if (kind == FileKind::other)
     throw ConfigError(path.string() + ": not a TIFF, PNG or JPEG image (by its first bytes); convert it to PNG first");
   if (kind != FileKind::tiff) return read_with_vips(path, kind);
-  std::string err;
-  TIFFOpenOptions* opts = TIFFOpenOptionsAlloc();
-  TIFFOpenOptionsSetErrorHandlerExtR(opts, keep_tiff_message, &err);
-  TIFFOpenOptionsSetWarningHandlerExtR(opts, keep_tiff_message, nullptr);
-  TiffCloser t{TIFFOpenExt(path.c_str(), "r", opts)};
-  TIFFOpenOptionsFree(opts);
-  if (!t.t) throw ConfigError(path.string() + ": cannot read as a TIFF; it is damaged or cut short" + tiff_reason(err));
-  if (tiff_route(t.t, path) == TiffRoute::rgba) return read_tiff_rgba(t.t, path, err);
-  TIFFClose(t.t);
-  t.t = nullptr;
+  detail::TiffHandle t;
+  if (!t.open(path, "r"))
+    throw ConfigError(path.string() + ": cannot read as a TIFF; it is damaged or cut short" +
+                      tiff_reason(t.first_error_text()));
+  if (tiff_route(t.get(), path) == TiffRoute::rgba) return read_tiff_rgba(t, path);
+  t.close();
   return read_with_vips(path, kind);
 }
 

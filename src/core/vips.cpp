@@ -11,6 +11,7 @@
 #include <mutex>
 
 #include "core/pending_file.hpp"
+#include "core/tiff_handle.hpp"
 #include "wsi/error.hpp"
 
 namespace wsi::detail {
@@ -122,16 +123,12 @@ void check_tiff_is_whole(const std::filesystem::path& tmp, const std::filesystem
   std::error_code ec;
   const auto size = static_cast<uint64_t>(std::filesystem::file_size(tmp, ec));
   if (ec) throw WriteError(final_path, "cannot check what was written: " + ec.message());
-  TIFFOpenOptions* opts = TIFFOpenOptionsAlloc();
-  TIFFOpenOptionsSetErrorHandlerExtR(opts, [](TIFF*, void*, const char*, const char*, va_list) { return 1; }, nullptr);
-  TIFFOpenOptionsSetWarningHandlerExtR(opts, [](TIFF*, void*, const char*, const char*, va_list) { return 1; }, nullptr);
-  TIFF* t = TIFFOpenExt(tmp.c_str(), "r", opts);
-  TIFFOpenOptionsFree(opts);
+  TiffHandle tiff;  // its messages are not needed: the checks below say what is wrong
   const auto broken = [&](const std::string& why) {
-    if (t) TIFFClose(t);
     throw WriteError(final_path, "the written file is not whole (" + why + "); it was not renamed into place");
   };
-  if (!t) broken("it does not open as a TIFF");
+  if (!tiff.open(tmp, "r")) broken("it does not open as a TIFF");
+  TIFF* t = tiff.get();
   int dir = 0;
   do {
     const bool tiled = TIFFIsTiled(t);
@@ -146,7 +143,6 @@ void check_tiff_is_whole(const std::filesystem::path& tmp, const std::filesystem
         broken("directory " + std::to_string(dir) + " block " + std::to_string(i) + " lies past its end");
     ++dir;
   } while (TIFFReadDirectory(t));
-  TIFFClose(t);
 }
 
 TextMask render_text(const std::string& utf8, int pixel_size) {

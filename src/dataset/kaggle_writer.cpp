@@ -6,14 +6,13 @@
 #include <tiffio.h>
 
 #include <cerrno>
-#include <cstdarg>
-#include <cstdio>
 #include <cstring>
 #include <stdexcept>
 #include <unordered_set>
 #include <vector>
 
 #include "core/pending_file.hpp"
+#include "core/tiff_handle.hpp"
 #include "dataset/meta_csv.hpp"
 #include "wsi/dataset.hpp"
 #include "wsi/error.hpp"
@@ -21,39 +20,6 @@
 namespace wsi {
 namespace {
 namespace fs = std::filesystem;
-
-// libtiff reports through callbacks; keep the first error for the WriteError, print nothing.
-int keep_tiff_error(TIFF* /*tif*/, void* data, const char* /*module*/, const char* fmt, va_list ap) {
-  auto* out = static_cast<std::string*>(data);
-  if (out->empty()) {
-    char buf[512];
-    std::vsnprintf(buf, sizeof buf, fmt, ap);
-    *out = buf;
-  }
-  return 1;  // handled: libtiff must not call its global (printing) handler
-}
-
-int ignore_tiff_warning(TIFF*, void*, const char*, const char*, va_list) { return 1; }
-
-class TiffFile {
- public:
-  TiffFile(const fs::path& path, std::string* errors) {
-    TIFFOpenOptions* opts = TIFFOpenOptionsAlloc();
-    TIFFOpenOptionsSetErrorHandlerExtR(opts, keep_tiff_error, errors);
-    TIFFOpenOptionsSetWarningHandlerExtR(opts, ignore_tiff_warning, nullptr);
-    tif_ = TIFFOpenExt(path.c_str(), "w", opts);
-    TIFFOpenOptionsFree(opts);
-  }
-  ~TiffFile() {
-    if (tif_) TIFFClose(tif_);
-  }
-  TiffFile(const TiffFile&) = delete;
-  TiffFile& operator=(const TiffFile&) = delete;
-  TIFF* get() const { return tif_; }
-
- private:
-  TIFF* tif_ = nullptr;
-};
 
 // A directory made under a temporary name beside `final`, removed with what is in it unless
 // commit() renamed it into place (replacing a directory of that name).
@@ -140,15 +106,15 @@ class KaggleWriter final : public DatasetWriter {
   // where it was to end up.
   void write_tiff(const std::string& name, const uint8_t* rgb) {
     const fs::path path = patch_dir_.final_path() / name;
-    std::string error;  // libtiff's own message; for I/O the system's (errno) says more
+    detail::TiffHandle tiff;
+    // libtiff's own (first) message; for I/O the system's (errno) says more.
     auto fail = [&](const std::string& what, int err) {
-      const std::string cause = err ? std::strerror(err) : error;
+      const std::string cause = err ? std::strerror(err) : tiff.first_error_text();
       throw WriteError(path, what + (cause.empty() ? "" : ": " + cause) + " (is the disk full?)");
     };
     {
-      TiffFile tiff(patch_dir_.tmp() / name, &error);
+      if (!tiff.open(patch_dir_.tmp() / name, "w")) fail("cannot create the TIFF", errno);
       TIFF* t = tiff.get();
-      if (!t) fail("cannot create the TIFF", errno);
       const auto size = static_cast<uint32_t>(patch_size_);
       if (!TIFFSetField(t, TIFFTAG_IMAGEWIDTH, size) || !TIFFSetField(t, TIFFTAG_IMAGELENGTH, size) ||
           !TIFFSetField(t, TIFFTAG_BITSPERSAMPLE, uint16_t{8}) ||

@@ -10,6 +10,7 @@
 
 #include "wsi/error.hpp"
 #include "wsi/image_io.hpp"
+#include "wsi/overlay.hpp"
 #include "wsi/regions.hpp"
 
 namespace wsi::detail {
@@ -20,22 +21,6 @@ namespace {
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 
 uint8_t to_u8(float v) { return std::isnan(v) ? 0 : static_cast<uint8_t>(std::lround(std::clamp(v, 0.f, 1.f) * 255.f)); }
-
-// Box-averages `src` (w x h RGB) into `dst` (dw x dh RGB); used for overlay strips and the thumbnail.
-void box_resample(const uint8_t* src, int64_t w, int64_t h, uint8_t* dst, int64_t dw, int64_t dh) {
-  for (int64_t v = 0; v < dh; ++v) {
-    const int64_t y0 = v * h / dh, y1 = std::max(y0 + 1, (v + 1) * h / dh);
-    for (int64_t u = 0; u < dw; ++u) {
-      const int64_t x0 = u * w / dw, x1 = std::max(x0 + 1, (u + 1) * w / dw);
-      uint32_t s[3] = {0, 0, 0};
-      for (int64_t y = y0; y < y1; ++y)
-        for (int64_t x = x0; x < x1; ++x)
-          for (int c = 0; c < 3; ++c) s[c] += src[(y * w + x) * 3 + c];
-      const auto n = static_cast<uint32_t>((y1 - y0) * (x1 - x0));
-      for (int c = 0; c < 3; ++c) dst[(v * dw + u) * 3 + c] = static_cast<uint8_t>((s[c] + n / 2) / n);
-    }
-  }
-}
 
 }  // namespace
 
@@ -145,67 +130,18 @@ std::vector<float> write_probability_rasters(const HeatmapPlan& plan, const json
 
 void write_overlay(const HeatmapPlan& plan, const json& description, const PatchSource& slide,
                    const std::vector<float>& raster) {
-  const RasterGeometry& og = plan.overlay_raster;
-  const RasterGeometry& pg = plan.prob_raster;
-  const auto opx = static_cast<double>(og.pixel), ppx = static_cast<double>(pg.pixel);
-  const double ds = plan.overlay_downsample;
-  PyramidTiffWriter w(plan.outputs.overlay, heatmap_tiff_options(plan, description, og, 3, false, "overlay", true));
-  const int64_t longest = std::max(og.width, og.height);
-  const int64_t tw = std::max<int64_t>(1, og.width * std::min<int64_t>(1024, longest) / longest);
-  const int64_t th = std::max<int64_t>(1, og.height * std::min<int64_t>(1024, longest) / longest);
-  RgbImage thumb(tw, th);
-  std::vector<uint64_t> tsum(static_cast<size_t>(tw * th * 3), 0), tcount(static_cast<size_t>(tw * th), 0);
-  // Strips of at most ~512 rows of the level read (bounded memory even without a pyramid).
-  const int64_t strip = std::clamp<int64_t>(static_cast<int64_t>(512.0 * ds / opx), 1, 64);
-  std::vector<uint8_t> level_rgb, base_rgb, blended;
-  std::vector<float> values;
-  for (int64_t v0 = 0; v0 < og.height; v0 += strip) {
-    const int64_t sh = std::min(strip, og.height - v0);
-    // Level pixels covering overlay rows [v0, v0 + sh), i.e. level-0 [0, width * d) x
-    // [v0 * d, (v0 + sh) * d) (inside the slide: stitch.hpp), box-resampled to the overlay grid.
-    const int64_t y0 = v0 * og.pixel, y1 = (v0 + sh) * og.pixel;
-    Region r;
-    r.level = plan.overlay_level;
-    r.x = 0;
-    r.y = y0;
-    r.w = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(static_cast<double>(og.width * og.pixel) / ds)));
-    r.h = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(static_cast<double>(y1 - y0) / ds)));
-    level_rgb.assign(static_cast<size_t>(r.w * r.h * 3), 255);
-    try {
-      slide.read_region(r, level_rgb.data());
-    } catch (const RegionReadError&) {
-      std::fill(level_rgb.begin(), level_rgb.end(), uint8_t{255});  // stays white
-    }
-    base_rgb.resize(static_cast<size_t>(og.width * sh * 3));
-    box_resample(level_rgb.data(), r.w, r.h, base_rgb.data(), og.width, sh);
-    values.resize(static_cast<size_t>(og.width * sh));
-    for (int64_t v = 0; v < sh; ++v) {
-      const double cy = (static_cast<double>(v0 + v) + 0.5) * opx;
-      const auto pv = std::min(pg.height - 1, static_cast<int64_t>(cy / ppx));
-      for (int64_t u = 0; u < og.width; ++u) {
-        const double cx = (static_cast<double>(u) + 0.5) * opx;
-        const auto pu = std::min(pg.width - 1, static_cast<int64_t>(cx / ppx));
-        values[static_cast<size_t>(v * og.width + u)] = raster[static_cast<size_t>(pv * pg.width + pu)];
-      }
-    }
-    blended.resize(base_rgb.size());
-    blend_overlay(base_rgb.data(), values.data(), og.width * sh, plan.params.overlay_alpha, blended.data(),
-                  plan.params.overlay_min);
-    w.write_rows(blended.data(), sh);
-    for (int64_t v = 0; v < sh; ++v) {
-      const int64_t tv = (v0 + v) * th / og.height;
-      for (int64_t u = 0; u < og.width; ++u) {
-        const int64_t tu = u * tw / og.width;
-        const auto t = static_cast<size_t>(tv * tw + tu);
-        for (int c = 0; c < 3; ++c) tsum[t * 3 + static_cast<size_t>(c)] += blended[static_cast<size_t>((v * og.width + u) * 3 + c)];
-        ++tcount[t];
-      }
-    }
-  }
+  OverlayGeometry g;
+  g.overlay = plan.overlay_raster;
+  g.probability = plan.prob_raster;
+  g.level = plan.overlay_level;
+  g.downsample = plan.overlay_downsample;
+  OverlayStyle style;
+  style.alpha = plan.params.overlay_alpha;
+  style.min_value = plan.params.overlay_min;
+  PyramidTiffWriter w(plan.outputs.overlay, heatmap_tiff_options(plan, description, g.overlay, 3, false, "overlay", true));
+  const RgbImage thumb =
+      render_overlay(slide, g, raster, style, [&](const uint8_t* rgb, int64_t rows) { w.write_rows(rgb, rows); });
   w.finish();
-  for (size_t t = 0; t < tcount.size(); ++t)
-    for (size_t c = 0; c < 3; ++c)
-      thumb.pixels[t * 3 + c] = tcount[t] ? static_cast<uint8_t>((tsum[t * 3 + c] + tcount[t] / 2) / tcount[t]) : 255;
   write_png(thumb, plan.outputs.thumb);
 }
 

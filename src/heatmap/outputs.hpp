@@ -70,7 +70,8 @@ std::vector<float> write_probability_rasters(const HeatmapPlan& plan, const nloh
                                              const std::vector<float>& probabilities);
 
 // NAME.overlay.tif (the slide at overlay_mpp with the probability colour map blended in,
-// streamed in strips from `slide`) and NAME.thumb.png from the same strips. A strip that fails
+// streamed in strips from `slide`: render_overlay, overlay.hpp) and NAME.thumb.png from the same
+// strips. A strip that fails
 // to decode stays white; the heatmap itself is unaffected.
 void write_overlay(const HeatmapPlan& plan, const nlohmann::json& description, const PatchSource& slide,
                    const std::vector<float>& prob_raster);

@@ -2,7 +2,6 @@
 // LibTorch (a TU with torch headers costs ~15 s and 1.2 GB to compile here).
 #include <ATen/Parallel.h>
 #include <torch/script.h>
-#include <torch/csrc/autograd/autograd.h>
 #include <torch/version.h>
 
 #include <ATen/Context.h>
@@ -23,9 +22,11 @@
 #include <tuple>
 
 #include "wsi/runtime.hpp"
+#include "wsi/classifier.hpp"
 #include "wsi/error.hpp"
 #include "wsi/gradcam.hpp"
 #include "wsi/model.hpp"
+#include "gradcam/gradcam_maps.hpp"
 #include "model/model_internals.hpp"
 #include "model/nets.hpp"
 #include "model/torch_messages.hpp"
@@ -254,7 +255,8 @@ struct Model::Impl {
   }
 
   // Grad-CAM of a prepared batch (gradcam.hpp): probabilities [count] and CAMs [count, P, P],
-  // float32 on the device. Needs autograd: not under InferenceMode.
+  // float32 on the device. The model's part: activations without a graph, then made the leaf
+  // the positive-class score is differentiated by (gradcam_maps, src/gradcam/).
   std::pair<torch::Tensor, torch::Tensor> gradcam_tensors(const torch::Tensor& x, int64_t count, int64_t P) const {
     if (!gradcam) throw ModelError(path, "Grad-CAM is unavailable: " + gradcam_reason);
     torch::Tensor a;
@@ -266,20 +268,7 @@ struct Model::Impl {
       throw ModelError(path, spec.features_method + "() must return N x C x H x W activations, not " + shape_of(a));
     a = a.detach().requires_grad_(true);
     const torch::Tensor logits = call(spec.classify_method, a);
-    const torch::Tensor s = score(logits, count);
-    // Each patch's score depends only on its own activations, so one gradient of the sum gives
-    // every patch's gradient at once; only with respect to A, not the parameters.
-    const torch::Tensor g = torch::autograd::grad({s.sum()}, {a})[0];
-    torch::NoGradGuard no_grad;
-    // In float32 whatever the model's precision (bf16 would quantise the normalised map).
-    const torch::Tensor w = g.to(torch::kFloat32).mean({2, 3}, /*keepdim=*/true);
-    torch::Tensor cam = (w * a.detach().to(torch::kFloat32)).sum(1).relu();  // N x H x W
-    const torch::Tensor peak = cam.amax({1, 2}, /*keepdim=*/true);
-    cam = torch::where(peak > 0, cam / peak.clamp_min(1e-30), cam);
-    // An explicit IntArrayRef: LibTorch 2.x adds an OptionalIntArrayRef overload that makes a
-    // braced {P, P} ambiguous.
-    const std::vector<int64_t> size{P, P};
-    cam = at::upsample_bilinear2d(cam.unsqueeze(1), c10::IntArrayRef(size), /*align_corners=*/false).squeeze(1);
+    torch::Tensor cam = detail::gradcam_maps(a, score(logits, count), P);
     return {probabilities(logits.detach(), count), cam};
   }
 
@@ -551,27 +540,6 @@ double Model::gflops_per_patch() const {
   return impl_->net ? 2.0 * impl_->net->macs(impl_->spec.input_size) / 1e9 : 0.0;
 }
 
-GradcamBatch gradcam(const Model& model, const uint8_t* patches, int64_t count, int side) {
-  const Model::Impl& m = *model.impl_;
-  if (!m.gradcam) throw ModelError(m.path, "Grad-CAM is unavailable: " + m.gradcam_reason);
-  GradcamBatch out;
-  const int64_t P = m.side_of(side);
-  out.size = static_cast<int>(P);
-  if (count <= 0) return out;
-  torch::Tensor x;
-  {
-    torch::NoGradGuard no_grad;
-    x = m.input(patches, count, side);
-  }
-  auto [p, cam] = m.gradcam_tensors(x, count, P);
-  torch::NoGradGuard no_grad;
-  p = p.to(torch::kCPU).contiguous();
-  cam = cam.to(torch::kCPU).contiguous();
-  out.probabilities.assign(p.data_ptr<float>(), p.data_ptr<float>() + count);
-  out.cams.assign(cam.data_ptr<float>(), cam.data_ptr<float>() + cam.numel());
-  return out;
-}
-
 // ---- ModelInternals (model/model_internals.hpp) ----
 
 torch::Tensor ModelInternals::input(const Model& model, const uint8_t* patches, int64_t count, int side) {
@@ -584,5 +552,10 @@ const torch::jit::Module* ModelInternals::module(const Model& model) {
   return model.impl_->net ? nullptr : &model.impl_->module;
 }
 detail::NetImpl* ModelInternals::net(const Model& model) { return model.impl_->net.get(); }
+int ModelInternals::patch_side(const Model& model, int side) { return model.impl_->side_of(side); }
+std::pair<torch::Tensor, torch::Tensor> ModelInternals::gradcam(const Model& model, const torch::Tensor& x,
+                                                                int64_t count, int64_t P) {
+  return model.impl_->gradcam_tensors(x, count, P);
+}
 
 }  // namespace wsi

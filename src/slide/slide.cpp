@@ -14,8 +14,10 @@
 #include <stdexcept>
 
 #include "core/text.hpp"
+#include "core/tiff_handle.hpp"
 #include "slide/pixel_reader.hpp"
 #include "wsi/error.hpp"
+#include "wsi/patch_source.hpp"
 
 namespace wsi {
 namespace fs = std::filesystem;
@@ -119,11 +121,10 @@ std::string explain_unrecognised(const fs::path& path) {
   };
   if (n == 0) return "the file is empty (0 bytes); it was probably cut short while copying — copy it again";
   if (starts("II*\0") || starts("MM\0*") || starts("II+\0") || starts("MM\0+")) {
-    silence_libtiff_once();
-    if (TIFF* t = TIFFOpen(path.c_str(), "r")) {
-      const bool tiled = TIFFIsTiled(t) != 0;
-      const bool cut_short = tiff_data_past_end(t, path);
-      TIFFClose(t);
+    if (detail::TiffHandle t; t.open(path, "r")) {
+      const bool tiled = TIFFIsTiled(t.get()) != 0;
+      const bool cut_short = tiff_data_past_end(t.get(), path);
+      t.close();
       if (cut_short)
         return "a truncated TIFF (the file ends before its images do); it was probably cut short while copying — "
                "copy it again";

@@ -7,8 +7,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
-#include <cstdarg>
-#include <cstdio>
 #include <list>
 #include <memory>
 #include <mutex>
@@ -18,7 +16,7 @@
 #include <utility>
 #include <vector>
 
-#include "core/text.hpp"
+#include "core/tiff_handle.hpp"
 #include "slide/pixel_reader.hpp"
 #include "wsi/error.hpp"
 
@@ -42,47 +40,13 @@ struct LevelLayout {
   int64_t tile_bytes() const { return tile_w * tile_h * bands; }
 };
 
-// One libtiff handle with the messages libtiff reported through it. libtiff handles are not
-// thread-safe, so each thread opens its own, one per level (no directory switching).
-struct Handle {
-  TIFF* tif = nullptr;
-  std::string messages;
+// libtiff handles are not thread-safe, so each thread opens its own, one per level (no
+// directory switching); their messages() say why a read failed.
+using Handle = TiffHandle;
 
-  Handle() = default;
-  Handle(const Handle&) = delete;
-  Handle& operator=(const Handle&) = delete;
-  ~Handle() { close(); }
-  void close() {
-    if (tif) TIFFClose(tif);
-    tif = nullptr;
-  }
-};
-
-// Per-handle handlers (libtiff >= 4.5): libtiff's process-wide handlers stay untouched, and a
-// message lands in the handle of the thread whose read caused it.
-int capture_error(TIFF*, void* user_data, const char* module, const char* fmt, va_list ap) {
-  auto* h = static_cast<Handle*>(user_data);
-  char text[512];
-  std::vsnprintf(text, sizeof text, fmt, ap);
-  detail::append_clause(h->messages, module && *module ? std::string(module) + ": " + text : std::string(text));
-  return 1;  // handled: the process-wide handler is not called
-}
-
-int ignore_warning(TIFF*, void*, const char*, const char*, va_list) { return 1; }
-
-// Opens `path` with its messages captured into `h`; false (with h.messages) on failure.
-bool open_into(Handle& h, const std::filesystem::path& path) {
-  h.close();
-  h.messages.clear();
-  TIFFOpenOptions* opts = TIFFOpenOptionsAlloc();
-  TIFFOpenOptionsSetErrorHandlerExtR(opts, capture_error, &h);
-  TIFFOpenOptionsSetWarningHandlerExtR(opts, ignore_warning, nullptr);
-  // "D": load a directory's tile offsets only when a tile of it is read. "m": no memory map of
-  // the file; its touched pages would count as resident memory, growing with the slide's size.
-  h.tif = TIFFOpenExt(path.c_str(), "rDm", opts);
-  TIFFOpenOptionsFree(opts);
-  return h.tif != nullptr;
-}
+// "D": load a directory's tile offsets only when a tile of it is read. "m": no memory map of the
+// file; its touched pages would count as resident memory, growing with the slide's size.
+constexpr const char* kReadMode = "rDm";
 
 // The layout of the current directory, or nullopt when this backend does not decode it.
 std::optional<LevelLayout> supported_layout(TIFF* t, tdir_t dir) {
@@ -231,10 +195,10 @@ class TiffTileReader final : public PixelReader {
     Handle& h = handle_for_this_thread(region);
     auto tile = std::make_shared<std::vector<uint8_t>>(static_cast<size_t>(l.tile_bytes()));
     const uint32_t t =
-        TIFFComputeTile(h.tif, static_cast<uint32_t>(tx * l.tile_w), static_cast<uint32_t>(ty * l.tile_h), 0, 0);
-    h.messages.clear();
-    if (TIFFReadEncodedTile(h.tif, t, tile->data(), static_cast<tmsize_t>(tile->size())) < 0) {
-      const std::string why = h.messages.empty() ? "libtiff cannot decode it" : h.messages;
+        TIFFComputeTile(h.get(), static_cast<uint32_t>(tx * l.tile_w), static_cast<uint32_t>(ty * l.tile_h), 0, 0);
+    h.clear_messages();
+    if (TIFFReadEncodedTile(h.get(), t, tile->data(), static_cast<tmsize_t>(tile->size())) < 0) {
+      const std::string why = h.messages().empty() ? "libtiff cannot decode it" : h.messages();
       h.close();  // the codec may be left mid-tile; the next read reopens the file
       throw RegionReadError(path_, region,
                             "the tile at level-" + std::to_string(region.level) + " pixel (" +
@@ -256,11 +220,11 @@ class TiffTileReader final : public PixelReader {
       std::lock_guard lock(mutex_);
       h = handles_.emplace_back(std::make_unique<Handle>()).get();
     }
-    if (h->tif) return *h;
+    if (h->get()) return *h;
     const LevelLayout& l = levels_[static_cast<size_t>(region.level)];
-    if (!open_into(*h, path_) || !TIFFSetDirectory(h->tif, l.dir) ||
-        (l.ycbcr_jpeg && !TIFFSetField(h->tif, TIFFTAG_JPEGCOLORMODE, JPEGCOLORMODE_RGB))) {
-      const std::string why = h->messages.empty() ? "libtiff cannot open it" : h->messages;
+    if (!h->open(path_, kReadMode) || !TIFFSetDirectory(h->get(), l.dir) ||
+        (l.ycbcr_jpeg && !TIFFSetField(h->get(), TIFFTAG_JPEGCOLORMODE, JPEGCOLORMODE_RGB))) {
+      const std::string why = h->messages().empty() ? "libtiff cannot open it" : h->messages();
       h->close();
       throw RegionReadError(path_, region,
                             "cannot reopen the file (" + why + "); check that it was not moved or changed meanwhile");
@@ -287,20 +251,20 @@ std::unique_ptr<PixelReader> try_make_tiff_tile_reader(const std::filesystem::pa
                                                        const std::vector<LevelInfo>& levels, size_t cache_bytes) {
   if (levels.empty() || levels.size() > kMaxLevels) return nullptr;
   Handle probe;
-  if (!open_into(probe, path)) return nullptr;
+  if (!probe.open(path, kReadMode)) return nullptr;
   // Every directory of the main chain, as libvips' pages: nullopt where this backend cannot decode it.
   std::vector<std::pair<LevelLayout, bool>> dirs;
   for (int i = 0; i < kMaxDirectories; ++i) {
     const auto dir = static_cast<tdir_t>(i);
     uint32_t w = 0, h = 0;
-    TIFFGetField(probe.tif, TIFFTAG_IMAGEWIDTH, &w);
-    TIFFGetField(probe.tif, TIFFTAG_IMAGELENGTH, &h);
-    const std::optional<LevelLayout> layout = supported_layout(probe.tif, dir);
+    TIFFGetField(probe.get(), TIFFTAG_IMAGEWIDTH, &w);
+    TIFFGetField(probe.get(), TIFFTAG_IMAGELENGTH, &h);
+    const std::optional<LevelLayout> layout = supported_layout(probe.get(), dir);
     LevelLayout sized = layout.value_or(LevelLayout{});
     sized.width = w;
     sized.height = h;
     dirs.emplace_back(sized, layout.has_value());
-    if (!TIFFReadDirectory(probe.tif)) break;
+    if (!TIFFReadDirectory(probe.get())) break;
   }
   // Each OpenSlide level is the first directory of its size (as in the libvips backend); if that
   // one has a layout this backend does not decode, the caller falls back to libvips.

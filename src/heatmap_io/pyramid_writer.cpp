@@ -9,8 +9,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
-#include <cstdarg>
-#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <memory>
@@ -21,6 +19,7 @@
 #include <vector>
 
 #include "core/pending_file.hpp"
+#include "core/tiff_handle.hpp"
 #include "wsi/error.hpp"
 #include "wsi/heatmap_io.hpp"
 
@@ -28,56 +27,14 @@ namespace wsi {
 namespace fs = std::filesystem;
 using detail::PendingFile;
 using Options = PyramidTiffOptions;
+using Tiff = detail::TiffHandle;  // its messages: first_error()
 
 namespace {
-
-// One libtiff handle with the first error libtiff reported through it (nothing is printed).
-struct Tiff {
-  TIFF* tif = nullptr;
-  std::string error;
-
-  Tiff() = default;
-  Tiff(const Tiff&) = delete;
-  Tiff& operator=(const Tiff&) = delete;
-  ~Tiff() { close(); }
-  void close() {
-    if (tif) TIFFClose(tif);
-    tif = nullptr;
-  }
-};
-
-int keep_first_error(TIFF*, void* data, const char* module, const char* fmt, va_list ap) {
-  auto* t = static_cast<Tiff*>(data);
-  if (t->error.empty()) {
-    char text[512];
-    std::vsnprintf(text, sizeof text, fmt, ap);
-    if (module && *module) t->error.append(module).append(": ");
-    t->error += text;
-  }
-  return 1;  // handled: libtiff's process-wide (printing) handler is not called
-}
-
-int ignore_warning(TIFF*, void*, const char*, const char*, va_list) { return 1; }
-
-// Opens `path` into `t` ("w8": new BigTIFF; "r": read). False on failure, with errno / t.error.
-bool open_tiff(Tiff& t, const fs::path& path, const char* mode) {
-  t.close();
-  t.error.clear();
-  TIFFOpenOptions* opts = TIFFOpenOptionsAlloc();
-  TIFFOpenOptionsSetErrorHandlerExtR(opts, keep_first_error, &t);
-  TIFFOpenOptionsSetWarningHandlerExtR(opts, ignore_warning, nullptr);
-  errno = 0;
-  t.tif = TIFFOpenExt(path.c_str(), mode, opts);
-  const int err = errno;
-  TIFFOpenOptionsFree(opts);
-  errno = err;
-  return t.tif != nullptr;
-}
 
 // Why a libtiff call failed: the system's reason when there is one (it says more), else libtiff's.
 std::string cause(const Tiff& t, int err) {
   if (err != 0) return std::strerror(err);
-  return t.error.empty() ? std::string("libtiff reported no reason") : t.error;
+  return t.first_error().empty() ? std::string("libtiff reported no reason") : t.first_error();
 }
 
 // The tags of one level. `compression` may differ from the options' (temporary files of JPEG
@@ -270,11 +227,11 @@ struct PyramidTiffWriter::Impl {
 
   void open_for_writing(Tiff& t, const fs::path& file, const LevelSize& size, int level,
                         Options::Compression compression, bool fast, uint16_t subifds) {
-    if (!open_tiff(t, file, "w8")) {
+    if (!t.open(file, "w8")) {
       const std::string dir = path.parent_path().empty() ? "." : path.parent_path().string();
       fail("cannot create the file in " + dir + " (is the directory writable?)", t, errno, false);
     }
-    if (!set_tags(t.tif, o, size, level, tile, compression, fast, subifds))
+    if (!set_tags(t.get(), o, size, level, tile, compression, fast, subifds))
       fail("cannot set the TIFF tags of level " + std::to_string(level), t, 0, false);
   }
 
@@ -303,7 +260,7 @@ struct PyramidTiffWriter::Impl {
           std::memcpy(dst + b, dst + copy - pixel_bytes, pixel_bytes);
       }
       errno = 0;
-      if (TIFFWriteEncodedTile(t.tif, static_cast<uint32_t>(tile_row * across + tx), tile_buf.data(),
+      if (TIFFWriteEncodedTile(t.get(), static_cast<uint32_t>(tile_row * across + tx), tile_buf.data(),
                                static_cast<tmsize_t>(tile_buf.size())) < 0)
         fail("writing tiles of level " + std::to_string(k) + " failed", t, errno, true);
     }
@@ -346,35 +303,35 @@ struct PyramidTiffWriter::Impl {
     Level& l = levels[k];
     Tiff& src = *l.tiff;
     errno = 0;
-    if (!TIFFFlush(src.tif)) fail("writing level " + std::to_string(k) + " failed", src, errno, true);
+    if (!TIFFFlush(src.get())) fail("writing level " + std::to_string(k) + " failed", src, errno, true);
     src.close();
-    if (!open_tiff(src, l.scratch->tmp(), "r"))
+    if (!src.open(l.scratch->tmp(), "r"))
       fail("cannot read back the temporary file of level " + std::to_string(k), src, errno, false);
     const bool reencode = o.compression == Options::Compression::jpeg;
-    if (!set_tags(main->tif, o, l.size, static_cast<int>(k), tile, o.compression, false, 0))
+    if (!set_tags(main->get(), o, l.size, static_cast<int>(k), tile, o.compression, false, 0))
       fail("cannot set the TIFF tags of level " + std::to_string(k), *main, 0, false);
     std::vector<uint8_t> raw;
-    const uint32_t tiles = TIFFNumberOfTiles(src.tif);
+    const uint32_t tiles = TIFFNumberOfTiles(src.get());
     for (uint32_t i = 0; i < tiles; ++i) {
       errno = 0;
       tmsize_t n = static_cast<tmsize_t>(tile_buf.size());
       if (reencode) {
-        if (TIFFReadEncodedTile(src.tif, i, tile_buf.data(), n) < 0)
+        if (TIFFReadEncodedTile(src.get(), i, tile_buf.data(), n) < 0)
           fail("cannot read back the temporary file of level " + std::to_string(k), src, errno, false);
         errno = 0;
-        if (TIFFWriteEncodedTile(main->tif, i, tile_buf.data(), n) < 0)
+        if (TIFFWriteEncodedTile(main->get(), i, tile_buf.data(), n) < 0)
           fail("writing tiles of level " + std::to_string(k) + " failed", *main, errno, true);
       } else {
-        raw.resize(static_cast<size_t>(TIFFGetStrileByteCount(src.tif, i)));
-        n = TIFFReadRawTile(src.tif, i, raw.data(), static_cast<tmsize_t>(raw.size()));
+        raw.resize(static_cast<size_t>(TIFFGetStrileByteCount(src.get(), i)));
+        n = TIFFReadRawTile(src.get(), i, raw.data(), static_cast<tmsize_t>(raw.size()));
         if (n < 0) fail("cannot read back the temporary file of level " + std::to_string(k), src, errno, false);
         errno = 0;
-        if (TIFFWriteRawTile(main->tif, i, raw.data(), n) < 0)
+        if (TIFFWriteRawTile(main->get(), i, raw.data(), n) < 0)
           fail("writing tiles of level " + std::to_string(k) + " failed", *main, errno, true);
       }
     }
     errno = 0;
-    if (!TIFFWriteDirectory(main->tif))
+    if (!TIFFWriteDirectory(main->get()))
       fail("writing the directory of level " + std::to_string(k) + " failed", *main, errno, true);
     l.tiff.reset();
     l.scratch.reset();  // removes the temporary file
@@ -382,7 +339,7 @@ struct PyramidTiffWriter::Impl {
 
   void finish() {
     errno = 0;
-    if (!TIFFWriteDirectory(main->tif)) fail("writing the directory of level 0 failed", *main, errno, true);
+    if (!TIFFWriteDirectory(main->get())) fail("writing the directory of level 0 failed", *main, errno, true);
     for (size_t k = 1; k < levels.size(); ++k) append_level(k);
     main->close();
     out->commit();

@@ -237,8 +237,9 @@ AsapType asap_type(const std::optional<std::string>& type) {
   return AsapType::unknown;
 }
 
-AnnotationSet parse_asap(std::string_view text, const std::filesystem::path& source, const AnnotationOptions& options) {
-  Builder b(source, options, "asap-xml");
+// Parses `text` as XML whose root is <ASAP_Annotations>; ConfigError (naming b.file()) otherwise.
+std::unique_ptr<xmlDoc, XmlDocFree> read_asap_document(std::string_view text, const std::filesystem::path& source,
+                                                       const Builder& b) {
   static std::once_flag init;
   std::call_once(init, [] { xmlInitParser(); });
   if (text.size() > static_cast<size_t>(INT_MAX)) throw ConfigError(b.file() + ": XML file too large (over 2 GiB)");
@@ -267,9 +268,50 @@ AnnotationSet parse_asap(std::string_view text, const std::filesystem::path& sou
     throw ConfigError(b.file() + ": not ASAP XML: the root element is <" +
                       (root ? std::string(reinterpret_cast<const char*>(root->name)) : std::string()) +
                       ">, expected <ASAP_Annotations>");
+  return doc;
+}
 
+// The ring of an <Annotation>: its <Coordinate>s in Order (stable: document order among equals).
+std::vector<Point2> asap_ring(xmlNode* an, const std::string& where, const Builder& b) {
+  struct Vertex {
+    int64_t order;
+    Point2 p;
+  };
+  std::vector<Vertex> vertices;
+  for (xmlNode* coords = an->children; coords; coords = coords->next) {
+    if (!is_element(coords, "Coordinates")) continue;
+    for (xmlNode* c = coords->children; c; c = c->next) {
+      if (!is_element(c, "Coordinate")) continue;
+      const int64_t k = static_cast<int64_t>(vertices.size());
+      const std::string cw = where + " coordinate " + std::to_string(k);
+      Vertex v{k, {}};
+      if (const auto order = attribute(c, "Order")) {
+        const auto o = parse_int(*order);
+        if (!o) throw ConfigError(b.file() + ": " + cw + ": Order is not an integer ('" + *order + "')");
+        v.order = *o;
+      }
+      for (const char* axis : {"X", "Y"}) {
+        const auto s = attribute(c, axis);
+        if (!s) throw ConfigError(b.file() + ": " + cw + ": " + axis + " is missing");
+        const auto d = parse_double(*s);
+        if (!d) throw ConfigError(b.file() + ": " + cw + ": " + axis + " is not a number ('" + *s + "')");
+        (axis[0] == 'X' ? v.p.x : v.p.y) = b.coordinate(*d, cw, axis);
+      }
+      vertices.push_back(v);
+    }
+  }
+  std::stable_sort(vertices.begin(), vertices.end(), [](const Vertex& l, const Vertex& r) { return l.order < r.order; });
+  std::vector<Point2> ring;
+  ring.reserve(vertices.size());
+  for (const Vertex& v : vertices) ring.push_back(v.p);
+  return ring;
+}
+
+AnnotationSet parse_asap(std::string_view text, const std::filesystem::path& source, const AnnotationOptions& options) {
+  Builder b(source, options, "asap-xml");
+  const std::unique_ptr<xmlDoc, XmlDocFree> doc = read_asap_document(text, source, b);
   int64_t index = 0;  // annotation index in the document, for unnamed annotations
-  for (xmlNode* list = root->children; list; list = list->next) {
+  for (xmlNode* list = xmlDocGetRootElement(doc.get())->children; list; list = list->next) {
     if (!is_element(list, "Annotations")) continue;
     for (xmlNode* an = list->children; an; an = an->next) {
       if (!is_element(an, "Annotation")) continue;
@@ -283,42 +325,11 @@ AnnotationSet parse_asap(std::string_view text, const std::filesystem::path& sou
         b.ignore();
         continue;
       }
-      struct Vertex {
-        int64_t order;
-        Point2 p;
-      };
-      std::vector<Vertex> vertices;
-      for (xmlNode* coords = an->children; coords; coords = coords->next) {
-        if (!is_element(coords, "Coordinates")) continue;
-        for (xmlNode* c = coords->children; c; c = c->next) {
-          if (!is_element(c, "Coordinate")) continue;
-          const int64_t k = static_cast<int64_t>(vertices.size());
-          const std::string cw = where + " coordinate " + std::to_string(k);
-          Vertex v{k, {}};
-          if (const auto order = attribute(c, "Order")) {
-            const auto o = parse_int(*order);
-            if (!o) throw ConfigError(b.file() + ": " + cw + ": Order is not an integer ('" + *order + "')");
-            v.order = *o;
-          }
-          for (const char* axis : {"X", "Y"}) {
-            const auto s = attribute(c, axis);
-            if (!s) throw ConfigError(b.file() + ": " + cw + ": " + axis + " is missing");
-            const auto d = parse_double(*s);
-            if (!d) throw ConfigError(b.file() + ": " + cw + ": " + axis + " is not a number ('" + *s + "')");
-            (axis[0] == 'X' ? v.p.x : v.p.y) = b.coordinate(*d, cw, axis);
-          }
-          vertices.push_back(v);
-        }
-      }
-      std::stable_sort(vertices.begin(), vertices.end(),
-                       [](const Vertex& l, const Vertex& r) { return l.order < r.order; });
       Shape shape;
       shape.cls = *cls;
       shape.name = name.value_or("Annotation " + std::to_string(ai));
       shape.group = group.value_or("");
-      auto& ring = shape.rings.emplace_back();
-      ring.reserve(vertices.size());
-      for (const Vertex& v : vertices) ring.push_back(v.p);
+      shape.rings.push_back(asap_ring(an, where, b));
       b.add(std::move(shape));
     }
   }

@@ -264,8 +264,9 @@ std::string regions_geojson(const ProbabilityGrid& grid, const RegionParams& par
   return regions_geojson(trace_regions(grid, params));
 }
 
-std::vector<Detection> local_maxima(const ProbabilityGrid& grid, const MaximaParams& params) {
-  check_grid(grid, "local_maxima");
+namespace {
+
+void check_maxima_params(const MaximaParams& params) {
   if (!std::isfinite(params.threshold)) {
     std::ostringstream m;
     m << "local_maxima: threshold must be a finite number (got " << params.threshold << ")";
@@ -289,13 +290,18 @@ std::vector<Detection> local_maxima(const ProbabilityGrid& grid, const MaximaPar
       << " µm needs the slide's µm per level-0 pixel: pass mpp, or set nms_um to 0 to turn suppression off";
     throw ConfigError(m.str());
   }
+}
 
+struct Candidate {
+  float value;
+  int64_t index;  // raster order
+};
+
+// Cells >= threshold that beat every cell of their (2r+1)² window (ties: the earlier cell in
+// raster order wins), highest value first (stable: raster order among equals).
+std::vector<Candidate> window_maxima(const ProbabilityGrid& grid, const MaximaParams& params) {
   const int64_t cols = grid.cols, rows = grid.rows;
   const int64_t r = std::min(params.radius, std::max(cols, rows));  // a larger window changes nothing
-  struct Candidate {
-    float value;
-    int64_t index;  // raster order
-  };
   std::vector<Candidate> cand;
   for (int64_t j = 0; j < rows; ++j)
     for (int64_t i = 0; i < cols; ++i) {
@@ -316,47 +322,56 @@ std::vector<Detection> local_maxima(const ProbabilityGrid& grid, const MaximaPar
       if (beats_all) cand.push_back({v, self});
     }
   std::stable_sort(cand.begin(), cand.end(), [](const Candidate& a, const Candidate& b) { return a.value > b.value; });
+  return cand;
+}
 
+// Greedy suppression, highest first: a candidate closer than `d_cells` (in cells) to one already
+// kept is dropped. Kept maxima are bucketed by squares of d_cells so each test looks at 3 x 3
+// buckets.
+std::vector<Candidate> suppress_near(const std::vector<Candidate>& cand, int64_t cols, double d_cells) {
   std::vector<Candidate> kept;
-  const double d_px = params.nms_um > 0 ? params.nms_um / params.mpp : 0;
-  // Distinct centres are at least one step apart, so a distance of one step or less suppresses
-  // nothing; otherwise kept maxima are bucketed by squares of d_px so each test looks at 3 x 3
-  // buckets.
-  if (d_px <= grid.step) {
-    kept = std::move(cand);
-  } else {
-    const double d_cells = d_px / grid.step;
-    const double d2 = d_cells * d_cells;
-    const int64_t nbx = static_cast<int64_t>(static_cast<double>(cols) / d_cells) + 3;
-    auto bucket = [&](double c) { return static_cast<int64_t>(c / d_cells) + 1; };  // >= 1: neighbours >= 0
-    std::unordered_map<int64_t, std::vector<size_t>> buckets;
-    for (const Candidate& c : cand) {
-      const double ci = static_cast<double>(c.index % cols) + 0.5, cj = static_cast<double>(c.index / cols) + 0.5;
-      const int64_t bx = bucket(ci), by = bucket(cj);
-      bool suppressed = false;
-      for (int64_t y = by - 1; y <= by + 1 && !suppressed; ++y)
-        for (int64_t x = bx - 1; x <= bx + 1 && !suppressed; ++x) {
-          auto it = buckets.find(y * nbx + x);
-          if (it == buckets.end()) continue;
-          for (const size_t k : it->second) {
-            const double di = static_cast<double>(kept[k].index % cols) + 0.5 - ci;
-            const double dj = static_cast<double>(kept[k].index / cols) + 0.5 - cj;
-            if (di * di + dj * dj < d2) {
-              suppressed = true;
-              break;
-            }
+  const double d2 = d_cells * d_cells;
+  const int64_t nbx = static_cast<int64_t>(static_cast<double>(cols) / d_cells) + 3;
+  auto bucket = [&](double c) { return static_cast<int64_t>(c / d_cells) + 1; };  // >= 1: neighbours >= 0
+  std::unordered_map<int64_t, std::vector<size_t>> buckets;
+  for (const Candidate& c : cand) {
+    const double ci = static_cast<double>(c.index % cols) + 0.5, cj = static_cast<double>(c.index / cols) + 0.5;
+    const int64_t bx = bucket(ci), by = bucket(cj);
+    bool suppressed = false;
+    for (int64_t y = by - 1; y <= by + 1 && !suppressed; ++y)
+      for (int64_t x = bx - 1; x <= bx + 1 && !suppressed; ++x) {
+        auto it = buckets.find(y * nbx + x);
+        if (it == buckets.end()) continue;
+        for (const size_t k : it->second) {
+          const double di = static_cast<double>(kept[k].index % cols) + 0.5 - ci;
+          const double dj = static_cast<double>(kept[k].index / cols) + 0.5 - cj;
+          if (di * di + dj * dj < d2) {
+            suppressed = true;
+            break;
           }
         }
-      if (suppressed) continue;
-      buckets[by * nbx + bx].push_back(kept.size());
-      kept.push_back(c);
-    }
+      }
+    if (suppressed) continue;
+    buckets[by * nbx + bx].push_back(kept.size());
+    kept.push_back(c);
   }
+  return kept;
+}
 
+}  // namespace
+
+std::vector<Detection> local_maxima(const ProbabilityGrid& grid, const MaximaParams& params) {
+  check_grid(grid, "local_maxima");
+  check_maxima_params(params);
+  std::vector<Candidate> kept = window_maxima(grid, params);
+  const double d_px = params.nms_um > 0 ? params.nms_um / params.mpp : 0;
+  // Distinct centres are at least one step apart, so a distance of one step or less suppresses
+  // nothing.
+  if (d_px > grid.step) kept = suppress_near(kept, grid.cols, d_px / grid.step);
   std::vector<Detection> out;
   out.reserve(kept.size());
   for (const Candidate& c : kept) {
-    const double i = static_cast<double>(c.index % cols), j = static_cast<double>(c.index / cols);
+    const double i = static_cast<double>(c.index % grid.cols), j = static_cast<double>(c.index / grid.cols);
     out.push_back({static_cast<double>(c.value), grid.x0 + (i + 0.5) * grid.step, grid.y0 + (j + 0.5) * grid.step});
   }
   return out;
