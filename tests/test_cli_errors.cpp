@@ -278,7 +278,7 @@ const std::string kBadMpp =
     "--mpp must be a positive number of micrometres per level-0 pixel (e.g. 0.25 for a 40x scan), not ";
 const std::string kNoSidecar =
     "model {S}/models/nosidecar.pt has no sidecar {S}/models/nosidecar.json: write one that describes its input and "
-    "output (see include/wsi/model.hpp and README)";
+    "output (see docs/model-contract.md)";
 const std::string kUnknownKey =
     "model sidecar {S}/models/unknown_key.json: unknown key \"strid\" (known keys: architecture, channel_order, "
     "description, format, gradcam, input_size, mean, mpp, name, output, patch_size, positive_index, resize, scale, "

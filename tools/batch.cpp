@@ -27,15 +27,13 @@ volatile std::sig_atomic_t g_stop = 0;
 extern "C" void on_batch_signal(int) { g_stop = 1; }
 
 struct BatchCli {
-  std::vector<std::string> inputs;
-  std::string out, model, preset, device, precision, shard = "1/1", mpp_csv, mask, annotations;
-  int threads = 0;
-  double timeout = 0;
-  bool retry_failed = false, quiet = false, list = false, html = false, extract = false, merge_only = false;
+  BatchJob job;  // the options bound where the library takes them
+  std::string out, shard = "1/1", mpp_csv, mask, annotations;
+  bool quiet = false, list = false, html = false;
   // Typed as heatmap and extract take them, so a bad value fails here before any slide runs;
   // passed on to each child as written.
   HeatmapParams heatmap;
-  ExtractParams slide;  // extract's own (labels, --patch-size, ...), and the dataset's
+  ExtractParams& slide = job.dataset.params;  // extract's own (labels, --patch-size, ...), and the dataset's
   std::vector<BoundParam<HeatmapParams>> heatmap_bound;
   std::vector<BoundParam<ExtractParams>> extract_bound;
 };
@@ -44,27 +42,12 @@ struct BatchCli {
 // the ones of heatmap_param_table() given (with --extract: those extract has too), then extract's.
 std::vector<std::string> forwarded_options(const BatchCli& c, bool mpp_from_csv) {
   std::vector<std::string> a = given_arguments(c.heatmap_bound, mpp_from_csv ? "--mpp" : "");
-  if (!c.extract) return a;
+  if (!c.job.extract) return a;
   if (!c.mask.empty()) a.insert(a.end(), {"--mask", c.mask});
   if (!c.annotations.empty()) a.insert(a.end(), {"--annotations", c.annotations});
   const std::vector<std::string> more = given_arguments(c.extract_bound);
   a.insert(a.end(), more.begin(), more.end());
   return a;
-}
-
-BatchJob job_of(const BatchCli& c) {
-  BatchJob job;
-  job.inputs.assign(c.inputs.begin(), c.inputs.end());
-  job.out = c.out;
-  job.shard = ShardSpec::parse(c.shard);
-  job.threads = c.threads;
-  job.timeout = c.timeout;
-  job.retry_failed = c.retry_failed;
-  job.merge_only = c.merge_only;
-  job.extract = c.extract;
-  job.heatmap = {c.model, c.preset, c.device, c.precision};
-  job.dataset.params = c.slide;
-  return job;
 }
 
 // Before any slide runs: the options must make sense to the subcommand that gets them, or every
@@ -73,26 +56,19 @@ BatchJob job_of(const BatchCli& c) {
 void check_child_options(const BatchCli& c, const BatchJob& job, const ForwardedOptions& forwarded,
                          const fs::path& some_slide) {
   for (const auto& b : c.heatmap_bound)
-    if (b.given() && c.extract && !has_flag(extract_slide_param_table(), b.param->flag))
+    if (b.given() && c.job.extract && !has_flag(extract_slide_param_table(), b.param->flag))
       throw UsageError(b.param->flag + " is an option of the heatmap runs, not of --extract runs");
   for (const auto& b : c.extract_bound)
-    if (b.given() && !c.extract)
+    if (b.given() && !c.job.extract)
       throw UsageError(b.param->flag + " is an option of --extract runs, not of heatmap runs");
-  if (c.extract) {
-    if (!c.mask.empty() && !c.annotations.empty()) throw UsageError("give --mask or --annotations, not both");
-    const std::string flag = c.mask.empty() ? "--annotations" : "--mask", truth = c.mask.empty() ? c.annotations : c.mask;
-    if (!truth.empty() && truth.find("{stem}") == std::string::npos)
-      throw UsageError(flag + " " + truth + ": in a batch, give a pattern with {stem}, the slide's file name without "
-                       "extension (e.g. " + flag + " 'masks/{stem}_mask.tif')");
-    if (truth.empty() && !c.slide.allow_unlabelled)
-      throw UsageError("--extract needs ground truth: --mask or --annotations with {stem} (e.g. --mask "
-                       "'masks/{stem}_mask.tif'), or --unlabelled");
+  if (c.job.extract) {
+    check_batch_truth(c.mask, c.annotations, c.slide.allow_unlabelled);
     job.dataset.validate();
   } else if (!c.mask.empty() || !c.annotations.empty()) {
     throw UsageError(std::string(c.mask.empty() ? "--annotations" : "--mask") + " is an option of --extract runs, not of heatmap runs");
   }
   CLI::App app;
-  if (c.extract)
+  if (c.job.extract)
     setup_extract(app, true);
   else
     setup_heatmap(app, true);
@@ -108,69 +84,33 @@ void check_child_options(const BatchCli& c, const BatchJob& job, const Forwarded
   }
 }
 
-void print_merge(const BatchMergeReport& m) {
-  if (m.outcome == BatchMergeReport::Outcome::up_to_date) {
-    std::cout << "  dataset: " << m.dir.string() << " is up to date (" << m.slides << " slides)\n";
-    return;
-  }
-  std::cout << "  dataset: " << m.dir.string() << " from " << m.slides << " slides";
-  if (m.left_out) std::cout << " (" << m.left_out << " without a finished part left out)";
-  std::cout << "\n";
-  for (const SplitReport& r : m.splits)
-    std::cout << "    " << r.name << ": " << r.positives + r.negatives << " patches (" << r.positives << " tumour, "
-              << r.negatives << " normal" << (r.copies ? ", " + std::to_string(r.copies) + " oversampled copies" : "")
-              << ") from " << r.slides << " slide(s)\n";
-}
-
-void print_run(const BatchCli& c, bool whole, const BatchReport& r) {
-  if (c.merge_only) {
-    std::cout << "batch " << c.out << ": " << r.selected << " slides, " << r.in_manifests
-              << " in the shards' manifests (" << r.manifests_done << " done)\n  manifest: " << r.manifest_json.string()
-              << "\n";
-    return;
-  }
-  std::cout << "batch " << c.out << (whole ? "" : " shard " + c.shard) << ": " << r.selected << " slides ("
-            << r.found << " found): " << r.ran_ok << " done now, " << r.already << " already done, "
-            << r.ran_failed + r.kept_failed << " failed, " << r.skipped << " skipped\n";
-  if (r.ran_ok + r.ran_failed > 0)
-    std::cout << std::fixed << std::setprecision(1) << "  " << (r.ran_ok + r.ran_failed) * 3600.0 / std::max(r.wall_seconds, 1e-9)
-              << " slides/hour (" << r.wall_seconds << " s for " << r.ran_ok + r.ran_failed << " slides)\n"
-              << std::defaultfloat;
-  // On stderr too: scripts that keep only the error stream still learn which slides failed.
-  for (const SlideFailure& f : r.failures) {
-    std::cout << "  FAILED " << f.name << ": " << f.reason << "\n";
-    std::cerr << "wsi-heatmap: batch: slide " << f.name << " failed: " << f.reason << "\n";
-  }
-  std::cout << "  manifest: " << r.manifest_json.string() << "\n";
-}
-
 int run_batch_command(BatchCli& c) {
   const ForwardedOptions forwarded = [&c](const fs::path&, const std::string&, bool mpp_from_csv) {
     return forwarded_options(c, mpp_from_csv);
   };
   if (c.list) {  // NAME<TAB>SLIDE for workflow engines (the Snakemake workflow in pipelines/)
-    const BatchSelection sel = select_slides({c.inputs.begin(), c.inputs.end()}, c.out, ShardSpec::parse(c.shard));
+    const BatchSelection sel = select_slides(c.job.inputs, c.out, ShardSpec::parse(c.shard));
     for (const size_t i : sel.mine) std::cout << sel.names[i] << '\t' << escape_for_list(sel.slides[i].string()) << '\n';
     return 0;
   }
-  std::map<std::string, std::string> mpp_of;
-  if (!c.mpp_csv.empty()) mpp_of = read_mpp_csv(c.mpp_csv);
+  BatchJob& job = c.job;
+  if (!c.mpp_csv.empty()) job.mpp_of = read_mpp_csv(c.mpp_csv);
   if (c.out.empty()) throw UsageError("batch needs an output directory: -o DIR");
-  if (c.html && c.extract) throw UsageError("--html shows heatmaps; it does not go with --extract");
+  if (c.html && c.job.extract) throw UsageError("--html shows heatmaps; it does not go with --extract");
   std::signal(SIGINT, on_batch_signal);
   std::signal(SIGTERM, on_batch_signal);
-  BatchJob job = job_of(c);
-  job.mpp_of = std::move(mpp_of);
+  job.out = c.out;
+  job.shard = ShardSpec::parse(c.shard);
   // The inputs and the options before anything is created: a command line that cannot work
   // leaves no folder behind.
   const BatchSelection sel = select_slides(job.inputs, job.out, job.shard);
   if (sel.slides.empty()) throw UsageError("no slides found in the inputs (extensions: .svs .tif .tiff .ndpi .mrxs ...)");
   check_child_options(c, job, forwarded, sel.slides.front());
-  if (c.merge_only && !job.shard.whole()) throw UsageError("--merge-only merges every shard: give it without --shard");
+  if (c.job.merge_only && !job.shard.whole()) throw UsageError("--merge-only merges every shard: give it without --shard");
   prepare_output_dir(job.out);
   job.exe = current_executable();
 
-  ProgressBar bar("batch", !c.quiet && !c.merge_only && ::isatty(STDERR_FILENO) != 0);
+  ProgressBar bar("batch", !c.quiet && !c.job.merge_only && ::isatty(STDERR_FILENO) != 0);
   BatchCallbacks cb;
   cb.progress = [&bar](size_t k, size_t n, int done, int failed) {
     bar.update(static_cast<int64_t>(k), static_cast<int64_t>(n),
@@ -178,7 +118,11 @@ int run_batch_command(BatchCli& c) {
   };
   cb.slides_finished = [&](const BatchReport& r) {
     bar.finish();
-    print_run(c, job.shard.whole(), r);
+    std::cout << batch_report_text(r, c.out, job.shard.whole() ? "" : c.shard, c.job.merge_only);
+    // On stderr too: scripts that keep only the error stream still learn which slides failed.
+    if (!c.job.merge_only)
+      for (const SlideFailure& f : r.failures)
+        std::cerr << "wsi-heatmap: batch: slide " << f.name << " failed: " << f.reason << "\n";
   };
   const BatchReport r = run_batch(job, forwarded, cb, &g_stop);
   if (r.interrupted) {
@@ -189,13 +133,13 @@ int run_batch_command(BatchCli& c) {
     if (r.dataset->outcome == BatchMergeReport::Outcome::nothing_finished)
       print_error("no slide has finished, so there is no dataset to merge yet");
     else
-      print_merge(*r.dataset);
+      std::cout << batch_merge_text(*r.dataset);
   }
   const bool merge_failed = r.dataset && r.dataset->outcome == BatchMergeReport::Outcome::nothing_finished;
-  if (c.merge_only) return merge_failed || r.manifests_done < static_cast<int>(r.selected) ? 1 : 0;
+  if (c.job.merge_only) return merge_failed || r.manifests_done < static_cast<int>(r.selected) ? 1 : 0;
   // The viewers and index.html: failed slides listed with their reasons.
   const int html_rc = c.html ? write_batch_index_after_run(job.out, c.quiet) : 0;
-  if (c.extract && !job.shard.whole())
+  if (c.job.extract && !job.shard.whole())
     std::cout << "  dataset: not merged in a shard; when every shard has finished, run the same command with "
                  "--merge-only instead of --shard\n";
   return r.failures.empty() && !merge_failed && html_rc == 0 ? 0 : 1;
@@ -207,21 +151,22 @@ void setup_batch(CLI::App& app) {
   auto c = std::make_shared<BatchCli>();
   CLI::App* sub = app.add_subcommand(
       "batch", "Heatmaps of every slide in files, directories or list files; resumable (manifest in DIR)");
-  sub->add_option("inputs", c->inputs, "Slides, directories (searched recursively) or list files (.txt: one per line)")
+  BatchJob& job = c->job;
+  sub->add_option("inputs", job.inputs, "Slides, directories (searched recursively) or list files (.txt: one per line)")
       ->required();
   sub->add_option("--out,-o", c->out, "Output directory: DIR/NAME/ per slide, DIR/manifest.json");
-  sub->add_option("--model,-m", c->model, "Model NAME.pt (default: the bundled demo model)");
-  sub->add_option("--preset", c->preset, "Heatmap parameter preset (a name in pipelines/presets/ or a JSON file)");
-  sub->add_option("--device", c->device, "cpu or cuda");
-  sub->add_option("--precision", c->precision, "fp32, bf16 or fp16");
-  add_threads_option(*sub, c->threads, "Threads per slide (0 = one per core)");
-  sub->add_option("--timeout", c->timeout, "Stop a slide after this many seconds and record it as failed (0 = no limit)")
+  sub->add_option("--model,-m", job.heatmap.model, "Model NAME.pt (default: the bundled demo model)");
+  sub->add_option("--preset", job.heatmap.preset, "Heatmap parameter preset (a name in pipelines/presets/ or a JSON file)");
+  sub->add_option("--device", job.heatmap.device, "cpu or cuda");
+  sub->add_option("--precision", job.heatmap.precision, "fp32, bf16 or fp16");
+  add_threads_option(*sub, job.threads, "Threads per slide (0 = one per core)");
+  sub->add_option("--timeout", job.timeout, "Stop a slide after this many seconds and record it as failed (0 = no limit)")
       ->check(number_at_least_zero("--timeout", "no limit"));
   sub->add_option("--mpp-csv", c->mpp_csv,
                   "CSV with columns slide,mpp: level-0 um per pixel for slides whose files lack it (slide: the path "
                   "as given, the file name, or the name without extension); overrides --mpp for those slides")
       ->check(existing_file("--mpp-csv", "give the CSV file"));
-  sub->add_flag("--retry-failed", c->retry_failed, "Run slides that failed in an earlier run again");
+  sub->add_flag("--retry-failed", job.retry_failed, "Run slides that failed in an earlier run again");
   sub->add_option("--shard", c->shard, "Only shard I of N (I/N, 1 <= I <= N; e.g. a Slurm array task)")
       ->capture_default_str();
   sub->add_flag("--quiet,-q", c->quiet, "No progress bar");
@@ -229,13 +174,13 @@ void setup_batch(CLI::App& app) {
                 "DIR/index.html listing every slide by score, failed ones with their reasons (see wsi-heatmap view)");
   sub->add_flag("--list", c->list, "Print NAME<TAB>SLIDE for each slide a run would process (this shard) and exit; in SLIDE a backslash, "
                 "tab, newline or carriage return is written \\\\, \\t, \\n or \\r");
-  sub->add_flag("--merge-only", c->merge_only,
+  sub->add_flag("--merge-only", job.merge_only,
                 "Run no slide: after the shards, write DIR/manifest.json of every shard's slides and, with --extract, "
                 "merge the finished parts of every shard into DIR/dataset");
   // Each slide's own parameters, from the tables heatmap and extract register (see their --help).
   c->heatmap_bound = add_param_options(*sub, heatmap_param_table(), c->heatmap, "Heatmap (each slide)");
   const char* ex = "Datasets (--extract)";
-  sub->add_flag("--extract", c->extract,
+  sub->add_flag("--extract", job.extract,
                 "Extract labelled patches from every slide (DIR/NAME/part_*), then merge them into one balanced "
                 "dataset in DIR/dataset with splits by slide")
       ->group(ex);

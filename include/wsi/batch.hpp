@@ -287,6 +287,17 @@ struct BatchReport {
   std::optional<BatchMergeReport> dataset;  // with extract, when merged (a whole run or merge_only)
 };
 
+// The lines a run ends with, each ending in '\n' (src/batch/report.cpp; pure): the counts, the
+// rate, each failure ("  FAILED NAME: reason") and the manifest; `shard` is "I/N" for a shard
+// run, empty for a whole one. With merge_only: the manifests' counts.
+std::string batch_report_text(const BatchReport& report, const std::string& out, const std::string& shard,
+                              bool merge_only);
+// The dataset's lines: up to date, or merged from N slides with each split's counts.
+std::string batch_merge_text(const BatchMergeReport& merge);
+// --extract's ground truth: --mask or --annotations as a pattern with {stem}, or --unlabelled.
+// Throws UsageError saying which and how.
+void check_batch_truth(const std::string& mask, const std::string& annotations, bool unlabelled);
+
 struct BatchCallbacks {
   // Before each slide (handled < total) and once when the loop ends (handled == total): for a
   // progress bar; done and failed so far (failed includes kept failures and skipped slides).

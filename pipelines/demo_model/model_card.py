@@ -26,8 +26,8 @@ print(f"""# Model card: demo-cnn
 
 **Trained on synthetic slides; for demonstration, not diagnosis.** This model has never seen a real
 H&E slide. It exists so that `wsi-heatmap slide.tif` works out of the box and so the pipeline can
-be tested end to end. For real slides, bring your own TorchScript model (README, "Bringing your
-own model").
+be tested end to end. For real slides, bring your own TorchScript model
+(docs/model-contract.md).
 
 | | |
 |---|---|

@@ -228,7 +228,7 @@ ModelSpec ModelSpec::load_sidecar(const fs::path& model_path) {
   std::ifstream in(side, std::ios::binary);
   if (!in)
     throw UsageError("model " + model_path.string() + " has no sidecar " + side.string() +
-                     ": write one that describes its input and output (see include/wsi/model.hpp and README)");
+                     ": write one that describes its input and output (see docs/model-contract.md)");
   std::stringstream ss;
   ss << in.rdbuf();
   return parse(ss.str(), side);
