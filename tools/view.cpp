@@ -22,10 +22,9 @@ std::atomic<bool> g_view_interrupted{false};
 extern "C" void on_view_signal(int) { g_view_interrupted.store(true); }
 
 struct ViewCli {
-  std::string results, out, slide, name, evaluation;
-  std::optional<double> tile_mpp, mpp;
-  bool no_slide = false, quiet = false;
-  int quality = 85;
+  std::string results, out;
+  ViewParams p;  // the options bound where the library takes them
+  bool quiet = false;
 };
 
 // A progress bar per stage (slide, probability, Grad-CAM; slides in a batch), on a terminal only.
@@ -55,22 +54,15 @@ int print_batch(const BatchViewResult& r, bool list_failed) {
   return r.viewer_failures.empty() ? 0 : 1;
 }
 
-int run_view(const ViewCli& c) {
+int run_view(ViewCli& c) {
+  ViewParams& p = c.p;
+  p.cancel = &g_view_interrupted;
   std::signal(SIGINT, on_view_signal);
   std::signal(SIGTERM, on_view_signal);
-  ViewParams p;
-  p.slide = c.slide;
-  p.no_slide = c.no_slide;
-  p.tile_mpp = c.tile_mpp;
-  p.mpp_override = c.mpp;
-  p.evaluation = c.evaluation;
-  p.name = c.name;
-  p.jpeg_quality = c.quality;
-  p.cancel = &g_view_interrupted;
-  if (!c.slide.empty() && c.no_slide) throw UsageError("--slide and --no-slide contradict each other; give one");
+  if (!p.slide.empty() && p.no_slide) throw UsageError("--slide and --no-slide contradict each other; give one");
   ProgressBar bar("view", !c.quiet && ::isatty(STDERR_FILENO) != 0);
   if (fs::is_directory(c.results) && is_batch_dir(c.results) && result_names(c.results).empty()) {
-    if (!c.slide.empty() || !c.name.empty())
+    if (!p.slide.empty() || !p.name.empty())
       throw UsageError(c.results + " is a batch folder: its slides come from its manifest; leave out --slide and --name");
     const BatchViewResult r = write_batch_view(c.results, c.out, p, bar_progress(bar, "view "));
     bar.finish();
@@ -114,16 +106,16 @@ void setup_view(CLI::App& app) {
   sub->add_option("--out,-o", c->out,
                   "Viewer folder (default: OUT_DIR/NAME.viewer); for a batch, the folder of index.html and one "
                   "viewer per slide (default: the batch folder, viewers in DIR/NAME/NAME.viewer)");
-  sub->add_option("--slide", c->slide, "The slide the results were made from (default: the path in NAME.summary.json)")
+  sub->add_option("--slide", c->p.slide, "The slide the results were made from (default: the path in NAME.summary.json)")
       ->check(existing_file("--slide", "give the slide file"));
-  sub->add_flag("--no-slide", c->no_slide, "Show NAME.overlay.tif as the base layer (no slide at hand)");
-  sub->add_option("--name", c->name, "NAME of the results, when OUT_DIR holds several slides'");
-  sub->add_option("--tile-mpp", c->tile_mpp, "µm per pixel of the slide's tiles (default: the overlay's, e.g. 8)");
-  sub->add_option("--mpp", c->mpp, "Level-0 µm per pixel of the slide, as given to the heatmap job's --mpp");
-  sub->add_option("--evaluation", c->evaluation,
+  sub->add_flag("--no-slide", c->p.no_slide, "Show NAME.overlay.tif as the base layer (no slide at hand)");
+  sub->add_option("--name", c->p.name, "NAME of the results, when OUT_DIR holds several slides'");
+  sub->add_option("--tile-mpp", c->p.tile_mpp, "µm per pixel of the slide's tiles (default: the overlay's, e.g. 8)");
+  sub->add_option("--mpp", c->p.mpp_override, "Level-0 µm per pixel of the slide, as given to the heatmap job's --mpp");
+  sub->add_option("--evaluation", c->p.evaluation,
                   "evaluate-slides output folder: its ROC/FROC curves and the slide's AUC and Dice in the page "
                   "(default: the results folder's, when evaluate-slides wrote there)");
-  sub->add_option("--quality", c->quality, "JPEG quality of the slide's tiles (1..100)")->capture_default_str();
+  sub->add_option("--quality", c->p.jpeg_quality, "JPEG quality of the slide's tiles (1..100)")->capture_default_str();
   sub->add_flag("--quiet,-q", c->quiet, "No progress bar");
   sub->callback([c] {
     const int rc = run_view(*c);
