@@ -21,7 +21,7 @@
 #include "core/text.hpp"
 #include "extract/summary_json.hpp"
 #include "slide/slide_handle.hpp"
-#include "tissue/params_json.hpp"
+#include "core/params_json.hpp"
 #include "wsi/error.hpp"
 #include "wsi/random.hpp"
 #include "wsi/slide.hpp"
@@ -199,36 +199,10 @@ void extract_slide(const ExtractSource& src, const ExtractParams& params, SlideS
               }));
 }
 
+// Every parameter under its flag's key (extract_slide_param_table and dataset_param_table).
 nlohmann::json params_json(const ExtractParams& p) {
-  nlohmann::json j;
-  j["format"] = p.format == DatasetFormat::pcam ? "pcam" : "kaggle";
-  j["prefix"] = p.prefix;
-  j["patch_size"] = p.grid.patch_size;
-  j["stride"] = p.grid.stride;
-  if (p.grid.level)
-    j["level"] = *p.grid.level;
-  else
-    j["target_mpp"] = *p.grid.target_mpp;
-  // Only when set, so datasets made exactly (and before the option existed) still compare equal.
-  if (!p.grid.level && p.grid.mpp_tolerance > 0) j["mpp_tolerance"] = p.grid.mpp_tolerance;
-  j["min_tissue"] = p.grid.min_tissue;
-  j["edge"] = p.grid.edge == EdgePolicy::inside ? "inside" : "pad";
-  j["label_rule"] = p.rule.to_string();
-  j["mask_values"] = p.mask_values.to_string();
-  j["annotation_scale"] = p.annotation_options.coordinate_scale;
-  j["exclusion"] = p.exclusion == ExclusionPolicy::normal ? "normal" : "skip";
-  if (p.allow_no_tumour) j["allow_no_tumour"] = true;  // only when set: older summaries compare equal
-  const char* modes[] = {"none", "undersample", "oversample"};
-  j["balance"] = modes[static_cast<int>(p.balance.mode)];
-  j["ratio_pos_per_neg"] = p.balance.ratio;
-  j["max_per_slide"] = p.balance.max_per_slide;
-  j["seed"] = p.balance.seed;
-  j["augment"] = p.balance.augment;
-  nlohmann::json split;
-  for (const auto& [name, f] : p.split.parts) split[name] = f;
-  j["split"] = split;
-  j["tissue"] = detail::tissue_params_json(p.tissue);
-  if (p.mpp_override) j["mpp_override"] = *p.mpp_override;
+  nlohmann::json j = detail::params_json(extract_slide_param_table(), p);
+  j.update(detail::params_json(dataset_param_table(), p));
   return j;
 }
 

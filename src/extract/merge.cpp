@@ -9,6 +9,7 @@
 #include "core/pending_file.hpp"
 #include "extract/summary_json.hpp"
 #include "wsi/error.hpp"
+#include "core/params_json.hpp"
 #include "wsi/extract.hpp"
 #include "wsi/random.hpp"
 
@@ -132,18 +133,14 @@ MergeSummary merge_dataset_parts(const std::vector<DatasetPart>& parts, const Me
   nlohmann::json j;
   j["tool"] = std::string("wsi-heatmap batch --extract ") + WSI_VERSION;
   j["coordinates"] = detail::kDatasetCoordinates;
-  const char* modes[] = {"none", "undersample", "oversample"};
-  nlohmann::json split_spec;
-  for (const auto& [name, f] : params.split.parts) split_spec[name] = f;
-  j["parameters"] = {{"format", params.format == DatasetFormat::pcam ? "pcam" : "kaggle"},
-                     {"prefix", params.prefix},
-                     {"patch_size", patch_size},
-                     {"balance", modes[static_cast<int>(balance.mode)]},
-                     {"ratio_pos_per_neg", balance.ratio},
-                     {"seed", balance.seed},
-                     {"augment", balance.augment},
-                     {"split", split_spec},
-                     {"split_rule", "by slide: FNV-1a of the slide's batch name with the seed (stable as the archive grows)"}};
+  ExtractParams as_extract;  // the dataset table's view of the merge settings
+  as_extract.format = params.format;
+  as_extract.prefix = params.prefix;
+  as_extract.split = params.split;
+  as_extract.balance = balance;
+  j["parameters"] = detail::params_json(dataset_param_table(), as_extract);
+  j["parameters"]["patch_size"] = patch_size;
+  j["parameters"]["split_rule"] = "by slide: FNV-1a of the slide's batch name with the seed (stable as the archive grows)";
   nlohmann::json slides = nlohmann::json::array();
   for (const OpenPart& o : open) {
     int64_t pos = 0;
