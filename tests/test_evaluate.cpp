@@ -17,11 +17,6 @@ namespace wsi {
 namespace {
 namespace fs = std::filesystem;
 
-#define REQUIRE_MODELS()                                                                                      \
-  if (!test::models_dir())                                                                                    \
-    WSI_SKIP_MISSING() << "/usr/bin/python3 with torch and numpy is needed to make the test models (Debian: " \
-                          "python3-torch)";
-
 // NAME_test_x.h5 of uniform grey `side` px patches, one per (grey, label).
 fs::path grey_set(const fs::path& dir, const std::string& name, const std::vector<std::pair<int, int>>& patches,
                   int side = 96) {

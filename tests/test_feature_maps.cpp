@@ -26,11 +26,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-#define REQUIRE_MODELS()                                                                                      \
-  if (!test::models_dir())                                                                                    \
-    WSI_SKIP_MISSING() << "/usr/bin/python3 with torch and numpy is needed to make the test models (Debian: " \
-                          "python3-torch)";
-
 // Looked up, not imported (importing costs ~2 s per test process).
 bool python_has_torchvision() {
   return std::system(

@@ -57,10 +57,6 @@ const fs::path& disc_slide() {
   return path;
 }
 
-#define REQUIRE_MODELS()                                                                      \
-  if (!test::models_dir()) WSI_SKIP_MISSING() << "/usr/bin/python3 with torch and numpy is needed " \
-                                           "to make the test models (Debian: python3-torch)";
-
 std::vector<uint8_t> read_gray_level0(const fs::path& tif, uint32_t& w, uint32_t& h, double& xres) {
   TIFF* t = TIFFOpen(tif.c_str(), "r");
   EXPECT_NE(t, nullptr);

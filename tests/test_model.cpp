@@ -26,10 +26,6 @@ namespace fs = std::filesystem;
 
 const fs::path* models() { return test::models_dir(); }
 
-#define REQUIRE_MODELS()                                                                       \
-  if (!models()) WSI_SKIP_MISSING() << "/usr/bin/python3 with torch and numpy is needed to make the " \
-                                 "test models (Debian: python3-torch)";
-
 std::vector<uint8_t> patches() {
   const std::string bytes = test::slurp(*models() / "patches.u8");
   return std::vector<uint8_t>(bytes.begin(), bytes.end());

@@ -192,3 +192,9 @@ inline const std::filesystem::path* models_dir() {
 }
 
 }  // namespace wsi::test
+
+// Skips (fails in CI) a test that needs the Python-made test models when they cannot be made.
+#define REQUIRE_MODELS()                                                                                      \
+  if (!::wsi::test::models_dir())                                                                             \
+    WSI_SKIP_MISSING() << "/usr/bin/python3 with torch and numpy is needed to make the test models (Debian: " \
+                          "python3-torch)";

@@ -139,14 +139,7 @@ template <class Outer, class Inner>
 ParamTable<Outer> nested(Inner Outer::*m, const ParamTable<Inner>& inner) {
   ParamTable<Outer> out;
   for (const Param<Inner>& p : inner) {
-    Param<Outer> q;
-    q.flag = p.flag;
-    q.key = p.key;
-    q.help = p.help;
-    q.group = p.group;
-    q.negated = p.negated;
-    q.excludes = p.excludes;
-    q.excludes_note = p.excludes_note;
+    Param<Outer> q{p.flag, p.key, p.help, p.group, {}, p.negated, p.excludes, p.excludes_note, {}};
     if (p.check) q.check = [m, c = p.check](const Outer& o) { return c(o.*m); };
     std::visit(
         [&](const auto& v) {
@@ -189,28 +182,36 @@ std::string first_problem(const ParamTable<S>& table, const S& s) {
   return {};
 }
 
+// Calls f with the parameter's value: a word as its text, a field as the member it reads. The one
+// dispatch for every reader of values (value_text, the JSON of src/core/params_json.hpp).
+template <class S, class F>
+decltype(auto) visit_value(const Param<S>& p, const S& s, F&& f) {
+  return std::visit(
+      [&](const auto& v) -> decltype(auto) {
+        if constexpr (std::is_same_v<std::decay_t<decltype(v)>, Word<S>>)
+          return f(v.to_text(s));
+        else
+          return f(v.get(s));
+      },
+      p.value);
+}
+
 // The value as the command line writes it ("" for an unset optional).
 template <class S>
 std::string value_text(const Param<S>& p, const S& s) {
-  return std::visit(
-      [&](const auto& v) -> std::string {
-        using V = std::decay_t<decltype(v)>;
-        if constexpr (std::is_same_v<V, Word<S>>) {
-          return v.to_text(s);
-        } else {
-          const auto& x = v.get(s);
-          using T = std::decay_t<decltype(x)>;
-          if constexpr (std::is_same_v<T, bool>) return x ? "true" : "false";
-          else if constexpr (std::is_same_v<T, std::string>) return x;
-          else if constexpr (std::is_same_v<T, int> || std::is_same_v<T, int64_t> || std::is_same_v<T, uint64_t>)
-            return std::to_string(x);
-          else {
-            const std::optional<double> n = as_number(x);
-            return n ? number_text(*n) : std::string();
-          }
-        }
-      },
-      p.value);
+  return visit_value(p, s, [](const auto& x) -> std::string {
+    using T = std::decay_t<decltype(x)>;
+    if constexpr (std::is_same_v<T, bool>) {
+      return x ? "true" : "false";
+    } else if constexpr (std::is_same_v<T, std::string>) {
+      return x;
+    } else if constexpr (std::is_same_v<T, int> || std::is_same_v<T, int64_t> || std::is_same_v<T, uint64_t>) {
+      return std::to_string(x);
+    } else {
+      const std::optional<double> n = as_number(x);
+      return n ? number_text(*n) : std::string();
+    }
+  });
 }
 
 }  // namespace wsi

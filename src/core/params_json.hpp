@@ -15,24 +15,16 @@ namespace wsi::detail {
 // flags as true/false, words as text.
 template <class S>
 nlohmann::json param_json(const Param<S>& p, const S& s) {
-  return std::visit(
-      [&](const auto& v) -> nlohmann::json {
-        using V = std::decay_t<decltype(v)>;
-        if constexpr (std::is_same_v<V, Word<S>>) {
-          return v.to_text(s);
-        } else {
-          const auto& x = v.get(s);
-          using T = std::decay_t<decltype(x)>;
-          if constexpr (std::is_same_v<T, double>) {
-            return std::isfinite(x) ? nlohmann::json(x) : nlohmann::json(nullptr);
-          } else if constexpr (std::is_same_v<T, std::optional<int>> || std::is_same_v<T, std::optional<double>>) {
-            return x ? nlohmann::json(*x) : nlohmann::json(nullptr);
-          } else {
-            return nlohmann::json(x);
-          }
-        }
-      },
-      p.value);
+  return visit_value(p, s, [](const auto& x) -> nlohmann::json {
+    using T = std::decay_t<decltype(x)>;
+    if constexpr (std::is_same_v<T, double>) {
+      return std::isfinite(x) ? nlohmann::json(x) : nlohmann::json(nullptr);
+    } else if constexpr (std::is_same_v<T, std::optional<int>> || std::is_same_v<T, std::optional<double>>) {
+      return x ? nlohmann::json(*x) : nlohmann::json(nullptr);
+    } else {
+      return nlohmann::json(x);
+    }
+  });
 }
 
 // Every parameter of the table under its key.
