@@ -155,10 +155,7 @@ void setup_batch(CLI::App& app) {
   sub->add_option("inputs", job.inputs, "Slides, directories (searched recursively) or list files (.txt: one per line)")
       ->required();
   sub->add_option("--out,-o", c->out, "Output directory: DIR/NAME/ per slide, DIR/manifest.json");
-  sub->add_option("--model,-m", job.heatmap.model, "Model NAME.pt (default: the bundled demo model)");
-  sub->add_option("--preset", job.heatmap.preset, "Heatmap parameter preset (a name in pipelines/presets/ or a JSON file)");
-  sub->add_option("--device", job.heatmap.device, "cpu or cuda");
-  sub->add_option("--precision", job.heatmap.precision, "fp32, bf16 or fp16");
+  add_model_options(*sub, job.heatmap.model, job.heatmap.device, job.heatmap.precision, job.heatmap.preset);
   add_threads_option(*sub, job.threads, "Threads per slide (0 = one per core)");
   sub->add_option("--timeout", job.timeout, "Stop a slide after this many seconds and record it as failed (0 = no limit)")
       ->check(number_at_least_zero("--timeout", "no limit"));

@@ -10,6 +10,11 @@
 
 namespace wsi::cli {
 
+// --model, --device, --precision and --preset, as heatmap takes them and batch passes them on
+// (tools/shared_options.cpp).
+void add_model_options(CLI::App& app, std::string& model, std::string& device, std::string& precision,
+                       std::string& preset);
+
 void setup_info(CLI::App& app);
 void setup_synth(CLI::App& app);
 void setup_mask(CLI::App& app);
@@ -44,7 +49,7 @@ std::string man_page(const CLI::App& app);
 void setup_man_page(CLI::App& app);
 
 // --threads bound to `threads` (0 = one per core): negative values are refused when parsed, and
-// a count above the cores this process may run on is said on stderr (tools/threads_option.cpp).
+// a count above the cores this process may run on is said on stderr (tools/shared_options.cpp).
 CLI::Option* add_threads_option(CLI::App& app, int& threads, const std::string& help);
 
 // Checks for options (tools/checks.cpp). Each throws UsageError with one line naming the value

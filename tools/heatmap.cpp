@@ -130,14 +130,10 @@ void setup_heatmap(CLI::App& app, bool parse_only) {
       ->check(existing_file("", "pass slide files (wsi-heatmap batch DIR runs every slide of a directory; "
                                 "wsi-heatmap predict DIR predicts a folder of patches or images)"));
   sub->add_option("--out,-o", c->out, "Output directory (created if missing)")->capture_default_str();
-  sub->add_option("--model,-m", c->model, "Model NAME.pt with its NAME.json sidecar (default: the bundled demo model)");
-  sub->add_option("--device", c->device, "cpu or cuda")->capture_default_str();
-  sub->add_option("--precision", c->precision, "fp32, bf16 (about 2x faster on CPUs with AVX512-BF16) or fp16 (CUDA)")
-      ->capture_default_str();
+  add_model_options(*sub, c->model, c->device, c->precision, c->preset);
   c->bound = add_param_options(*sub, heatmap_param_table(), c->params);
   sub->add_option("--name", c->params.name, "NAME of the outputs NAME.prob.tif, ... (default: the slide's file name without extension; one slide)");
   add_threads_option(*sub, c->params.threads, "Threads (0 = one per core)");
-  sub->add_option("--preset", c->preset, "Parameter preset: a name in pipelines/presets/ (e.g. camelyon16) or a JSON file of --print-config's keys");
   sub->add_flag("--print-config", c->print_config, "Print the effective parameters (after --preset) and exit");
   sub->add_flag("--quiet,-q", c->quiet, "No progress bar");
   sub->add_flag("--html", c->html, "Also write an offline HTML viewer of each slide: DIR/NAME.viewer/index.html (see wsi-heatmap view)");

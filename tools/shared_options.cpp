@@ -1,0 +1,33 @@
+// Options several subcommands take the same way. --threads: checked when parsed, and a count above
+// the cores this process may use is said once (the library lowers it: wsi::resolve_threads).
+#include <iostream>
+#include <string>
+
+#include "commands.hpp"
+#include "wsi/runtime.hpp"
+
+namespace wsi::cli {
+
+CLI::Option* add_threads_option(CLI::App& app, int& threads, const std::string& help) {
+  return app.add_option("--threads", threads, help)
+      ->capture_default_str()
+      ->check(whole_number_at_least_zero("--threads", "one per core"))
+      ->each([](const std::string& text) {
+        const int cores = available_cores();
+        if (std::stoll(text) > cores)
+          std::cerr << "wsi-heatmap: note: --threads " << text << ": this process may run on " << cores
+                    << " core(s); using " << cores << "\n";
+      });
+}
+
+void add_model_options(CLI::App& app, std::string& model, std::string& device, std::string& precision,
+                       std::string& preset) {
+  app.add_option("--model,-m", model, "Model NAME.pt with its NAME.json sidecar (default: the bundled demo model)");
+  app.add_option("--device", device, "cpu or cuda (default: cpu)");
+  app.add_option("--precision", precision, "fp32, bf16 (about 2x faster on CPUs with AVX512-BF16) or fp16 (CUDA) "
+                 "(default: fp32)");
+  app.add_option("--preset", preset, "Parameter preset: a name in pipelines/presets/ (e.g. camelyon16) or a JSON "
+                 "file of --print-config's keys");
+}
+
+}  // namespace wsi::cli
