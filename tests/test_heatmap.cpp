@@ -554,7 +554,24 @@ TEST(HeatmapCli, PrintConfigShowsThePresetUnderTheCommandLine) {
   EXPECT_EQ(j["stride"], 48);       // from the preset
   EXPECT_EQ(j["batch"], 16);        // the command line wins
   EXPECT_DOUBLE_EQ(j["mpp_tolerance"].get<double>(), 0.03);
-  EXPECT_EQ(j["preset"], "camelyon16-overlap");
+  EXPECT_EQ(j["run"]["preset"], "camelyon16-overlap");
+}
+
+TEST(HeatmapCli, PrintConfigOutputIsAPresetThatGivesTheSameParameters) {
+  test::ScratchDir dir;
+  auto r = test::run_wsi({"heatmap", "--preset", "camelyon16-overlap", "--stride", "32", "--no-gradcam",
+                          "--white-threshold", "210", "--print-config"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::ofstream(dir / "mine.json") << r.out;
+  const auto again = test::run_wsi({"heatmap", "--preset", (dir / "mine.json").string(), "--print-config"});
+  ASSERT_EQ(again.code, 0) << again.err;
+  auto a = nlohmann::json::parse(r.out), b = nlohmann::json::parse(again.out);
+  EXPECT_EQ(b["stride"], 32);
+  EXPECT_EQ(b["gradcam"], false);
+  EXPECT_EQ(b["white_threshold"], 210);
+  a.erase("run");
+  b.erase("run");
+  EXPECT_EQ(a, b);
 }
 
 TEST(HeatmapCli, BadInputsAreOneLineErrors) {

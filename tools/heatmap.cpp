@@ -75,10 +75,10 @@ int run_heatmap_cli(HeatmapCli& c) {
   std::signal(SIGTERM, on_sigint);
   const fs::path model_path = resolve_options(c);
   if (c.print_config) {
-    nlohmann::json j = {{"model", model_path.string()}, {"device", c.device}, {"precision", c.precision},
-                        {"out", c.out}, {"threads", c.params.threads}};
-    if (!c.preset.empty()) j["preset"] = c.preset;
-    j.update(detail::params_json(heatmap_param_table(), c.params));
+    // A preset as it stands (--preset takes this output back), with the run's own settings under "run".
+    nlohmann::json j = detail::params_json(heatmap_param_table(), c.params);
+    j["run"] = {{"model", model_path.string()}, {"device", c.device}, {"precision", c.precision},
+                {"out", c.out}, {"threads", c.params.threads}, {"preset", c.preset}};
     std::cout << detail::json_text(j, 2) << "\n";
     return 0;
   }

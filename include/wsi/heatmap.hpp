@@ -72,7 +72,8 @@ struct HeatmapParams {
 const ParamTable<HeatmapParams>& heatmap_param_table();
 
 // A preset file (pipelines/presets/*.json): an object of heatmap_param_table() keys and values,
-// plus an optional "description". Sets each key into `params` unless keep(flag) (the command line
+// plus an optional "description"; a "run" object (--print-config's model, device, output) is
+// passed over, so --print-config's output is a preset. Sets each key into `params` unless keep(flag) (the command line
 // gave it). Throws ConfigError naming the file and the key: not JSON, an unknown key (a dashed
 // spelling is told its snake_case one), a value of the wrong type. Thread-safe for distinct params.
 void apply_heatmap_preset(const std::filesystem::path& file, HeatmapParams& params,

@@ -77,7 +77,7 @@ void apply_heatmap_preset(const std::filesystem::path& file, HeatmapParams& para
   if (!j.is_object()) throw ConfigError(where + " must be a JSON object of parameter keys and values");
   const ParamTable<HeatmapParams>& table = heatmap_param_table();
   for (const auto& [key, value] : j.items()) {
-    if (key == "description") continue;
+    if (key == "description" || key == "run") continue;  // a note, and --print-config's run settings
     const Param<HeatmapParams>* p = detail::find_param(table, key);
     std::string snake = key;
     for (char& c : snake)
