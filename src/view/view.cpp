@@ -257,135 +257,147 @@ fs::path default_view_dir(const fs::path& results_dir, const std::string& name) 
   return results_dir / (name + ".viewer");
 }
 
-ViewResult write_view(const fs::path& results_dir, const fs::path& view_dir_arg, const ViewParams& params,
-                      const ViewProgressFn& progress, const std::string& index_link) {
-  using namespace detail;
-  // ---- which results ----
+namespace {
+
+// NAME of the results to show: the one asked for, or the folder's only one.
+std::string pick_result_name(const fs::path& results_dir, const std::string& wanted) {
   const std::vector<std::string> names = result_names(results_dir);
-  std::string name = params.name;
-  if (!name.empty() && std::find(names.begin(), names.end(), name) == names.end())
-    throw UsageError(results_dir.string() + ": no " + name + ".summary.json for --name " + name);
-  if (name.empty()) {
-    if (names.empty())
-      throw UsageError(results_dir.string() + ": no NAME.summary.json here; the summary is written last, so the " +
-                       "heatmap job did not finish in this folder (run wsi-heatmap SLIDE -o " + results_dir.string() + ")");
-    if (names.size() > 1) {
-      std::string list;
-      for (size_t i = 0; i < names.size() && i < 5; ++i) list += (i ? ", " : "") + names[i];
-      throw UsageError(results_dir.string() + " holds the results of " + std::to_string(names.size()) + " slides (" +
-                       list + (names.size() > 5 ? ", ..." : "") + "): pick one with --name NAME");
-    }
-    name = names.front();
+  if (!wanted.empty() && std::find(names.begin(), names.end(), wanted) == names.end())
+    throw UsageError(results_dir.string() + ": no " + wanted + ".summary.json for --name " + wanted);
+  if (!wanted.empty()) return wanted;
+  if (names.empty())
+    throw UsageError(results_dir.string() + ": no NAME.summary.json here; the summary is written last, so the " +
+                     "heatmap job did not finish in this folder (run wsi-heatmap SLIDE -o " + results_dir.string() + ")");
+  if (names.size() > 1) {
+    std::string list;
+    for (size_t i = 0; i < names.size() && i < 5; ++i) list += (i ? ", " : "") + names[i];
+    throw UsageError(results_dir.string() + " holds the results of " + std::to_string(names.size()) + " slides (" +
+                     list + (names.size() > 5 ? ", ..." : "") + "): pick one with --name NAME");
   }
-  const fs::path file_summary = results_dir / (name + ".summary.json");
-  const json summary = read_json_file(file_summary, "a heatmap summary");
-  const double W0 = number_at(summary, file_summary, "slide", "width");
-  const double H0 = number_at(summary, file_summary, "slide", "height");
-  const double mpp = number_at(summary, file_summary, "slide", "mpp");
-  const double threshold = number_at(summary, file_summary, "parameters", "threshold");
-  const double stride0 = number_at(summary, file_summary, "parameters", "stride_level0");
-  if (!(W0 >= 1 && H0 >= 1 && mpp > 0))
-    throw ConfigError(file_summary.string() + ": the slide's size or mpp is not positive; not a summary written by wsi-heatmap");
-  const std::string summary_slide =
-      summary["slide"].contains("path") && summary["slide"]["path"].is_string() ? summary["slide"]["path"].get<std::string>() : "";
-  const auto result_file = [&](const std::string& suffix) { return results_dir / (name + suffix); };
+  return names.front();
+}
+
+// One slide's results as the viewer needs them: the summary's facts and the rasters, each checked
+// to cover the slide the summary describes.
+struct ViewInputs {
+  fs::path dir;
+  std::string name;
+  fs::path file_summary;
+  json summary;
+  double W0 = 0, H0 = 0, mpp = 0, threshold = 0, stride0 = 0;
+  std::string summary_slide;  // the slide's path as the summary records it
+  fs::path prob_tif, cam_tif, overlay_tif;
+  detail::RasterInfo prob, cam, overlay;  // cam.width / overlay.width 0: absent
+  fs::path file(const std::string& suffix) const { return dir / (name + suffix); }
+};
+
+ViewInputs read_summary(const fs::path& results_dir, const std::string& name) {
+  ViewInputs in;
+  in.dir = results_dir;
+  in.name = name;
+  in.file_summary = in.file(".summary.json");
+  in.summary = detail::read_json_file(in.file_summary, "a heatmap summary");
+  in.W0 = detail::number_at(in.summary, in.file_summary, "slide", "width");
+  in.H0 = detail::number_at(in.summary, in.file_summary, "slide", "height");
+  in.mpp = detail::number_at(in.summary, in.file_summary, "slide", "mpp");
+  in.threshold = detail::number_at(in.summary, in.file_summary, "parameters", "threshold");
+  in.stride0 = detail::number_at(in.summary, in.file_summary, "parameters", "stride_level0");
+  if (!(in.W0 >= 1 && in.H0 >= 1 && in.mpp > 0))
+    throw ConfigError(in.file_summary.string() + ": the slide's size or mpp is not positive; not a summary written by wsi-heatmap");
+  const json& slide = in.summary["slide"];
+  in.summary_slide = slide.contains("path") && slide["path"].is_string() ? slide["path"].get<std::string>() : "";
+  return in;
+}
+
+void check_cover(const ViewInputs& in, const fs::path& tif, const detail::RasterInfo& r) {
+  const double d = r.level0_per_pixel;
+  if (!(d > 0))
+    throw ConfigError(tif.string() + ": not a raster wsi-heatmap wrote (its description gives no " +
+                      "level0_pixels_per_pixel); rerun the heatmap job");
+  const double w = static_cast<double>(r.width) * d, h = static_cast<double>(r.height) * d;
+  if (std::abs(w - in.W0) > d + 1 || std::abs(h - in.H0) > d + 1) {
+    std::ostringstream s;
+    s << tif.string() << ": " << r.width << "x" << r.height << " px of " << d << " slide pixels do not cover the "
+      << static_cast<int64_t>(in.W0) << "x" << static_cast<int64_t>(in.H0) << " px slide of "
+      << in.file_summary.filename().string() << "; the results folder mixes files of different runs (rerun the heatmap job)";
+    throw ConfigError(s.str());
+  }
+}
+
+void read_rasters(ViewInputs& in, bool no_slide) {
   std::error_code ec;
+  in.prob_tif = in.file(".prob.tif");
+  if (!fs::is_regular_file(in.prob_tif, ec))
+    throw ConfigError(in.prob_tif.string() + ": missing; the results folder is incomplete (rerun the heatmap job)");
+  check_cover(in, in.prob_tif, in.prob = detail::read_raster_info(in.prob_tif));
+  in.cam_tif = in.file(".cam.tif");
+  if (fs::is_regular_file(in.cam_tif, ec)) check_cover(in, in.cam_tif, in.cam = detail::read_raster_info(in.cam_tif));
+  in.overlay_tif = in.file(".overlay.tif");
+  if (fs::is_regular_file(in.overlay_tif, ec))
+    check_cover(in, in.overlay_tif, in.overlay = detail::read_raster_info(in.overlay_tif));
+  if (no_slide && in.overlay.width == 0)
+    throw UsageError("--no-slide shows " + in.overlay_tif.string() + ", which is missing");
+}
 
-  // ---- options that need no pixels ----
-  if (params.tile_mpp && !(*params.tile_mpp > 0 && std::isfinite(*params.tile_mpp)))
-    throw UsageError("--tile-mpp must be a positive number of µm per pixel");
-  if (params.jpeg_quality < 1 || params.jpeg_quality > 100) throw UsageError("--quality must be 1..100");
-  const fs::path view_dir = view_dir_arg.empty() ? default_view_dir(results_dir, name) : view_dir_arg;
-  check_output_folder(view_dir);
-  Evaluation evaluation = read_evaluation(params.evaluation.empty() ? results_dir : params.evaluation, name,
-                                          !params.evaluation.empty());
-
-  // ---- the rasters: present and covering the slide the summary describes ----
-  const auto check_cover = [&](const fs::path& tif, const RasterInfo& r) {
-    const double d = r.level0_per_pixel;
-    if (!(d > 0))
-      throw ConfigError(tif.string() + ": not a raster wsi-heatmap wrote (its description gives no " +
-                        "level0_pixels_per_pixel); rerun the heatmap job");
-    const double w = static_cast<double>(r.width) * d, h = static_cast<double>(r.height) * d;
-    if (std::abs(w - W0) > d + 1 || std::abs(h - H0) > d + 1) {
-      std::ostringstream s;
-      s << tif.string() << ": " << r.width << "x" << r.height << " px of " << d << " slide pixels do not cover the "
-        << static_cast<int64_t>(W0) << "x" << static_cast<int64_t>(H0) << " px slide of " << file_summary.filename().string()
-        << "; the results folder mixes files of different runs (rerun the heatmap job)";
-      throw ConfigError(s.str());
-    }
-  };
-  const fs::path prob_tif = result_file(".prob.tif");
-  if (!fs::is_regular_file(prob_tif, ec))
-    throw ConfigError(prob_tif.string() + ": missing; the results folder is incomplete (rerun the heatmap job)");
-  const RasterInfo prob = read_raster_info(prob_tif);
-  check_cover(prob_tif, prob);
-  const fs::path cam_tif = result_file(".cam.tif");
-  const bool has_cam = fs::is_regular_file(cam_tif, ec);
-  RasterInfo cam;
-  if (has_cam) check_cover(cam_tif, cam = read_raster_info(cam_tif));
-  const fs::path overlay_tif = result_file(".overlay.tif");
-  RasterInfo overlay;
-  if (fs::is_regular_file(overlay_tif, ec)) check_cover(overlay_tif, overlay = read_raster_info(overlay_tif));
-  if (params.no_slide && overlay.width == 0)
-    throw UsageError("--no-slide shows " + overlay_tif.string() + ", which is missing");
-
-  // ---- the slide: the one the results were made from ----
+// The slide the results were made from, and the level and scale its tiles are read at.
+struct ViewSlide {
   std::optional<Slide> slide;
-  fs::path slide_path;
-  double tile_mpp = params.tile_mpp.value_or(overlay.level0_per_pixel > 0 ? overlay.level0_per_pixel * mpp : 8.0);
+  fs::path path;
+  double tile_mpp = 8;
   int level = 0;
   double scale = 1, level_downsample = 1;
-  if (!params.no_slide) {
-    slide_path = params.slide.empty() ? fs::path(summary_slide) : params.slide;
-    if (slide_path.empty() || !fs::exists(slide_path, ec)) {
-      if (params.slide.empty())
-        throw UsageError("the results in " + results_dir.string() + " name the slide " +
-                         (summary_slide.empty() ? std::string("(none)") : summary_slide) +
-                         ", which is not there (a relative path is taken from the current folder); pass --slide SLIDE, " +
-                         "or --no-slide to show " + overlay_tif.filename().string() + " instead");
-      throw UsageError("--slide " + slide_path.string() + ": no such file");
-    }
-    SlideOptions so;
-    so.mpp_override = params.mpp_override;
-    slide.emplace(slide_path, so);
-    if (slide->width() != static_cast<int64_t>(W0) || slide->height() != static_cast<int64_t>(H0)) {
-      std::ostringstream s;
-      s << slide_path.string() << " is " << slide->width() << "x" << slide->height() << " px, but the results in "
-        << results_dir.string() << " were made from a " << static_cast<int64_t>(W0) << "x" << static_cast<int64_t>(H0)
-        << " px slide (" << file_summary.filename().string() << "); pass the slide they were made from with --slide";
-      throw UsageError(s.str());
-    }
-    const Mpp& own = slide->mpp();
-    if (!params.mpp_from_results && own.known() && std::abs(own.x - mpp) > 0.01 * mpp) {
-      std::ostringstream s;
-      s << slide_path.string() << " has " << own.x << " µm/px, but the results in " << results_dir.string()
-        << " were made at " << mpp << " µm/px (" << file_summary.filename().string()
-        << "); pass the slide they were made from, or --mpp " << mpp << " if the heatmap job was given --mpp";
-      throw UsageError(s.str());
-    }
-    if (tile_mpp < mpp * (1 - 1e-6)) {
-      std::ostringstream s;
-      s << "--tile-mpp " << tile_mpp << " is finer than the slide's own " << mpp << " µm/px; give at least " << mpp;
-      throw UsageError(s.str());
-    }
-    const LevelChoice choice = choose_level(slide->levels(), mpp, tile_mpp);
-    level = choice.level;
-    level_downsample = slide->level(level).downsample;
-    scale = 1.0 / choice.read_scale;
-  }
+};
 
-  // ---- build the folder ----
-  PendingFolder folder(view_dir);
-  const fs::path tmp = folder.tmp();
-  fs::create_directories(tmp / "assets", ec);
-  fs::create_directories(tmp / "tiles", ec);
-  if (ec) throw WriteError(view_dir, "cannot create its folders: " + ec.message());
-  ViewResult result;
-  result.name = name;
-  result.dir = view_dir;
-  result.page = view_dir / "index.html";
-  const auto stage = [&](const std::string& what) {
+ViewSlide open_view_slide(const ViewInputs& in, const ViewParams& params) {
+  ViewSlide v;
+  const double mpp = in.mpp;
+  v.tile_mpp = params.tile_mpp.value_or(in.overlay.level0_per_pixel > 0 ? in.overlay.level0_per_pixel * mpp : 8.0);
+  if (params.no_slide) return v;
+  std::error_code ec;
+  v.path = params.slide.empty() ? fs::path(in.summary_slide) : params.slide;
+  if (v.path.empty() || !fs::exists(v.path, ec)) {
+    if (params.slide.empty())
+      throw UsageError("the results in " + in.dir.string() + " name the slide " +
+                       (in.summary_slide.empty() ? std::string("(none)") : in.summary_slide) +
+                       ", which is not there (a relative path is taken from the current folder); pass --slide SLIDE, " +
+                       "or --no-slide to show " + in.overlay_tif.filename().string() + " instead");
+    throw UsageError("--slide " + v.path.string() + ": no such file");
+  }
+  SlideOptions so;
+  so.mpp_override = params.mpp_override;
+  const Slide& slide = v.slide.emplace(v.path, so);
+  if (slide.width() != static_cast<int64_t>(in.W0) || slide.height() != static_cast<int64_t>(in.H0)) {
+    std::ostringstream s;
+    s << v.path.string() << " is " << slide.width() << "x" << slide.height() << " px, but the results in "
+      << in.dir.string() << " were made from a " << static_cast<int64_t>(in.W0) << "x" << static_cast<int64_t>(in.H0)
+      << " px slide (" << in.file_summary.filename().string() << "); pass the slide they were made from with --slide";
+    throw UsageError(s.str());
+  }
+  const Mpp& own = slide.mpp();
+  if (!params.mpp_from_results && own.known() && std::abs(own.x - mpp) > 0.01 * mpp) {
+    std::ostringstream s;
+    s << v.path.string() << " has " << own.x << " µm/px, but the results in " << in.dir.string() << " were made at "
+      << mpp << " µm/px (" << in.file_summary.filename().string()
+      << "); pass the slide they were made from, or --mpp " << mpp << " if the heatmap job was given --mpp";
+    throw UsageError(s.str());
+  }
+  if (v.tile_mpp < mpp * (1 - 1e-6)) {
+    std::ostringstream s;
+    s << "--tile-mpp " << v.tile_mpp << " is finer than the slide's own " << mpp << " µm/px; give at least " << mpp;
+    throw UsageError(s.str());
+  }
+  const LevelChoice choice = choose_level(slide.levels(), mpp, v.tile_mpp);
+  v.level = choice.level;
+  v.level_downsample = slide.level(v.level).downsample;
+  v.scale = 1.0 / choice.read_scale;
+  return v;
+}
+
+// The Deep Zoom layers (base, probability, Grad-CAM) under tmp/tiles, as the page lists them.
+json write_layers(const ViewInputs& in, const ViewSlide& vs, const ViewParams& params, const fs::path& tmp,
+                  const ViewProgressFn& progress, ViewResult& result) {
+  using namespace detail;
+  const auto stage = [&progress](const std::string& what) {
     return [&progress, what](int64_t done, int64_t total) {
       if (progress) progress({what, done, total});
     };
@@ -403,72 +415,106 @@ ViewResult write_view(const fs::path& results_dir, const fs::path& view_dir_arg,
                       {"worldWidth", world_width}});
     result.tiles += dz.tiles;
   };
-  if (slide) {
-    const DeepZoom dz = slide_deep_zoom(*slide, level, scale, tmp / "tiles", "slide", params.jpeg_quality,
+  if (vs.slide) {
+    const DeepZoom dz = slide_deep_zoom(*vs.slide, vs.level, vs.scale, tmp / "tiles", "slide", params.jpeg_quality,
                                         stage("slide"), params.cancel);
-    layer("slide", "Slide", dz, static_cast<double>(dz.width) * level_downsample / scale);
-    result.tile_mpp = mpp * level_downsample / scale;
+    layer("slide", "Slide", dz, static_cast<double>(dz.width) * vs.level_downsample / vs.scale);
+    result.tile_mpp = in.mpp * vs.level_downsample / vs.scale;
     result.base = "slide";
   } else {
-    const DeepZoom dz = raster_deep_zoom(overlay_tif, tmp / "tiles", "slide", true, "mean", stage("overlay"), params.cancel);
-    layer("slide", "Overlay (" + overlay_tif.filename().string() + ")", dz,
-          static_cast<double>(dz.width) * overlay.level0_per_pixel);
-    result.tile_mpp = overlay.level0_per_pixel * mpp;
+    const DeepZoom dz =
+        raster_deep_zoom(in.overlay_tif, tmp / "tiles", "slide", true, "mean", stage("overlay"), params.cancel);
+    layer("slide", "Overlay (" + in.overlay_tif.filename().string() + ")", dz,
+          static_cast<double>(dz.width) * in.overlay.level0_per_pixel);
+    result.tile_mpp = in.overlay.level0_per_pixel * in.mpp;
     result.base = "overlay";
   }
-  {
-    const DeepZoom dz = raster_deep_zoom(prob_tif, tmp / "tiles", "prob", false, "max", stage("probability"), params.cancel);
-    layer("prob", "Probability", dz, static_cast<double>(dz.width) * prob.level0_per_pixel);
+  const DeepZoom prob =
+      raster_deep_zoom(in.prob_tif, tmp / "tiles", "prob", false, "max", stage("probability"), params.cancel);
+  layer("prob", "Probability", prob, static_cast<double>(prob.width) * in.prob.level0_per_pixel);
+  if (in.cam.width > 0) {
+    const DeepZoom dz = raster_deep_zoom(in.cam_tif, tmp / "tiles", "cam", false, "mean", stage("Grad-CAM"), params.cancel);
+    layer("cam", "Grad-CAM", dz, static_cast<double>(dz.width) * in.cam.level0_per_pixel);
   }
-  if (has_cam) {
-    const DeepZoom dz = raster_deep_zoom(cam_tif, tmp / "tiles", "cam", false, "mean", stage("Grad-CAM"), params.cancel);
-    layer("cam", "Grad-CAM", dz, static_cast<double>(dz.width) * cam.level0_per_pixel);
-  }
+  return layers;
+}
 
-  json regions = {{"type", "FeatureCollection"}, {"features", json::array()}};
-  const fs::path regions_file = result_file(".regions.geojson");
+// What the page shows beside the layers: regions, the histogram, the thumbnail and the
+// evaluation's plots (copied into tmp).
+json page_extras(const ViewInputs& in, const detail::Evaluation& evaluation, const fs::path& tmp, const fs::path& view_dir) {
+  using namespace detail;
+  std::error_code ec;
+  json extras = {{"regions", {{"type", "FeatureCollection"}, {"features", json::array()}}},
+                 {"histogram", {{"bins", json::array()}}},
+                 {"plots", json::array()}};
+  const fs::path regions_file = in.file(".regions.geojson");
   if (fs::is_regular_file(regions_file, ec)) {
-    regions = read_json_file(regions_file, "GeoJSON regions");
+    json& regions = extras["regions"] = read_json_file(regions_file, "GeoJSON regions");
     if (!regions.is_object() || !regions.contains("features") || !regions["features"].is_array())
       throw ConfigError(regions_file.string() + ": not a GeoJSON FeatureCollection");
   }
-  json histogram = {{"bins", json::array()}};
-  const fs::path patches_csv = result_file(".patches.csv");
+  const fs::path patches_csv = in.file(".patches.csv");
   if (fs::is_regular_file(patches_csv, ec)) {
-    const double cell_mm = stride0 * mpp / 1000.0;
-    histogram = {{"bins", probability_histogram(patches_csv)}, {"cell_area_mm2", cell_mm * cell_mm}};
+    const double cell_mm = in.stride0 * in.mpp / 1000.0;
+    extras["histogram"] = {{"bins", probability_histogram(patches_csv)}, {"cell_area_mm2", cell_mm * cell_mm}};
   }
-  const fs::path thumb = result_file(".thumb.png");
+  const fs::path thumb = in.file(".thumb.png");
   if (fs::is_regular_file(thumb, ec)) {
     fs::copy_file(thumb, tmp / "thumb.png", ec);
     if (ec) throw WriteError(view_dir / "thumb.png", "cannot copy " + thumb.string() + ": " + ec.message());
   }
-  json plots = json::array();
-  if (!evaluation.plots.empty()) {
-    fs::create_directories(tmp / "plots", ec);
-    for (const fs::path& svg : evaluation.plots) {
-      fs::copy_file(svg, tmp / "plots" / svg.filename(), ec);
-      if (ec) throw WriteError(view_dir / "plots", "cannot copy " + svg.string() + ": " + ec.message());
-      plots.push_back({{"title", plot_title(svg)}, {"src", url_path(fs::path("plots") / svg.filename())}});
-    }
+  if (!evaluation.plots.empty()) fs::create_directories(tmp / "plots", ec);
+  for (const fs::path& svg : evaluation.plots) {
+    fs::copy_file(svg, tmp / "plots" / svg.filename(), ec);
+    if (ec) throw WriteError(view_dir / "plots", "cannot copy " + svg.string() + ": " + ec.message());
+    extras["plots"].push_back({{"title", plot_title(svg)}, {"src", url_path(fs::path("plots") / svg.filename())}});
   }
+  return extras;
+}
 
-  const json data = {
-      {"name", name},
+}  // namespace
+
+ViewResult write_view(const fs::path& results_dir, const fs::path& view_dir_arg, const ViewParams& params,
+                      const ViewProgressFn& progress, const std::string& index_link) {
+  using namespace detail;
+  ViewInputs in = read_summary(results_dir, pick_result_name(results_dir, params.name));
+  // Options that need no pixels, then the rasters and the slide: all before the folder is made.
+  if (params.tile_mpp && !(*params.tile_mpp > 0 && std::isfinite(*params.tile_mpp)))
+    throw UsageError("--tile-mpp must be a positive number of µm per pixel");
+  if (params.jpeg_quality < 1 || params.jpeg_quality > 100) throw UsageError("--quality must be 1..100");
+  const fs::path view_dir = view_dir_arg.empty() ? default_view_dir(results_dir, in.name) : view_dir_arg;
+  check_output_folder(view_dir);
+  const Evaluation evaluation = read_evaluation(params.evaluation.empty() ? results_dir : params.evaluation, in.name,
+                                                !params.evaluation.empty());
+  read_rasters(in, params.no_slide);
+  const ViewSlide vs = open_view_slide(in, params);
+
+  PendingFolder folder(view_dir);
+  const fs::path tmp = folder.tmp();
+  std::error_code ec;
+  fs::create_directories(tmp / "assets", ec);
+  fs::create_directories(tmp / "tiles", ec);
+  if (ec) throw WriteError(view_dir, "cannot create its folders: " + ec.message());
+  ViewResult result;
+  result.name = in.name;
+  result.dir = view_dir;
+  result.page = view_dir / "index.html";
+  const json layers = write_layers(in, vs, params, tmp, progress, result);
+  json data = page_extras(in, evaluation, tmp, view_dir);
+  data.update({
+      {"name", in.name},
       {"generator", WSI_VERSION},
-      {"slide", {{"path", slide ? slide_path.string() : summary_slide}, {"width", W0}, {"height", H0}, {"mpp", mpp}}},
+      {"slide",
+       {{"path", vs.slide ? vs.path.string() : in.summary_slide}, {"width", in.W0}, {"height", in.H0}, {"mpp", in.mpp}}},
       {"base", result.base},
       {"tile_mpp", result.tile_mpp},
-      {"summary", summary},
-      {"threshold", threshold},
+      {"summary", in.summary},
+      {"threshold", in.threshold},
       {"colormap", colormap_table()},
       {"layers", layers},
-      {"regions", regions},
-      {"histogram", histogram},
-      {"plots", plots},
       {"metrics", evaluation.metrics},
       {"index", index_link.empty() ? json() : json(index_link)},
-  };
+  });
   write_bytes(tmp / "data.js", "window.WSI_VIEW = " + json_text(data) + ";\n");
   copy_asset("viewer.html", tmp / "index.html");
   copy_asset("viewer.js", tmp / "assets" / "viewer.js");
