@@ -223,32 +223,17 @@ int64_t ExtractSummary::failed_slides() const {
   return std::count_if(slides.begin(), slides.end(), [](const SlideReport& r) { return !r.error.empty(); });
 }
 
-ExtractSummary run_extract(const std::vector<ExtractSource>& sources, const ExtractParams& params,
-                           const ExtractProgress& progress) {
-  params.validate();
-  if (sources.empty()) throw UsageError("no slides given");
-  for (const auto& s : sources)
-    if (!s.mask && !s.annotations && !params.allow_unlabelled)
-      throw UsageError("no ground truth for " + s.slide.string() +
-                       ": give --mask or --annotations, or --unlabelled to label every patch 0");
-  std::error_code ec;
-  fs::create_directories(params.out_dir, ec);
-  if (!fs::is_directory(params.out_dir))
-    throw WriteError(params.out_dir, "cannot create the output directory" + (ec ? ": " + ec.message() : std::string()));
+namespace {
 
-  const int threads = resolve_threads(params.threads);
-  tbb::global_control limit(tbb::global_control::max_allowed_parallelism, static_cast<size_t>(threads));
-
-  ExtractSummary summary;
-  const auto t_survey = Clock::now();
+// Every slide surveyed (tissue, grid, labels); a slide that fails is reported and contributes
+// nothing, but when none is usable that is one error (no dataset of nothing).
+std::vector<SlideSurvey> survey_slides(const std::vector<ExtractSource>& sources, const ExtractParams& params) {
   std::vector<SlideSurvey> surveys(sources.size());
   std::exception_ptr first_failure;
-  std::vector<std::string> names;
   for (size_t i = 0; i < sources.size(); ++i) {
     SlideReport& rep = surveys[i].report;
     rep.slide = sources[i].slide;
     rep.name = sources[i].slide.stem().string();
-    names.push_back(rep.name);
     try {
       survey_slide(sources[i], params, surveys[i]);
     } catch (const UsageError&) {
@@ -259,93 +244,95 @@ ExtractSummary run_extract(const std::vector<ExtractSource>& sources, const Extr
       if (!first_failure) first_failure = std::current_exception();
     }
   }
-  summary.survey_seconds = seconds_since(t_survey);
-  // No slide usable: no dataset of nothing (whose summary would say it is complete), one error.
   if (std::all_of(surveys.begin(), surveys.end(), [](const SlideSurvey& s) { return !s.report.error.empty(); })) {
     if (surveys.size() == 1) std::rethrow_exception(first_failure);
     throw Error("none of the " + std::to_string(surveys.size()) + " slides could be used; the first: " +
                 surveys.front().report.error);
   }
+  return surveys;
+}
 
-  // Splits by slide; every slide gets one, failed ones simply contribute nothing.
+struct SplitPlan {
+  std::vector<Candidate> candidates;
+  std::vector<Pick> picks;
+};
+
+// Splits by slide (every slide gets one; failed ones contribute nothing), then the balanced picks
+// of each split. Sets each report's split and selected count.
+std::map<std::string, SplitPlan> plan_splits(std::vector<SlideSurvey>& surveys, const ExtractParams& params) {
+  std::vector<std::string> names;
+  for (const SlideSurvey& sv : surveys) names.push_back(sv.report.name);
   const auto split_of = assign_splits(names, params.split, params.balance.seed);
-  for (size_t i = 0; i < sources.size(); ++i) surveys[i].report.split = split_of[i];
-
-  struct SplitPlan {
-    std::vector<Candidate> candidates;
-    std::vector<Pick> picks;
-  };
+  for (size_t i = 0; i < surveys.size(); ++i) surveys[i].report.split = split_of[i];
   std::map<std::string, SplitPlan> plans;
-  int64_t total = 0;
-  for (const auto& [name, frac] : params.split.parts) {
-    (void)frac;
-    SplitPlan& plan = plans[name];
+  for (const auto& part : params.split.parts) {
+    SplitPlan& plan = plans[part.first];
     for (size_t i = 0; i < surveys.size(); ++i) {
-      if (surveys[i].report.split != name) continue;
+      if (surveys[i].report.split != part.first) continue;
       for (size_t k = 0; k < surveys[i].candidates.size(); ++k)
         plan.candidates.push_back({static_cast<int32_t>(i), static_cast<int64_t>(k), surveys[i].candidates[k].label});
     }
-    plan.picks = select_patches(plan.candidates, params.balance, fnv1a(name));
+    plan.picks = select_patches(plan.candidates, params.balance, fnv1a(part.first));
     for (const Pick& p : plan.picks) ++surveys[static_cast<size_t>(plan.candidates[p.candidate].slide)].report.selected;
-    total += static_cast<int64_t>(plan.picks.size());
   }
+  return plans;
+}
 
-  const auto t_extract = Clock::now();
-  int64_t done = 0;
-  const int tokens = 2 * threads;
-  for (const auto& [name, frac] : params.split.parts) {
-    (void)frac;
-    SplitPlan& plan = plans[name];
-    SplitReport rep;
-    rep.name = name;
-    const int P = params.grid.patch_size;
-    std::unique_ptr<DatasetWriter> writer = params.format == DatasetFormat::pcam
-                                                ? make_pcam_writer(params.out_dir, params.prefix, name, P, threads)
-                                                : make_kaggle_writer(params.out_dir, name, P);
-    size_t first = 0;
-    while (first < plan.picks.size()) {
-      const int32_t s = plan.candidates[plan.picks[first].candidate].slide;
-      size_t last = first;
-      while (last < plan.picks.size() && plan.candidates[plan.picks[last].candidate].slide == s) ++last;
-      SlideSurvey& sv = surveys[static_cast<size_t>(s)];
-      try {
-        extract_slide(sources[static_cast<size_t>(s)], params, sv, plan.candidates, plan.picks, first, last, *writer,
-                      done, total, progress, rep, tokens);
-      } catch (const WriteError&) {
-        throw;  // the disk, not the slide: stop; the writer removes its temporaries
-      } catch (const Error& e) {
-        sv.report.error = e.what();
-        done += static_cast<int64_t>(last - first) - sv.report.written;
-      }
-      first = last;
+// One split's picks written, slide by slide (a slide that fails to read is reported and skipped;
+// a write error stops everything).
+SplitReport write_split(const std::string& name, SplitPlan& plan, const std::vector<ExtractSource>& sources,
+                        const ExtractParams& params, std::vector<SlideSurvey>& surveys, int threads, int64_t& done,
+                        int64_t total, const ExtractProgress& progress, int64_t& written) {
+  SplitReport rep;
+  rep.name = name;
+  const int P = params.grid.patch_size;
+  std::unique_ptr<DatasetWriter> writer = params.format == DatasetFormat::pcam
+                                              ? make_pcam_writer(params.out_dir, params.prefix, name, P, threads)
+                                              : make_kaggle_writer(params.out_dir, name, P);
+  size_t first = 0;
+  while (first < plan.picks.size()) {
+    const int32_t s = plan.candidates[plan.picks[first].candidate].slide;
+    size_t last = first;
+    while (last < plan.picks.size() && plan.candidates[plan.picks[last].candidate].slide == s) ++last;
+    SlideSurvey& sv = surveys[static_cast<size_t>(s)];
+    try {
+      extract_slide(sources[static_cast<size_t>(s)], params, sv, plan.candidates, plan.picks, first, last, *writer,
+                    done, total, progress, rep, 2 * threads);
+    } catch (const WriteError&) {
+      throw;  // the disk, not the slide: stop; the writer removes its temporaries
+    } catch (const Error& e) {
+      sv.report.error = e.what();
+      done += static_cast<int64_t>(last - first) - sv.report.written;
     }
-    for (const auto& sv : surveys)
-      if (sv.report.split == name && sv.report.error.empty()) ++rep.slides;
-    writer->commit();
-    rep.duplicates_skipped = writer->stats().duplicates_skipped;
-    rep.outputs = writer->outputs();
-    summary.patches_written += writer->stats().written;
-    summary.splits.push_back(rep);
+    first = last;
   }
-  summary.extract_seconds = seconds_since(t_extract);
-  for (auto& sv : surveys) summary.slides.push_back(sv.report);
+  for (const auto& sv : surveys)
+    if (sv.report.split == name && sv.report.error.empty()) ++rep.slides;
+  writer->commit();
+  rep.duplicates_skipped = writer->stats().duplicates_skipped;
+  rep.outputs = writer->outputs();
+  written += writer->stats().written;
+  return rep;
+}
 
-  // The summary is the last file written: its presence means the dataset is complete.
+// PREFIX_summary.json, the last file written: its presence means the dataset is complete.
+void write_extract_summary(ExtractSummary& summary, const std::vector<ExtractSource>& sources,
+                           const ExtractParams& params) {
   nlohmann::json j;
   j["tool"] = std::string("wsi-heatmap extract ") + WSI_VERSION;
   j["coordinates"] = detail::kDatasetCoordinates;
   j["parameters"] = params_json(params);
   nlohmann::json slides = nlohmann::json::array();
-  for (const auto& r : summary.slides) {
+  for (size_t i = 0; i < summary.slides.size(); ++i) {
+    const SlideReport& r = summary.slides[i];
     nlohmann::json s = {{"slide", r.slide.string()}, {"name", r.name}, {"split", r.split},
                         {"grid_patches", r.grid_patches}, {"tissue_patches", r.tissue_patches},
                         {"positives", r.positives}, {"negatives", r.negatives}, {"dropped_exclusion", r.dropped},
                         {"selected", r.selected}, {"written", r.written}, {"read_failures", r.read_failures},
                         {"level", r.level}, {"target_mpp", r.target_mpp}, {"tissue_fraction", r.tissue_fraction},
                         {"survey_seconds", r.survey_seconds}};
-    const auto& src = sources[static_cast<size_t>(&r - summary.slides.data())];
-    if (src.mask) s["mask"] = src.mask->string();
-    if (src.annotations) s["annotations"] = src.annotations->string();
+    if (sources[i].mask) s["mask"] = sources[i].mask->string();
+    if (sources[i].annotations) s["annotations"] = sources[i].annotations->string();
     if (!r.annotation_groups.empty()) s["annotation_groups"] = r.annotation_groups;
     if (!r.error.empty()) s["error"] = r.error;
     if (!r.note.empty()) s["note"] = r.note;
@@ -358,6 +345,41 @@ ExtractSummary run_extract(const std::vector<ExtractSource>& sources, const Extr
   j["failed_slides"] = summary.failed_slides();
   summary.summary_json = params.out_dir / (params.prefix + "_summary.json");
   detail::write_text_file(summary.summary_json, detail::json_text(j, 2) + "\n");
+}
+
+}  // namespace
+
+ExtractSummary run_extract(const std::vector<ExtractSource>& sources, const ExtractParams& params,
+                           const ExtractProgress& progress) {
+  params.validate();
+  if (sources.empty()) throw UsageError("no slides given");
+  for (const auto& s : sources)
+    if (!s.mask && !s.annotations && !params.allow_unlabelled)
+      throw UsageError("no ground truth for " + s.slide.string() +
+                       ": give --mask or --annotations, or --unlabelled to label every patch 0");
+  std::error_code ec;
+  fs::create_directories(params.out_dir, ec);
+  if (!fs::is_directory(params.out_dir))
+    throw WriteError(params.out_dir, "cannot create the output directory" + (ec ? ": " + ec.message() : std::string()));
+  const int threads = resolve_threads(params.threads);
+  tbb::global_control limit(tbb::global_control::max_allowed_parallelism, static_cast<size_t>(threads));
+
+  ExtractSummary summary;
+  const auto t_survey = Clock::now();
+  std::vector<SlideSurvey> surveys = survey_slides(sources, params);
+  summary.survey_seconds = seconds_since(t_survey);
+  std::map<std::string, SplitPlan> plans = plan_splits(surveys, params);
+  int64_t total = 0;
+  for (const auto& [name, plan] : plans) total += static_cast<int64_t>(plan.picks.size());
+
+  const auto t_extract = Clock::now();
+  int64_t done = 0;
+  for (const auto& part : params.split.parts)  // in the order given
+    summary.splits.push_back(write_split(part.first, plans[part.first], sources, params, surveys, threads, done, total,
+                                         progress, summary.patches_written));
+  summary.extract_seconds = seconds_since(t_extract);
+  for (auto& sv : surveys) summary.slides.push_back(sv.report);
+  write_extract_summary(summary, sources, params);
   return summary;
 }
 
