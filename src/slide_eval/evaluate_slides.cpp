@@ -318,6 +318,61 @@ double lesion_map_downsample(double mpp) {
   return d;
 }
 
+namespace {
+
+// What every slide adds to the pooled scores and the FROC.
+struct Pooled {
+  std::vector<double> prob;
+  std::vector<int> label;
+  std::vector<SlideTruth> froc_truth;
+  std::vector<std::vector<Detection>> froc_detections;
+};
+
+// One slide's result against its truth: its entry, its part of evaluation.json, and what it adds
+// to `pooled`. `slide_files`: the --slides by lower-case name (for a downsampled mask's frame).
+SlideEvalEntry evaluate_one(const SlideResultFiles& res, const std::optional<TruthMatch::Entry>& truth_file,
+                            const std::map<std::string, fs::path>& slide_files, const SlideEvalOptions& opt,
+                            Pooled& pooled, Json& sj) {
+  std::optional<Slide> slide;
+  if (!slide_files.empty() && truth_file) {
+    const auto it = slide_files.find(detail::ascii_lower(res.name));
+    if (it == slide_files.end())
+      throw UsageError("no slide named " + res.name + " among --slides (needed for its ground truth " +
+                       truth_file->path.string() + ")");
+    slide.emplace(it->second);
+  }
+  const Truth truth = load_truth(truth_file, slide ? &*slide : nullptr, opt);
+  SlideEvalEntry entry{res.name, truth.describe, std::nullopt, 0, 0, {}};
+  sj = Json{{"name", res.name}, {"truth", truth.describe}};
+  if (slide) sj["slide"] = slide->path().string();
+  if (res.patches) {
+    const auto patches = read_patch_csv(*res.patches);
+    const auto labels = label_patches(patches, truth, opt.rule, *res.patches);
+    std::vector<double> prob;
+    prob.reserve(patches.size());
+    for (const auto& p : patches) prob.push_back(p.probability);
+    entry.patches = score_patches(prob, labels, opt.threshold);
+    pooled.prob.insert(pooled.prob.end(), prob.begin(), prob.end());
+    pooled.label.insert(pooled.label.end(), labels.begin(), labels.end());
+    sj["patches_csv"] = res.patches->string();
+    sj["patch_level"] = scores_json(*entry.patches);
+    entry.notes = patch_notes(*entry.patches, truth);
+  }
+  if (res.detections) {
+    auto det = read_detection_csv(*res.detections);
+    Json fj{{"froc_csv", res.detections->string()}, {"detections", det.size()}};
+    pooled.froc_truth.push_back(froc_truth_of(res.name, truth, fj));
+    pooled.froc_detections.push_back(std::move(det));
+    entry.lesions = fj["lesions"].get<int64_t>();
+    entry.itc_excluded = fj["itc_excluded"].get<int64_t>();
+    sj["froc"] = fj;
+  }
+  sj["notes"] = entry.notes;
+  return entry;
+}
+
+}  // namespace
+
 SlideEvaluation evaluate_slides(const SlideEvalOptions& opt, const std::function<void(const fs::path&)>& prepare_out) {
   check_options(opt);
   const auto results = find_slide_results(opt.results);
@@ -348,50 +403,12 @@ SlideEvaluation evaluate_slides(const SlideEvalOptions& opt, const std::function
 
   Json slides_json = Json::array();
   ev.notes = match.notes;
-  std::vector<double> all_prob;
-  std::vector<int> all_label;
-  std::vector<SlideTruth> froc_truth;
-  std::vector<std::vector<Detection>> froc_detections;
+  Pooled pooled;
   for (size_t i = 0; i < results.size(); ++i) {
-    const SlideResultFiles& res = results[i];
-    std::optional<Slide> slide;
-    if (!slide_files.empty() && match.truth[i]) {
-      const auto it = slide_files.find(detail::ascii_lower(res.name));
-      if (it == slide_files.end())
-        throw UsageError("no slide named " + res.name + " among --slides (needed for its ground truth " +
-                         match.truth[i]->path.string() + ")");
-      slide.emplace(it->second);
-    }
-    const Truth truth = load_truth(match.truth[i], slide ? &*slide : nullptr, opt);
-    SlideEvalEntry entry{res.name, truth.describe, std::nullopt, 0, 0, {}};
-    Json sj{{"name", res.name}, {"truth", truth.describe}};
-    if (slide) sj["slide"] = slide->path().string();
-
-    if (res.patches) {
-      const auto patches = read_patch_csv(*res.patches);
-      const auto labels = label_patches(patches, truth, opt.rule, *res.patches);
-      std::vector<double> prob;
-      prob.reserve(patches.size());
-      for (const auto& p : patches) prob.push_back(p.probability);
-      entry.patches = score_patches(prob, labels, opt.threshold);
-      all_prob.insert(all_prob.end(), prob.begin(), prob.end());
-      all_label.insert(all_label.end(), labels.begin(), labels.end());
-      sj["patches_csv"] = res.patches->string();
-      sj["patch_level"] = scores_json(*entry.patches);
-      entry.notes = patch_notes(*entry.patches, truth);
-    }
-    if (res.detections) {
-      auto det = read_detection_csv(*res.detections);
-      Json fj{{"froc_csv", res.detections->string()}, {"detections", det.size()}};
-      froc_truth.push_back(froc_truth_of(res.name, truth, fj));
-      froc_detections.push_back(std::move(det));
-      entry.lesions = fj["lesions"].get<int64_t>();
-      entry.itc_excluded = fj["itc_excluded"].get<int64_t>();
-      ev.itc_excluded += entry.itc_excluded;
-      sj["froc"] = fj;
-    }
-    sj["notes"] = entry.notes;
-    for (const auto& n : entry.notes) ev.notes.push_back(res.name + ": " + n);
+    Json sj;
+    SlideEvalEntry entry = evaluate_one(results[i], match.truth[i], slide_files, opt, pooled, sj);
+    ev.itc_excluded += entry.itc_excluded;
+    for (const auto& n : entry.notes) ev.notes.push_back(results[i].name + ": " + n);
     slides_json.push_back(std::move(sj));
     ev.slides.push_back(std::move(entry));
   }
@@ -411,14 +428,14 @@ SlideEvaluation evaluate_slides(const SlideEvalOptions& opt, const std::function
               {"label_samples_per_side", kSlideEvalLabelSamples},
               {"slides", slides_json}};
   if (results.front().patches) {
-    ev.pooled = score_patches(all_prob, all_label, opt.threshold);
+    ev.pooled = score_patches(pooled.prob, pooled.label, opt.threshold);
     report["pooled"] = scores_json(*ev.pooled);
     if (const std::string n = missing_note(*ev.pooled); !n.empty()) ev.notes.push_back("pooled: " + n);
   }
   std::vector<std::string> curve_files;
   if (results.front().detections) {
-    ev.froc = camelyon_froc(froc_truth, froc_detections, opt.froc);
-    report["froc"] = froc_json(*ev.froc, froc_truth.size(), ev.itc_excluded, ev.out);
+    ev.froc = camelyon_froc(pooled.froc_truth, pooled.froc_detections, opt.froc);
+    report["froc"] = froc_json(*ev.froc, pooled.froc_truth.size(), ev.itc_excluded, ev.out);
     curve_files = {"froc_curve.csv", "froc_curve.svg"};
     if (ev.froc->lesions == 0)
       ev.notes.push_back(std::string("FROC: no lesions (after ITC exclusion) in any slide, so every sensitivity is 0") +
