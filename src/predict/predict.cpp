@@ -296,6 +296,76 @@ std::string probability_text(float p) {
 
 }  // namespace
 
+namespace {
+
+// No prediction at all: the one error as it is, or how many inputs failed and the first reason.
+[[noreturn]] void throw_nothing_predicted(const std::vector<Skip>& skips) {
+  if (skips.empty()) throw ConfigError("the inputs hold no patches");
+  if (skips.size() == 1) std::rethrow_exception(skips.front().error);
+  bool all_usage = true;
+  for (const Skip& k : skips) {
+    try {
+      std::rethrow_exception(k.error);
+    } catch (const UsageError&) {
+    } catch (...) {
+      all_usage = false;
+    }
+  }
+  const std::string message = "none of the " + std::to_string(skips.size()) + " inputs could be predicted; the first: " +
+                              skips.front().source + ": " + skips.front().reason;
+  if (all_usage) throw UsageError(message);
+  throw ConfigError(message);
+}
+
+// predictions.csv; counts the positives into `s` and collects the labelled rows' scores.
+std::string predictions_csv(const std::vector<Row>& rows, double threshold, PredictSummary& s,
+                            std::vector<double>& scores, std::vector<int>& truth) {
+  std::ostringstream pred;
+  pred << "id,probability,label,truth,purple_fraction,source,x,y,width,height\n";
+  for (const Row& row : rows) {
+    const bool positive = row.probability >= threshold;
+    s.positives += positive;
+    if (row.truth >= 0) scores.push_back(row.probability), truth.push_back(row.truth);
+    std::ostringstream purple;
+    purple << std::setprecision(4) << row.purple;
+    pred << csv_field(row.id) << "," << probability_text(row.probability) << "," << (positive ? 1 : 0) << ","
+         << (row.truth >= 0 ? std::to_string(row.truth) : std::string()) << "," << purple.str() << ","
+         << csv_field(row.source) << "," << row.x << "," << row.y << "," << row.width << "," << row.height << "\n";
+  }
+  return pred.str();
+}
+
+std::string skipped_csv(const std::vector<Skip>& skips) {
+  std::ostringstream skipped;
+  skipped << "id,source,reason,purple_fraction\n";
+  for (const Skip& k : skips) {
+    std::ostringstream purple;
+    if (k.purple) purple << std::setprecision(4) << *k.purple;
+    skipped << csv_field(k.id) << "," << csv_field(k.source) << "," << csv_field(k.reason) << "," << purple.str()
+            << "\n";
+  }
+  return skipped.str();
+}
+
+// The Kaggle submission: every id of the inputs, in order (ids without a patch: 0).
+std::string submission_csv(const std::vector<std::pair<std::string, int64_t>>& ids, const std::vector<Row>& rows,
+                           const PredictOptions& o) {
+  std::ostringstream sub;
+  sub << "id,label\n";
+  for (const auto& [id, index] : ids) {
+    sub << csv_field(id) << ",";
+    if (index < 0) {
+      sub << "0\n";
+    } else {
+      const float p = rows[static_cast<size_t>(index)].probability;
+      sub << (o.submission_labels ? (p >= o.threshold ? "1" : "0") : probability_text(p)) << "\n";
+    }
+  }
+  return sub.str();
+}
+
+}  // namespace
+
 PredictSummary run_predict(const Model& model, const PredictOptions& o, const fs::path& out_dir) {
   const auto start = std::chrono::steady_clock::now();
   if (o.batch < 1) throw UsageError("--batch must be >= 1");
@@ -321,25 +391,7 @@ PredictSummary run_predict(const Model& model, const PredictOptions& o, const fs
   }
   r.flush();
 
-  if (r.rows_.empty() && r.below_ == 0) {
-    if (r.skips_.empty()) throw ConfigError("the inputs hold no patches");
-    // Nothing to show: the one error as it is, or how many failed and the first reason.
-    if (r.skips_.size() == 1) std::rethrow_exception(r.skips_.front().error);
-    bool all_usage = true;
-    for (const Skip& s : r.skips_) {
-      try {
-        std::rethrow_exception(s.error);
-      } catch (const UsageError&) {
-      } catch (...) {
-        all_usage = false;
-      }
-    }
-    const std::string message = "none of the " + std::to_string(r.skips_.size()) +
-                                " inputs could be predicted; the first: " + r.skips_.front().source + ": " +
-                                r.skips_.front().reason;
-    if (all_usage) throw UsageError(message);
-    throw ConfigError(message);
-  }
+  if (r.rows_.empty() && r.below_ == 0) throw_nothing_predicted(r.skips_);
 
   PredictSummary s;
   s.inputs = static_cast<int64_t>(inputs.size());
@@ -348,28 +400,9 @@ PredictSummary run_predict(const Model& model, const PredictOptions& o, const fs
   s.skipped_inputs = r.skipped_inputs_;
   std::vector<double> scores;
   std::vector<int> truth;
-  std::ostringstream pred;
-  pred << "id,probability,label,truth,purple_fraction,source,x,y,width,height\n";
-  for (const Row& row : r.rows_) {
-    const bool positive = row.probability >= o.threshold;
-    s.positives += positive;
-    if (row.truth >= 0) scores.push_back(row.probability), truth.push_back(row.truth);
-    std::ostringstream purple;
-    purple << std::setprecision(4) << row.purple;
-    pred << csv_field(row.id) << "," << probability_text(row.probability) << "," << (positive ? 1 : 0) << ","
-         << (row.truth >= 0 ? std::to_string(row.truth) : std::string()) << "," << purple.str() << ","
-         << csv_field(row.source) << "," << row.x << "," << row.y << "," << row.width << "," << row.height << "\n";
-  }
+  const std::string pred = predictions_csv(r.rows_, o.threshold, s, scores, truth);
   const bool both = std::count(truth.begin(), truth.end(), 1) > 0 && std::count(truth.begin(), truth.end(), 0) > 0;
   if (both) s.auc = roc_auc(scores, truth);
-  std::ostringstream skipped;
-  skipped << "id,source,reason,purple_fraction\n";
-  for (const Skip& k : r.skips_) {
-    std::ostringstream purple;
-    if (k.purple) purple << std::setprecision(4) << *k.purple;
-    skipped << csv_field(k.id) << "," << csv_field(k.source) << "," << csv_field(k.reason) << "," << purple.str()
-            << "\n";
-  }
 
   nlohmann::json j;
   j["model"] = {{"path", model.path().string()},
@@ -388,22 +421,11 @@ PredictSummary run_predict(const Model& model, const PredictOptions& o, const fs
   j["with_truth"] = static_cast<int64_t>(truth.size());
   j["auc"] = s.auc ? nlohmann::json(*s.auc) : nlohmann::json(nullptr);
 
-  detail::write_text_file(out_dir / "predictions.csv", pred.str());
-  detail::write_text_file(out_dir / "skipped.csv", skipped.str());
+  detail::write_text_file(out_dir / "predictions.csv", pred);
+  detail::write_text_file(out_dir / "skipped.csv", skipped_csv(r.skips_));
   s.outputs = {out_dir / "predictions.csv", out_dir / "skipped.csv", out_dir / "summary.json"};
   if (!o.kaggle_submission.empty()) {
-    std::ostringstream sub;
-    sub << "id,label\n";
-    for (const auto& [id, index] : r.submission_) {
-      sub << csv_field(id) << ",";
-      if (index < 0)
-        sub << "0\n";
-      else {
-        const float p = r.rows_[static_cast<size_t>(index)].probability;
-        sub << (o.submission_labels ? (p >= o.threshold ? "1" : "0") : probability_text(p)) << "\n";
-      }
-    }
-    detail::write_text_file(o.kaggle_submission, sub.str());
+    detail::write_text_file(o.kaggle_submission, submission_csv(r.submission_, r.rows_, o));
     s.outputs.push_back(o.kaggle_submission);
   }
   s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
