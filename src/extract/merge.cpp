@@ -50,16 +50,12 @@ struct OpenPart {
 
 }  // namespace
 
-MergeSummary merge_dataset_parts(const std::vector<DatasetPart>& parts, const MergeParams& params) {
-  params.balance.validate();
-  std::error_code ec;
-  fs::create_directories(params.out_dir, ec);
-  if (!fs::is_directory(params.out_dir))
-    throw WriteError(params.out_dir, "cannot create the dataset directory" + (ec ? ": " + ec.message() : std::string()));
+namespace {
 
-  // Open every part first: a part that does not read back stops the merge before anything is written.
+// Every part opened and checked before anything is written: a part that does not read back
+// stops the merge. `patch_size`: the parts' (0 when all are empty).
+std::vector<OpenPart> open_parts(const std::vector<DatasetPart>& parts, int& patch_size) {
   std::vector<OpenPart> open(parts.size());
-  int patch_size = 0;
   for (size_t i = 0; i < parts.size(); ++i) {
     OpenPart& o = open[i];
     o.part = &parts[i];
@@ -76,6 +72,69 @@ MergeSummary merge_dataset_parts(const std::vector<DatasetPart>& parts, const Me
       patch_size = o.set->patch_size();
     }
   }
+  return open;
+}
+
+// One split of the merged dataset: its parts' candidates balanced over all of them, written.
+SplitReport merge_split(const std::string& split, const std::vector<DatasetPart>& parts, std::vector<OpenPart>& open,
+                        const BalanceParams& balance, const MergeParams& params, int patch_size, int64_t& written) {
+  std::vector<size_t> members;  // indices into `open`, in input order
+  std::vector<Candidate> candidates;
+  for (size_t i = 0; i < open.size(); ++i) {
+    if (parts[i].split != split) continue;
+    members.push_back(i);
+    const auto& labels = open[i].set->labels();
+    for (size_t k = 0; k < labels.size(); ++k)
+      candidates.push_back({static_cast<int32_t>(i), static_cast<int64_t>(k), static_cast<uint8_t>(labels[k])});
+  }
+  const std::vector<Pick> picks = select_patches(candidates, balance, fnv1a(split));
+
+  SplitReport rep;
+  rep.name = split;
+  rep.slides = static_cast<int64_t>(members.size());
+  std::unique_ptr<DatasetWriter> writer = params.format == DatasetFormat::pcam
+                                              ? make_pcam_writer(params.out_dir, params.prefix, split, patch_size)
+                                              : make_kaggle_writer(params.out_dir, split, patch_size);
+  std::map<size_t, PartCursor> cursors;
+  std::vector<uint8_t> turned(static_cast<size_t>(patch_size) * static_cast<size_t>(patch_size) * 3);
+  for (const Pick& pick : picks) {
+    const Candidate& c = candidates[pick.candidate];
+    OpenPart& o = open[static_cast<size_t>(c.slide)];
+    PartCursor& cursor = cursors.try_emplace(static_cast<size_t>(c.slide), *o.set, 256).first->second;
+    PatchRecord r;
+    static_cast<PatchMeta&>(r) = o.meta[static_cast<size_t>(c.index)];
+    r.rgb = cursor.row(c.index);
+    r.copy = pick.copy;
+    r.augment = d4_name(pick.augment);
+    if (pick.augment) {
+      apply_d4(pick.augment, r.rgb, turned.data(), patch_size);
+      r.rgb = turned.data();
+    }
+    const int64_t before = writer->stats().written;
+    writer->add(r);
+    if (writer->stats().written > before) {
+      ++(r.label ? rep.positives : rep.negatives);
+      if (r.copy) ++rep.copies;
+    }
+  }
+  writer->commit();
+  rep.duplicates_skipped = writer->stats().duplicates_skipped;
+  rep.outputs = writer->outputs();
+  written += writer->stats().written;
+  return rep;
+}
+
+}  // namespace
+
+MergeSummary merge_dataset_parts(const std::vector<DatasetPart>& parts, const MergeParams& params) {
+  params.balance.validate();
+  std::error_code ec;
+  fs::create_directories(params.out_dir, ec);
+  if (!fs::is_directory(params.out_dir))
+    throw WriteError(params.out_dir, "cannot create the dataset directory" + (ec ? ": " + ec.message() : std::string()));
+
+  int patch_size = 0;
+  std::vector<OpenPart> open = open_parts(parts, patch_size);
   if (!patch_size) patch_size = params.patch_size;
 
   BalanceParams balance = params.balance;
@@ -83,50 +142,7 @@ MergeSummary merge_dataset_parts(const std::vector<DatasetPart>& parts, const Me
   MergeSummary summary;
   for (const auto& [split, fraction] : params.split.parts) {
     (void)fraction;
-    std::vector<size_t> members;  // indices into `open`, in input order
-    std::vector<Candidate> candidates;
-    for (size_t i = 0; i < open.size(); ++i) {
-      if (parts[i].split != split) continue;
-      members.push_back(i);
-      const auto& labels = open[i].set->labels();
-      for (size_t k = 0; k < labels.size(); ++k)
-        candidates.push_back({static_cast<int32_t>(i), static_cast<int64_t>(k), static_cast<uint8_t>(labels[k])});
-    }
-    const std::vector<Pick> picks = select_patches(candidates, balance, fnv1a(split));
-
-    SplitReport rep;
-    rep.name = split;
-    rep.slides = static_cast<int64_t>(members.size());
-    std::unique_ptr<DatasetWriter> writer = params.format == DatasetFormat::pcam
-                                                ? make_pcam_writer(params.out_dir, params.prefix, split, patch_size)
-                                                : make_kaggle_writer(params.out_dir, split, patch_size);
-    std::map<size_t, PartCursor> cursors;
-    std::vector<uint8_t> turned(static_cast<size_t>(patch_size) * static_cast<size_t>(patch_size) * 3);
-    for (const Pick& pick : picks) {
-      const Candidate& c = candidates[pick.candidate];
-      OpenPart& o = open[static_cast<size_t>(c.slide)];
-      PartCursor& cursor = cursors.try_emplace(static_cast<size_t>(c.slide), *o.set, 256).first->second;
-      PatchRecord r;
-      static_cast<PatchMeta&>(r) = o.meta[static_cast<size_t>(c.index)];
-      r.rgb = cursor.row(c.index);
-      r.copy = pick.copy;
-      r.augment = d4_name(pick.augment);
-      if (pick.augment) {
-        apply_d4(pick.augment, r.rgb, turned.data(), patch_size);
-        r.rgb = turned.data();
-      }
-      const int64_t before = writer->stats().written;
-      writer->add(r);
-      if (writer->stats().written > before) {
-        ++(r.label ? rep.positives : rep.negatives);
-        if (r.copy) ++rep.copies;
-      }
-    }
-    writer->commit();
-    rep.duplicates_skipped = writer->stats().duplicates_skipped;
-    rep.outputs = writer->outputs();
-    summary.patches_written += writer->stats().written;
-    summary.splits.push_back(rep);
+    summary.splits.push_back(merge_split(split, parts, open, balance, params, patch_size, summary.patches_written));
   }
 
   // The summary is the last file written: its presence means the dataset is complete.
