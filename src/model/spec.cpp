@@ -117,6 +117,79 @@ void ModelSpec::validate() const {
   }
 }
 
+namespace {
+
+// "resize", "scale", "mean", "std", "channel_order".
+void read_preprocessing(Reader& r, ModelSpec& s) {
+  if (r.has("resize")) {
+    const std::string v = r.str("resize");
+    if (v == "none") s.resize = ResizeMode::none;
+    else if (v == "nearest") s.resize = ResizeMode::nearest;
+    else if (v == "bilinear") s.resize = ResizeMode::bilinear;
+    else if (v == "area") s.resize = ResizeMode::area;
+    else r.fail("\"resize\" must be none, nearest, bilinear or area, not \"" + v + "\"");
+    // A resize without the size it resizes to would silently feed patch_size pixels.
+    if (s.resize != ResizeMode::none && !r.has("input_size"))
+      r.fail("\"resize\": \"" + v + "\" needs \"input_size\", the network's input side in pixels");
+  }
+  if (r.has("scale")) s.scale = r.num("scale");
+  if (r.has("mean")) s.mean = r.triple("mean");
+  if (r.has("std")) s.std = r.triple("std");
+  if (r.has("channel_order")) {
+    const std::string v = r.str("channel_order");
+    if (v != "RGB" && v != "BGR") r.fail("\"channel_order\" must be RGB or BGR, not \"" + v + "\"");
+    s.bgr = v == "BGR";
+  }
+}
+
+// "output" and "positive_index".
+void read_output(Reader& r, ModelSpec& s) {
+  const std::string out = r.str("output");
+  if (out == "logit") s.output = OutputKind::logit;
+  else if (out == "probability") s.output = OutputKind::probability;
+  else if (out == "softmax") s.output = OutputKind::softmax;
+  else r.fail("\"output\" must be logit (one value, sigmoid), probability (one value) or softmax (2+ logits), not \"" + out + "\"");
+  if (r.has("positive_index")) {
+    if (s.output != OutputKind::softmax) r.fail("\"positive_index\" only applies to \"output\": \"softmax\"");
+    s.positive_index = r.integer("positive_index");
+  }
+}
+
+// The objects "gradcam" {features, classify} and "architecture" {name, width, blocks}.
+void read_gradcam_and_architecture(const json& j, Reader& r, ModelSpec& s, const fs::path& source) {
+  s.features_method.clear();
+  s.classify_method.clear();
+  if (r.has("gradcam")) {
+    const json& g = j.at("gradcam");
+    if (!g.is_object()) r.fail("\"gradcam\" must be an object {\"features\": NAME, \"classify\": NAME}");
+    Reader gr(g, source);
+    for (const auto& [key, value] : g.items()) {
+      (void)value;
+      if (key != "features" && key != "classify") r.fail("unknown key \"gradcam." + key + "\" (known: features, classify)");
+    }
+    if (gr.has("features")) s.features_method = gr.str("features");
+    if (gr.has("classify")) s.classify_method = gr.str("classify");
+  }
+  if (r.has("architecture")) {
+    const json& a = j.at("architecture");
+    if (!a.is_object() || !a.contains("name"))
+      r.fail("\"architecture\" must be an object {\"name\": \"cancernet\"|\"resnet\", \"width\": N, \"blocks\": N}");
+    Reader ar(a, source);
+    for (const auto& [key, value] : a.items()) {
+      (void)value;
+      if (key != "name" && key != "width" && key != "blocks")
+        r.fail("unknown key \"architecture." + key + "\" (known: name, width, blocks)");
+    }
+    ModelSpec::BuiltinNet net;
+    net.name = ar.str("name");
+    if (ar.has("width")) net.width = ar.integer("width");
+    if (ar.has("blocks")) net.blocks = ar.integer("blocks");
+    s.architecture = net;
+  }
+}
+
+}  // namespace
+
 ModelSpec ModelSpec::parse(const std::string& text, const fs::path& source) {
   if (detail::json_depth(text) > detail::kMaxJsonDepth)
     throw ConfigError("model sidecar " + source.string() + ": JSON nested more than " +
@@ -151,63 +224,9 @@ ModelSpec ModelSpec::parse(const std::string& text, const fs::path& source) {
   s.patch_size = r.integer("patch_size");
   s.mpp = r.num("mpp");
   s.input_size = r.has("input_size") ? r.integer("input_size") : s.patch_size;
-  if (r.has("resize")) {
-    const std::string v = r.str("resize");
-    if (v == "none") s.resize = ResizeMode::none;
-    else if (v == "nearest") s.resize = ResizeMode::nearest;
-    else if (v == "bilinear") s.resize = ResizeMode::bilinear;
-    else if (v == "area") s.resize = ResizeMode::area;
-    else r.fail("\"resize\" must be none, nearest, bilinear or area, not \"" + v + "\"");
-    // A resize without the size it resizes to would silently feed patch_size pixels.
-    if (s.resize != ResizeMode::none && !r.has("input_size"))
-      r.fail("\"resize\": \"" + v + "\" needs \"input_size\", the network's input side in pixels");
-  }
-  if (r.has("scale")) s.scale = r.num("scale");
-  if (r.has("mean")) s.mean = r.triple("mean");
-  if (r.has("std")) s.std = r.triple("std");
-  if (r.has("channel_order")) {
-    const std::string v = r.str("channel_order");
-    if (v != "RGB" && v != "BGR") r.fail("\"channel_order\" must be RGB or BGR, not \"" + v + "\"");
-    s.bgr = v == "BGR";
-  }
-  const std::string out = r.str("output");
-  if (out == "logit") s.output = OutputKind::logit;
-  else if (out == "probability") s.output = OutputKind::probability;
-  else if (out == "softmax") s.output = OutputKind::softmax;
-  else r.fail("\"output\" must be logit (one value, sigmoid), probability (one value) or softmax (2+ logits), not \"" + out + "\"");
-  if (r.has("positive_index")) {
-    if (s.output != OutputKind::softmax) r.fail("\"positive_index\" only applies to \"output\": \"softmax\"");
-    s.positive_index = r.integer("positive_index");
-  }
-  s.features_method.clear();
-  s.classify_method.clear();
-  if (r.has("gradcam")) {
-    const json& g = j.at("gradcam");
-    if (!g.is_object()) r.fail("\"gradcam\" must be an object {\"features\": NAME, \"classify\": NAME}");
-    Reader gr(g, source);
-    for (const auto& [key, value] : g.items()) {
-      (void)value;
-      if (key != "features" && key != "classify") r.fail("unknown key \"gradcam." + key + "\" (known: features, classify)");
-    }
-    if (gr.has("features")) s.features_method = gr.str("features");
-    if (gr.has("classify")) s.classify_method = gr.str("classify");
-  }
-  if (r.has("architecture")) {
-    const json& a = j.at("architecture");
-    if (!a.is_object() || !a.contains("name"))
-      r.fail("\"architecture\" must be an object {\"name\": \"cancernet\"|\"resnet\", \"width\": N, \"blocks\": N}");
-    Reader ar(a, source);
-    for (const auto& [key, value] : a.items()) {
-      (void)value;
-      if (key != "name" && key != "width" && key != "blocks")
-        r.fail("unknown key \"architecture." + key + "\" (known: name, width, blocks)");
-    }
-    ModelSpec::BuiltinNet net;
-    net.name = ar.str("name");
-    if (ar.has("width")) net.width = ar.integer("width");
-    if (ar.has("blocks")) net.blocks = ar.integer("blocks");
-    s.architecture = net;
-  }
+  read_preprocessing(r, s);
+  read_output(r, s);
+  read_gradcam_and_architecture(j, r, s, source);
   if (r.has("training")) {
     if (!j.at("training").is_object()) r.fail("\"training\" must be an object");
     s.training_json = j.at("training").dump();
