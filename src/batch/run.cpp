@@ -122,6 +122,76 @@ Manifest all_manifests(const fs::path& out) {
   return all;
 }
 
+namespace {
+
+// DIR/logs, the batch's own folder, never followed elsewhere: logs written through a planted link
+// would land wherever it points.
+void prepare_logs(const fs::path& out) {
+  if (fs::is_symlink(out / "logs"))
+    throw UsageError((out / "logs").string() + " is a symbolic link; batch keeps its logs in a folder of its own " +
+                     "there: remove the link");
+  std::error_code ec;
+  fs::create_directories(out / "logs", ec);
+  if (ec) throw UsageError("cannot create " + (out / "logs").string() + ": " + ec.message());
+}
+
+// Whether a slide runs: only the same slide with the same settings is trusted (done with intact
+// outputs: counted as already done; failed: kept unless retry_failed); anything else runs again.
+bool needs_run(const ManifestEntry* old, const ManifestEntry& e, const BatchJob& job, BatchReport& report) {
+  if (!old || old->slide != e.slide || old->settings != e.settings) return true;
+  if (old->status == SlideStatus::done && outputs_intact(old->outputs, job.out)) {
+    ++report.already;
+    return false;
+  }
+  if (old->status == SlideStatus::failed && !job.retry_failed) {
+    ++report.kept_failed;
+    report.failures.push_back({e.name, old->reason + " (earlier run; --retry-failed runs it again)"});
+    return false;
+  }
+  return true;
+}
+
+// One slide in its own child process, into a fresh DIR/NAME (whatever an interrupted attempt left
+// there goes); an empty or unreadable file is skipped without a child. Fills `e` and counts into
+// `report`; false when the stop flag ended the child (nothing to record: a rerun redoes it).
+bool run_one(const BatchJob& job, const ForwardedOptions& forwarded, const fs::path& slide, ManifestEntry& e,
+             BatchReport& report, const volatile std::sig_atomic_t* stop) {
+  std::error_code ec;
+  const bool readable = ::access(slide.c_str(), R_OK) == 0;
+  if (!readable || fs::file_size(slide, ec) == 0) {
+    e.status = SlideStatus::skipped;
+    e.reason = readable ? "empty file" : "cannot be read (permission denied?)";
+    e.finished = utc_now();
+    ++report.skipped;
+    report.failures.push_back({e.name, "skipped: " + e.reason});
+    return true;
+  }
+  const fs::path dir = job.out / e.name;
+  fs::remove_all(dir, ec);
+  fs::create_directories(dir, ec);
+  if (ec) throw WriteError(dir, "cannot create the slide's output folder: " + ec.message());
+  const ChildResult r =
+      run_child(child_argv(job, forwarded, slide, dir, e.name), job.out / "logs" / (e.name + ".log"), job.timeout, stop);
+  if (stopped(stop) && r.exit_code != 0) return false;
+  e.attempts += 1;
+  e.seconds = r.seconds;
+  e.finished = utc_now();
+  if (r.exit_code == 0) {
+    e.status = SlideStatus::done;
+    e.outputs = describe_outputs(dir, job.out);
+    ++report.ran_ok;
+  } else {
+    e.status = SlideStatus::failed;
+    e.reason = failure_reason(r, job.timeout);
+    if (fs::is_empty(dir, ec)) fs::remove(dir, ec);  // nothing to look at; the log says why
+    ++report.ran_failed;
+    report.failures.push_back({e.name, e.reason});
+  }
+  return true;
+}
+
+}  // namespace
+
 BatchReport run_batch(const BatchJob& job, const ForwardedOptions& forwarded, const BatchCallbacks& callbacks,
                       const volatile std::sig_atomic_t* stop) {
   const fs::path& out = job.out;
@@ -130,14 +200,7 @@ BatchReport run_batch(const BatchJob& job, const ForwardedOptions& forwarded, co
   const BatchSelection sel = select_slides(job.inputs, out, job.merge_only ? ShardSpec{} : shard);
   if (sel.slides.empty())
     throw UsageError("no slides found in the inputs (extensions: .svs .tif .tiff .ndpi .mrxs ...)");
-  // The batch's own folder, never followed elsewhere: logs written through a planted link would
-  // land wherever it points.
-  if (fs::is_symlink(out / "logs"))
-    throw UsageError((out / "logs").string() + " is a symbolic link; batch keeps its logs in a folder of its own " +
-                     "there: remove the link");
-  std::error_code ec;
-  fs::create_directories(out / "logs", ec);
-  if (ec) throw UsageError("cannot create " + (out / "logs").string() + ": " + ec.message());
+  prepare_logs(out);
   // Shards run side by side; a run of every slide (or --merge-only) never runs beside any of them.
   const BatchLock dir_lock(out / ".batch.lock", shard.whole() ? BatchLock::Mode::exclusive : BatchLock::Mode::shared);
   std::optional<BatchLock> shard_lock;
@@ -180,51 +243,8 @@ BatchReport run_batch(const BatchJob& job, const ForwardedOptions& forwarded, co
     e.slide = slide.string();
     e.settings = child_settings(job, forwarded, slide, name);
     e.attempts = old ? old->attempts : 0;
-    // Only the same slide with the same settings is trusted; anything else runs again.
-    if (old && old->slide == e.slide && old->settings == e.settings) {
-      if (old->status == SlideStatus::done && outputs_intact(old->outputs, out)) {
-        ++report.already;
-        continue;
-      }
-      if (old->status == SlideStatus::failed && !job.retry_failed) {
-        ++report.kept_failed;
-        report.failures.push_back({name, old->reason + " (earlier run; --retry-failed runs it again)"});
-        continue;
-      }
-    }
-    const bool readable = ::access(slide.c_str(), R_OK) == 0;
-    if (!readable || fs::file_size(slide, ec) == 0) {
-      e.status = SlideStatus::skipped;
-      e.reason = readable ? "empty file" : "cannot be read (permission denied?)";
-      e.finished = utc_now();
-      manifest.upsert(e);
-      write_manifest(manifest, report.manifest_json, manifest_csv);
-      ++report.skipped;
-      report.failures.push_back({name, "skipped: " + e.reason});
-      continue;
-    }
-    // A fresh folder: whatever an interrupted attempt left there (temporaries, older outputs) goes.
-    const fs::path dir = out / name;
-    fs::remove_all(dir, ec);
-    fs::create_directories(dir, ec);
-    if (ec) throw WriteError(dir, "cannot create the slide's output folder: " + ec.message());
-    const ChildResult r =
-        run_child(child_argv(job, forwarded, slide, dir, name), out / "logs" / (name + ".log"), job.timeout, stop);
-    if (stopped(stop) && r.exit_code != 0) break;  // interrupted: not recorded, a rerun redoes it
-    e.attempts += 1;
-    e.seconds = r.seconds;
-    e.finished = utc_now();
-    if (r.exit_code == 0) {
-      e.status = SlideStatus::done;
-      e.outputs = describe_outputs(dir, out);
-      ++report.ran_ok;
-    } else {
-      e.status = SlideStatus::failed;
-      e.reason = failure_reason(r, job.timeout);
-      if (fs::is_empty(dir, ec)) fs::remove(dir, ec);  // nothing to look at; the log says why
-      ++report.ran_failed;
-      report.failures.push_back({name, e.reason});
-    }
+    if (!needs_run(old, e, job, report)) continue;
+    if (!run_one(job, forwarded, slide, e, report, stop)) break;  // interrupted: not recorded
     manifest.upsert(e);
     write_manifest(manifest, report.manifest_json, manifest_csv);
   }
