@@ -126,6 +126,30 @@ TEST(BatchChildCommand, LibraryOptionsThenTheCsvRowThenTheHooksInAStableOrder) {
             "--prefix part --split " + split + "=1 --format pcam --balance none --seed 5 -q --mpp 0.25");
 }
 
+TEST(BatchReportText, ExitStatusAndTheShardNoteFollowTheReport) {
+  BatchReport r;
+  r.selected = 2;
+  r.ran_ok = 2;
+  r.manifest_json = "/o/manifest.1-of-2.json";
+  BatchJob job;
+  EXPECT_EQ(batch_exit_status(r, job), 0);
+  r.failures.push_back({"b", "exit status 1"});
+  EXPECT_EQ(batch_exit_status(r, job), 1);
+  job.merge_only = true;  // every slide of the archive must be done
+  r.manifests_done = 1;
+  EXPECT_EQ(batch_exit_status(r, job), 1);
+  r.manifests_done = 2;
+  EXPECT_EQ(batch_exit_status(r, job), 0);
+  r.dataset = BatchMergeReport{};
+  r.dataset->outcome = BatchMergeReport::Outcome::nothing_finished;
+  EXPECT_EQ(batch_exit_status(r, job), 1);
+  const std::string text = batch_report_text(r, "/o", "1/2", false, true);
+  EXPECT_NE(text.find("batch /o shard 1/2: 2 slides"), std::string::npos) << text;
+  EXPECT_NE(text.find("  FAILED b: exit status 1\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("dataset: not merged in a shard"), std::string::npos) << text;
+  EXPECT_EQ(batch_report_text(r, "/o", "", false, true).find("not merged"), std::string::npos);
+}
+
 TEST(BatchChildCommand, FailureReasonsSayTimeoutSignalOrStatusAndTheErrorLine) {
   ChildResult r;
   r.exit_code = 3;

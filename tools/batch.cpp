@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <csignal>
-#include <iomanip>
 #include <iostream>
 #include <memory>
 
@@ -55,42 +54,28 @@ std::vector<std::string> forwarded_options(const BatchCli& c, bool mpp_from_csv)
 // parser, its action switched off.
 void check_child_options(const BatchCli& c, const BatchJob& job, const ForwardedOptions& forwarded,
                          const fs::path& some_slide) {
-  for (const auto& b : c.heatmap_bound)
-    if (b.given() && c.job.extract && !has_flag(extract_slide_param_table(), b.param->flag))
-      throw UsageError(b.param->flag + " is an option of the heatmap runs, not of --extract runs");
-  for (const auto& b : c.extract_bound)
-    if (b.given() && !c.job.extract)
-      throw UsageError(b.param->flag + " is an option of --extract runs, not of heatmap runs");
+  if (c.job.extract)
+    refuse_given(c.heatmap_bound, [](const auto& p) { return !has_flag(extract_slide_param_table(), p.flag); },
+                 " is an option of the heatmap runs, not of --extract runs");
+  else
+    refuse_given(c.extract_bound, [](const auto&) { return true; }, " is an option of --extract runs, not of heatmap runs");
   if (c.job.extract) {
     check_batch_truth(c.mask, c.annotations, c.slide.allow_unlabelled);
     job.dataset.validate();
   } else if (!c.mask.empty() || !c.annotations.empty()) {
     throw UsageError(std::string(c.mask.empty() ? "--annotations" : "--mask") + " is an option of --extract runs, not of heatmap runs");
   }
-  CLI::App app;
-  if (c.job.extract)
-    setup_extract(app, true);
-  else
-    setup_heatmap(app, true);
   BatchJob check = job;
   check.exe = "wsi-heatmap";
-  std::vector<std::string> argv = child_argv(check, forwarded, some_slide, "out", "check");
-  argv.erase(argv.begin());  // the program name
-  std::reverse(argv.begin(), argv.end());  // CLI11 takes the arguments last-first
-  try {
-    app.parse(argv);
-  } catch (const CLI::ParseError& e) {
-    throw UsageError(std::string("an option for the slides is not accepted: ") + e.what());
-  }
+  check_child_command_line(child_argv(check, forwarded, some_slide, "out", "check"));
 }
 
 int run_batch_command(BatchCli& c) {
   const ForwardedOptions forwarded = [&c](const fs::path&, const std::string&, bool mpp_from_csv) {
     return forwarded_options(c, mpp_from_csv);
   };
-  if (c.list) {  // NAME<TAB>SLIDE for workflow engines (the Snakemake workflow in pipelines/)
-    const BatchSelection sel = select_slides(c.job.inputs, c.out, ShardSpec::parse(c.shard));
-    for (const size_t i : sel.mine) std::cout << sel.names[i] << '\t' << escape_for_list(sel.slides[i].string()) << '\n';
+  if (c.list) {  // for workflow engines (the Snakemake workflow in pipelines/)
+    std::cout << batch_list_text(select_slides(c.job.inputs, c.out, ShardSpec::parse(c.shard)));
     return 0;
   }
   BatchJob& job = c.job;
@@ -118,7 +103,7 @@ int run_batch_command(BatchCli& c) {
   };
   cb.slides_finished = [&](const BatchReport& r) {
     bar.finish();
-    std::cout << batch_report_text(r, c.out, job.shard.whole() ? "" : c.shard, c.job.merge_only);
+    std::cout << batch_report_text(r, c.out, job.shard.whole() ? "" : c.shard, job.merge_only, job.extract);
     // On stderr too: scripts that keep only the error stream still learn which slides failed.
     if (!c.job.merge_only)
       for (const SlideFailure& f : r.failures)
@@ -135,14 +120,9 @@ int run_batch_command(BatchCli& c) {
     else
       std::cout << batch_merge_text(*r.dataset);
   }
-  const bool merge_failed = r.dataset && r.dataset->outcome == BatchMergeReport::Outcome::nothing_finished;
-  if (c.job.merge_only) return merge_failed || r.manifests_done < static_cast<int>(r.selected) ? 1 : 0;
   // The viewers and index.html: failed slides listed with their reasons.
-  const int html_rc = c.html ? write_batch_index_after_run(job.out, c.quiet) : 0;
-  if (c.job.extract && !job.shard.whole())
-    std::cout << "  dataset: not merged in a shard; when every shard has finished, run the same command with "
-                 "--merge-only instead of --shard\n";
-  return r.failures.empty() && !merge_failed && html_rc == 0 ? 0 : 1;
+  const int html_rc = c.html && !job.merge_only ? write_batch_index_after_run(job.out, c.quiet) : 0;
+  return std::max(batch_exit_status(r, job), html_rc);
 }
 
 }  // namespace

@@ -15,6 +15,11 @@ namespace wsi::cli {
 void add_model_options(CLI::App& app, std::string& model, std::string& device, std::string& precision,
                        std::string& preset);
 
+// A child's command line (program, heatmap|extract, SLIDE, options) parsed by that subcommand's
+// own parser with its action switched off (tools/shared_options.cpp): batch checks every slide's
+// options before any slide runs. Throws UsageError with CLI11's reason.
+void check_child_command_line(std::vector<std::string> argv);
+
 void setup_info(CLI::App& app);
 void setup_synth(CLI::App& app);
 void setup_mask(CLI::App& app);

@@ -84,6 +84,13 @@ bool given_or_excluded(const std::vector<BoundParam<S>>& bound, const std::strin
   return false;
 }
 
+// Throws UsageError "FLAG`why`" for the first given option that `refused` says may not be given.
+template <class S, class Refused>
+void refuse_given(const std::vector<BoundParam<S>>& bound, Refused refused, const std::string& why) {
+  for (const BoundParam<S>& b : bound)
+    if (b.given() && refused(*b.param)) throw UsageError(b.param->flag + why);
+}
+
 template <class S>
 bool has_flag(const ParamTable<S>& table, const std::string& flag) {
   for (const Param<S>& p : table)

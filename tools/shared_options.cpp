@@ -1,9 +1,11 @@
 // Options several subcommands take the same way. --threads: checked when parsed, and a count above
 // the cores this process may use is said once (the library lowers it: wsi::resolve_threads).
+#include <algorithm>
 #include <iostream>
 #include <string>
 
 #include "commands.hpp"
+#include "wsi/error.hpp"
 #include "wsi/runtime.hpp"
 
 namespace wsi::cli {
@@ -28,6 +30,21 @@ void add_model_options(CLI::App& app, std::string& model, std::string& device, s
                  "(default: fp32)");
   app.add_option("--preset", preset, "Parameter preset: a name in pipelines/presets/ (e.g. camelyon16) or a JSON "
                  "file of --print-config's keys");
+}
+
+void check_child_command_line(std::vector<std::string> argv) {
+  CLI::App app;
+  if (argv.at(1) == "extract")
+    setup_extract(app, true);
+  else
+    setup_heatmap(app, true);
+  argv.erase(argv.begin());                // the program name
+  std::reverse(argv.begin(), argv.end());  // CLI11 takes the arguments last-first
+  try {
+    app.parse(argv);
+  } catch (const CLI::ParseError& e) {
+    throw UsageError(std::string("an option for the slides is not accepted: ") + e.what());
+  }
 }
 
 }  // namespace wsi::cli

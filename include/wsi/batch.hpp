@@ -289,11 +289,17 @@ struct BatchReport {
 
 // The lines a run ends with, each ending in '\n' (src/batch/report.cpp; pure): the counts, the
 // rate, each failure ("  FAILED NAME: reason") and the manifest; `shard` is "I/N" for a shard
-// run, empty for a whole one. With merge_only: the manifests' counts.
+// run, empty for a whole one. With merge_only: the manifests' counts. With extract in a shard:
+// that the dataset waits for --merge-only.
 std::string batch_report_text(const BatchReport& report, const std::string& out, const std::string& shard,
-                              bool merge_only);
+                              bool merge_only, bool extract);
 // The dataset's lines: up to date, or merged from N slides with each split's counts.
 std::string batch_merge_text(const BatchMergeReport& merge);
+// --list: NAME<TAB>SLIDE per slide of this shard, SLIDE escaped (escape_for_list).
+std::string batch_list_text(const BatchSelection& selection);
+// The run's exit status: 0 when every slide of the run is done (merge_only: every slide of the
+// archive) and a wanted dataset merged; else 1.
+int batch_exit_status(const BatchReport& report, const BatchJob& job);
 // --extract's ground truth: --mask or --annotations as a pattern with {stem}, or --unlabelled.
 // Throws UsageError saying which and how.
 void check_batch_truth(const std::string& mask, const std::string& annotations, bool unlabelled);

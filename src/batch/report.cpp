@@ -9,7 +9,7 @@
 namespace wsi {
 
 std::string batch_report_text(const BatchReport& r, const std::string& out, const std::string& shard,
-                              bool merge_only) {
+                              bool merge_only, bool extract) {
   std::ostringstream s;
   if (merge_only) {
     s << "batch " << out << ": " << r.selected << " slides, " << r.in_manifests << " in the shards' manifests ("
@@ -25,6 +25,9 @@ std::string batch_report_text(const BatchReport& r, const std::string& out, cons
       << std::defaultfloat;
   for (const SlideFailure& f : r.failures) s << "  FAILED " << f.name << ": " << f.reason << "\n";
   s << "  manifest: " << r.manifest_json.string() << "\n";
+  if (extract && !shard.empty())
+    s << "  dataset: not merged in a shard; when every shard has finished, run the same command with "
+         "--merge-only instead of --shard\n";
   return s.str();
 }
 
@@ -42,6 +45,18 @@ std::string batch_merge_text(const BatchMergeReport& m) {
       << r.negatives << " normal" << (r.copies ? ", " + std::to_string(r.copies) + " oversampled copies" : "")
       << ") from " << r.slides << " slide(s)\n";
   return s.str();
+}
+
+std::string batch_list_text(const BatchSelection& sel) {
+  std::string s;
+  for (const size_t i : sel.mine) s += sel.names[i] + '\t' + escape_for_list(sel.slides[i].string()) + '\n';
+  return s;
+}
+
+int batch_exit_status(const BatchReport& r, const BatchJob& job) {
+  const bool merge_failed = r.dataset && r.dataset->outcome == BatchMergeReport::Outcome::nothing_finished;
+  if (job.merge_only) return merge_failed || r.manifests_done < static_cast<int>(r.selected) ? 1 : 0;
+  return r.failures.empty() && !merge_failed ? 0 : 1;
 }
 
 void check_batch_truth(const std::string& mask, const std::string& annotations, bool unlabelled) {
