@@ -40,13 +40,20 @@ double darkness(int grey) { return 1 / (1 + std::exp(-20 * (0.6 - grey / 255.0))
 // tumour (a confident miss).
 const std::vector<std::pair<int, int>> kMixed = {{20, 1}, {40, 1}, {60, 0}, {200, 0}, {220, 0}, {240, 1}};
 
+// The darkness model on a grey set NAME in DIR/, writing to DIR/out.
+PatchEvalOptions darkness_on(const test::ScratchDir& dir, const std::string& name,
+                             const std::vector<std::pair<int, int>>& patches) {
+  PatchEvalOptions o;
+  o.data = grey_set(dir.path(), name, patches);
+  o.model = *test::models_dir() / "darkness.pt";
+  o.out = dir / "out";
+  return o;
+}
+
 TEST(EvaluatePatches, DarknessOnGreyPatchesGivesHandComputedFiguresAndEveryOutput) {
   REQUIRE_MODELS();
   test::ScratchDir dir;
-  PatchEvalOptions o;
-  o.data = grey_set(dir.path(), "mixed", kMixed);
-  o.model = *test::models_dir() / "darkness.pt";
-  o.out = dir / "out";
+  PatchEvalOptions o = darkness_on(dir, "mixed", kMixed);
   o.batch = 4;
   o.gallery = 2;
   std::vector<std::pair<int64_t, int64_t>> progress;
@@ -91,10 +98,7 @@ TEST(EvaluatePatches, DarknessOnGreyPatchesGivesHandComputedFiguresAndEveryOutpu
 TEST(EvaluatePatches, FeatureMapsOfAModelWithoutAConvolutionGiveFeaturesGridsOnlyAndSayWhy) {
   REQUIRE_MODELS();
   test::ScratchDir dir;
-  PatchEvalOptions o;
-  o.data = grey_set(dir.path(), "mixed", kMixed);
-  o.model = *test::models_dir() / "darkness.pt";
-  o.out = dir / "out";
+  PatchEvalOptions o = darkness_on(dir, "mixed", kMixed);
   o.gallery = 0;
   o.feature_maps = 2;
   std::vector<fs::path> prepared;
@@ -119,10 +123,7 @@ TEST(EvaluatePatches, FeatureMapsOfAModelWithoutAConvolutionGiveFeaturesGridsOnl
 TEST(EvaluatePatches, OneClassSetHasNoAucAndNoRocFiles) {
   REQUIRE_MODELS();
   test::ScratchDir dir;
-  PatchEvalOptions o;
-  o.data = grey_set(dir.path(), "normal", {{30, 0}, {230, 0}});
-  o.model = *test::models_dir() / "darkness.pt";
-  o.out = dir / "out";
+  PatchEvalOptions o = darkness_on(dir, "normal", {{30, 0}, {230, 0}});
   const PatchEvaluation e = evaluate_patches(o);
   EXPECT_FALSE(e.auc);
   EXPECT_EQ(e.confusion.fp, 1);
@@ -134,10 +135,7 @@ TEST(EvaluatePatches, OneClassSetHasNoAucAndNoRocFiles) {
 TEST(EvaluatePatches, BadOptionsAndAnotherPatchSizeAreRefusedBeforeTheOutputIsPrepared) {
   REQUIRE_MODELS();
   test::ScratchDir dir;
-  PatchEvalOptions good;
-  good.data = grey_set(dir.path(), "mixed", kMixed);
-  good.model = *test::models_dir() / "darkness.pt";
-  good.out = dir / "out";
+  const PatchEvalOptions good = darkness_on(dir, "mixed", kMixed);
   bool prepared = false;
   const auto refused = [&](const PatchEvalOptions& o) -> std::string {
     try {
