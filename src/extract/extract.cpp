@@ -208,17 +208,6 @@ nlohmann::json params_json(const ExtractParams& p) {
 
 }  // namespace
 
-void ExtractParams::validate() const {
-  tissue.validate();
-  grid.validate();
-  if (const std::string m = first_problem(extract_slide_param_table(), *this); !m.empty()) throw ConfigError(m);
-  balance.validate();
-  if (const std::string m = first_problem(dataset_param_table(), *this); !m.empty()) throw UsageError(m);
-  if (out_dir.empty()) throw UsageError("no output directory given (-o DIR)");
-  if (chunk < 1) throw ConfigError("chunk must be >= 1");
-  if (threads < 0) throw ConfigError("threads must be >= 0");
-}
-
 int64_t ExtractSummary::failed_slides() const {
   return std::count_if(slides.begin(), slides.end(), [](const SlideReport& r) { return !r.error.empty(); });
 }

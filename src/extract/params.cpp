@@ -19,20 +19,10 @@ const char* balance_text(BalanceMode m) {
   return names[static_cast<int>(m)];
 }
 
-}  // namespace
-
-const ParamTable<ExtractParams>& extract_slide_param_table() {
+// extract's own per-slide parameters (labels, --mpp), without the nested grid and tissue tables.
+const ParamTable<ExtractParams>& own_slide_params() {
   using P = ExtractParams;
   static const ParamTable<P> table = [] {
-    ParamTable<GridParams> t = {param(&GridParams::patch_size, "--patch-size", "Patch side in target pixels")};
-    ParamTable<P> out = nested(&P::grid, t);
-    append(out, nested(&P::grid, grid_param_table()));
-    out[0].group = "Patch grid";
-    append(out, nested(&P::annotation_options,
-                       ParamTable<AnnotationOptions>{param(
-                           &AnnotationOptions::coordinate_scale, "--annotation-scale",
-                           "Divide annotation coordinates by this (32 for level-0 Camelyon annotations on a level-5 "
-                           "export)")}));
     ParamTable<P> own = {
         word<P>("--mask-values", "Mask value map, e.g. 0=normal,1=tumour,255=tumour,2=exclude (default: non-zero = tumour)",
                 [](const P& p) { return p.mask_values.to_string(); },
@@ -54,7 +44,26 @@ const ParamTable<ExtractParams>& extract_slide_param_table() {
       return "--mpp must be a positive number of micrometres per level-0 pixel (e.g. 0.25 for a 40x scan), not " +
              number_text(*p.mpp_override);
     };
-    append(out, own);
+    return own;
+  }();
+  return table;
+}
+
+}  // namespace
+
+const ParamTable<ExtractParams>& extract_slide_param_table() {
+  using P = ExtractParams;
+  static const ParamTable<P> table = [] {
+    ParamTable<GridParams> t = {param(&GridParams::patch_size, "--patch-size", "Patch side in target pixels")};
+    ParamTable<P> out = nested(&P::grid, t);
+    append(out, nested(&P::grid, grid_param_table()));
+    out[0].group = "Patch grid";
+    append(out, nested(&P::annotation_options,
+                       ParamTable<AnnotationOptions>{param(
+                           &AnnotationOptions::coordinate_scale, "--annotation-scale",
+                           "Divide annotation coordinates by this (32 for level-0 Camelyon annotations on a level-5 "
+                           "export)")}));
+    append(out, own_slide_params());
     append(out, nested(&P::balance, ParamTable<BalanceParams>{param(&BalanceParams::max_per_slide, "--max-per-slide",
                                                                      "Cap patches per slide (0 = none)")}));
     append(out, nested(&P::tissue, tissue_param_table()));
@@ -95,6 +104,17 @@ const ParamTable<ExtractParams>& dataset_param_table() {
     return grouped(std::move(t), "Dataset");
   }();
   return table;
+}
+
+void ExtractParams::validate() const {
+  tissue.validate();
+  grid.validate();
+  if (const std::string m = first_problem(own_slide_params(), *this); !m.empty()) throw ConfigError(m);
+  balance.validate();
+  if (const std::string m = first_problem(dataset_param_table(), *this); !m.empty()) throw UsageError(m);
+  if (out_dir.empty()) throw UsageError("no output directory given (-o DIR)");
+  if (chunk < 1) throw ConfigError("chunk must be >= 1");
+  if (threads < 0) throw ConfigError("threads must be >= 0");
 }
 
 }  // namespace wsi

@@ -10,7 +10,10 @@
 
 namespace wsi {
 
-const ParamTable<HeatmapParams>& heatmap_param_table() {
+namespace {
+
+// The heatmap's own parameters, before the grid and tissue tables are nested in.
+const ParamTable<HeatmapParams>& own_params() {
   using P = HeatmapParams;
   static const ParamTable<P> table = [] {
     ParamTable<P> t = {
@@ -39,8 +42,18 @@ const ParamTable<HeatmapParams>& heatmap_param_table() {
       return "--mpp must be a positive number of micrometres per level-0 pixel (e.g. 0.25 for a 40x scan), not " +
              number_text(*p.mpp_override);
     };
-    append(t, nested(&P::grid, grid_param_table()));
-    append(t, nested(&P::tissue, tissue_param_table()));
+    return t;
+  }();
+  return table;
+}
+
+}  // namespace
+
+const ParamTable<HeatmapParams>& heatmap_param_table() {
+  static const ParamTable<HeatmapParams> table = [] {
+    ParamTable<HeatmapParams> t = own_params();
+    append(t, nested(&HeatmapParams::grid, grid_param_table()));
+    append(t, nested(&HeatmapParams::tissue, tissue_param_table()));
     return t;
   }();
   return table;
@@ -53,9 +66,9 @@ void HeatmapParams::validate() const {
   } catch (const ConfigError& e) {
     throw UsageError(e.what());
   }
-  if (const std::string m = first_problem(heatmap_param_table(), *this); !m.empty()) throw UsageError(m);
+  if (const std::string m = first_problem(own_params(), *this); !m.empty()) throw UsageError(m);
   try {
-    tissue.validate();  // its cross-field check
+    tissue.validate();
   } catch (const ConfigError& e) {
     throw UsageError(e.what());
   }
