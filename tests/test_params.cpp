@@ -45,6 +45,7 @@ TEST(Params, EveryKeyIsItsFlagInSnakeCaseAndEveryFlagIsDeclaredOnce) {
   append(both, dataset_param_table());
   expect_one_spelling(both);
   EXPECT_EQ(key_of_flag("--min-tissue"), "min_tissue");
+  EXPECT_EQ(key_of_flag("---"), "");
 }
 
 TEST(Params, JsonOfChangedParametersReadsBackToTheSameValues) {
@@ -130,6 +131,10 @@ TEST(Params, PresetMistakesAreOneLineNamingTheFileAndKey) {
   const std::string where = "preset " + (dir / "p.json").string();
   EXPECT_THROW_MSG(apply(R"({"min-tissue": 0.5})"), ConfigError,
                    where + ": unknown key \"min-tissue\"; write it \"min_tissue\"");
+  EXPECT_THROW_MSG(apply(R"({"--stride": 48})"), ConfigError, where + ": unknown key \"--stride\"; write it \"stride\"");
+  EXPECT_THROW_MSG(apply(R"({"-": 1})"), ConfigError,
+                   where + ": unknown key \"-\" (keys are those wsi-heatmap heatmap --print-config prints, e.g. "
+                           "\"min_tissue\"; the model, device and output are not preset)");
   EXPECT_THROW_MSG(apply(R"({"model": "m.pt"})"), ConfigError,
                    where + ": unknown key \"model\" (keys are those wsi-heatmap heatmap --print-config prints, e.g. "
                            "\"min_tissue\"; the model, device and output are not preset)");

@@ -62,7 +62,8 @@ using ParamTable = std::vector<Param<S>>;
 
 // snake_case of a flag's name: "--min-tissue" -> "min_tissue".
 inline std::string key_of_flag(const std::string& flag) {
-  std::string k = flag.substr(flag.find_first_not_of('-'));
+  const size_t start = flag.find_first_not_of('-');
+  std::string k = start == std::string::npos ? std::string() : flag.substr(start);
   for (char& c : k)
     if (c == '-') c = '_';
   return k;

@@ -92,9 +92,7 @@ void apply_heatmap_preset(const std::filesystem::path& file, HeatmapParams& para
   for (const auto& [key, value] : j.items()) {
     if (key == "description" || key == "run") continue;  // a note, and --print-config's run settings
     const Param<HeatmapParams>* p = detail::find_param(table, key);
-    std::string snake = key;
-    for (char& c : snake)
-      if (c == '-') c = '_';
+    const std::string snake = key_of_flag(key);  // how a dashed or --flag spelling is keyed
     if (!p && snake != key && detail::find_param(table, snake))
       throw ConfigError(where + ": unknown key \"" + key + "\"; write it \"" + snake + "\"");
     if (!p)
